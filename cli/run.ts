@@ -1,0 +1,71 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isFerCleanError } from '../src/errors.js';
+import { err, out, processIo, type Io } from './io.js';
+import { commands } from './commands/index.js';
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  allowPositionals?: boolean;
+  run(args: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] }, io: Io): Promise<number>;
+}
+
+/** Common flags every command takes. */
+export const commonOptions = {
+  db: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+function usageAll(): string {
+  const lines = ['usage: fer-clean <command> [options]', '', 'commands:'];
+  for (const c of commands) lines.push(`  ${c.name.padEnd(8)} ${c.summary}`);
+  lines.push('', 'Run `fer-clean <command> --help` for a command\'s options. The database is ./fer-clean.db unless --db PATH or FER_CLEAN_DB says otherwise.');
+  return lines.join('\n');
+}
+
+/** Runs one CLI invocation and returns its exit code. Never throws for user errors. */
+export async function run(argv: string[], io: Io = processIo()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    out(io, usageAll());
+    return name ? 0 : 2;
+  }
+  if (name === '--version') {
+    out(io, '0.1.0');
+    return 0;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    err(io, `fer-clean: unknown command '${name}'\n\n${usageAll()}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...commonOptions, ...cmd.options },
+      allowPositionals: cmd.allowPositionals ?? false,
+      strict: true,
+    });
+  } catch (e) {
+    err(io, `fer-clean ${cmd.name}: ${(e as Error).message}\n\n${cmd.usage}`);
+    return 2;
+  }
+  if (parsed.values['help']) {
+    out(io, cmd.usage);
+    return 0;
+  }
+  try {
+    return await cmd.run(parsed as never, io);
+  } catch (e) {
+    if (isFerCleanError(e)) {
+      err(io, `fer-clean ${cmd.name}: ${e.message}`);
+      for (const d of e.details) err(io, `  ${d}`);
+      return 1;
+    }
+    err(io, `fer-clean ${cmd.name}: internal error: ${(e as Error).stack ?? String(e)}`);
+    return 70;
+  }
+}

@@ -1,0 +1,106 @@
+import Database from 'better-sqlite3';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FerCleanError } from '../errors.js';
+import { migrationsDir } from '../paths.js';
+
+export type DB = Database.Database;
+
+export const DEFAULT_DB = 'fer-clean.db';
+
+/** Where the database lives: --db, else FER_CLEAN_DB, else ./fer-clean.db. */
+export function resolveDbPath(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ?? env['FER_CLEAN_DB'] ?? DEFAULT_DB;
+}
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function loadMigrations(dir = migrationsDir()): Migration[] {
+  const out: Migration[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    const m = /^(\d+)_([\w-]+)\.sql$/.exec(file);
+    if (!m) continue;
+    out.push({ version: Number(m[1]), name: m[2]!, sql: readFileSync(join(dir, file), 'utf8') });
+  }
+  out.sort((a, b) => a.version - b.version);
+  out.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migrations: expected version ${i + 1}, found ${m.version}_${m.name}.sql`);
+  });
+  return out;
+}
+
+export interface OpenOptions {
+  /** Open an existing database only; a missing file is an error rather than a new empty database. */
+  mustExist?: boolean;
+  readonly?: boolean;
+}
+
+/**
+ * Opens (creating if needed) the SQLite store in WAL mode and applies pending migrations, each in its own
+ * transaction and recorded in schema_migrations. A database written by newer code is refused.
+ */
+export function openStore(path: string, opts: OpenOptions = {}): DB {
+  let db: DB;
+  try {
+    db = new Database(path, { fileMustExist: opts.mustExist ?? false, readonly: opts.readonly ?? false });
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (opts.mustExist && /unable to open|does not exist|no such file/i.test(msg)) {
+      throw new FerCleanError(`${path}: no such database (run \`fer-clean ingest\` first, or pass --db PATH)`);
+    }
+    throw new FerCleanError(`${path}: cannot open database: ${msg}`);
+  }
+  try {
+    if (!opts.readonly) db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    if (!opts.readonly) db.pragma('synchronous = NORMAL');
+    migrate(db, path);
+  } catch (e) {
+    db.close();
+    if ((e as { code?: string }).code === 'SQLITE_NOTADB') {
+      throw new FerCleanError(`${path}: not a SQLite database`);
+    }
+    throw e;
+  }
+  return db;
+}
+
+function migrate(db: DB, path: string): void {
+  const migrations = loadMigrations();
+  const latest = migrations.length;
+  const hasTable = db
+    .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`)
+    .get();
+  if (!hasTable) {
+    const tables = db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'`).get() as { n: number };
+    if (tables.n > 0) throw new FerCleanError(`${path}: not a fer-clean database (no schema_migrations table)`);
+    if (db.readonly) throw new FerCleanError(`${path}: empty database opened read-only`);
+    db.exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+  }
+  const row = db.prepare(`SELECT coalesce(max(version), 0) AS v FROM schema_migrations`).get() as { v: number };
+  if (row.v > latest) {
+    throw new FerCleanError(
+      `${path}: database schema version ${row.v} is newer than this fer-clean (knows up to ${latest}); upgrade fer-clean`,
+    );
+  }
+  const record = db.prepare(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`);
+  for (const m of migrations) {
+    if (m.version <= row.v) continue;
+    if (db.readonly) throw new FerCleanError(`${path}: needs migration ${m.version} but was opened read-only`);
+    db.transaction(() => {
+      db.exec(m.sql);
+      record.run(m.version, m.name, new Date().toISOString());
+    })();
+  }
+}
+
+export function schemaVersion(db: DB): number {
+  return (db.prepare(`SELECT coalesce(max(version), 0) AS v FROM schema_migrations`).get() as { v: number }).v;
+}
+
+export const nowIso = (): string => new Date().toISOString();
