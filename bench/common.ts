@@ -1,0 +1,27 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import os from 'node:os';
+
+export const DATA_DIR = resolve(process.env['FER_DATA'] ?? '../shared/data/fer2013plus');
+export const BENCH_DB = resolve(process.env['FER_BENCH_DB'] ?? '.tmp/bench.db');
+mkdirSync(dirname(BENCH_DB), { recursive: true });
+
+/** One line describing the machine, for the header of each result. */
+export function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} x ${cpus[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+}
+
+/** Tracks peak resident memory by sampling every 50 ms. */
+export function peakRss(): { stop: () => number } {
+  let peak = process.memoryUsage.rss();
+  const t = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 50);
+  return {
+    stop: () => {
+      clearInterval(t);
+      return Math.max(peak, process.memoryUsage.rss());
+    },
+  };
+}
+
+export const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
