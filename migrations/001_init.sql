@@ -24,6 +24,7 @@ CREATE TABLE images (
   channels    INTEGER NOT NULL,
   split       TEXT NOT NULL DEFAULT 'train',
   source_line INTEGER,                     -- line (CSV, list) of the source it came from, if any
+  source_row  TEXT,                        -- JSON of the source's CSV record, to write the format back
   UNIQUE (dataset_id, path)
 );
 CREATE INDEX images_by_hash ON images (dataset_id, sha256);

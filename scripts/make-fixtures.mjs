@@ -92,7 +92,7 @@ writeFileSync(join(OUT, 'bad', 'images', 'not-an-image.png'), 'this is text, not
 const w = (name, text) => writeFileSync(join(OUT, 'bad', name), text);
 w('empty.csv', '');
 w('header-only.csv', 'path,label\n');
-w('missing-column.csv', `path,emotion\nimages/${goodA},happy\n`);
+w('missing-column.csv', `path,mood\nimages/${goodA},happy\n`);
 w('unknown-label.csv', `path,label\nimages/${goodA},happy\nimages/${goodB},bored\n`);
 w('numeric-label.csv', `path,label\nimages/${goodA},3\n`);
 w('missing-file.csv', `path,label\nimages/${goodA},happy\nimages/nope.png,sad\n`);

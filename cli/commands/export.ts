@@ -1,13 +1,57 @@
-import type { Command } from '../run.js';
+import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
+import { exportLabels } from '../../src/export/index.js';
+import { resolveDataset } from '../../src/store/datasets.js';
+import { out } from '../io.js';
+import type { Command } from '../run.js';
+import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
-// Placeholder while the command is being built (replaced by its owner).
+const USAGE = `usage: fer-clean export OUT.csv [options]
+
+Writes every image's final label: an accepted proposal or a manual label from review; rejected and
+undecided images keep their original label. Written atomically (temp file, then rename).
+
+Columns: path, split, original_label, final_label, changed, decision (none/accepted/rejected/manual),
+annotator, decided_at, importance, proposed_label, proposal_margin, reference_label.
+  --dataset NAME                  which dataset (needed when the database holds several)
+  --run ID                        run whose importance and proposals are exported (default: latest finished)
+  --only-decided                  only images with a review decision
+  --include-undecided-proposals   undecided images with a proposal take the proposed label
+  --format csv|same               same = the dataset's own format (csv, ferplus, rafdb list, fer2013.csv)
+  --db PATH                       database (default ./fer-clean.db, or FER_CLEAN_DB)`;
+
 export const exportCommand: Command = {
   name: 'export',
-  summary: '(in progress)',
-  usage: 'usage: fer-clean export',
-  options: {},
-  async run() {
-    throw new FerCleanError('export: not built yet');
+  summary: 'write the corrected labels as CSV (or in the dataset\'s own format)',
+  usage: USAGE,
+  allowPositionals: true,
+  options: {
+    dataset: { type: 'string' },
+    run: { type: 'string' },
+    'only-decided': { type: 'boolean' },
+    'include-undecided-proposals': { type: 'boolean' },
+    format: { type: 'string' },
+  },
+  async run({ values, positionals }, io) {
+    if (positionals.length !== 1) throw new FerCleanError(`expected one output file, got ${positionals.length}\n\n${USAGE}`);
+    const format = choiceFlag(values['format'], '--format', ['csv', 'same'] as const);
+    const runId = parseIntFlag(values['run'], '--run');
+    const db = openExisting(values, io);
+    try {
+      const dataset = resolveDataset(db, values['dataset'] as string | undefined);
+      const s = await exportLabels(db, {
+        dataset,
+        out: resolve(io.cwd, positionals[0]!),
+        runId,
+        onlyDecided: Boolean(values['only-decided']),
+        includeUndecidedProposals: Boolean(values['include-undecided-proposals']),
+        format,
+      });
+      const d = s.decisions;
+      out(io, `wrote ${s.rows} rows to ${s.out}: ${s.changed} labels changed (${d.accepted} accepted, ${d.manual} manual, ${d.rejected} rejected${s.proposalsApplied ? `, ${s.proposalsApplied} unreviewed proposals applied` : ''})${s.runId !== null ? `; SCN fields from run ${s.runId}` : ''}`);
+      return 0;
+    } finally {
+      db.close();
+    }
   },
 };

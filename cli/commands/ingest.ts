@@ -1,13 +1,111 @@
-import type { Command } from '../run.js';
+import { resolve, dirname, join } from 'node:path';
+import { ingest, FORMATS, type IngestSummary } from '../../src/ingest/index.js';
+import { LABEL_ENCODINGS } from '../../src/taxonomy.js';
 import { FerCleanError } from '../../src/errors.js';
+import { err, out, type Io } from '../io.js';
+import { ProgressBar } from '../progress.js';
+import type { Command } from '../run.js';
+import { choiceFlag, openForWrite, parseIntFlag, pct } from './shared.js';
 
-// Placeholder while the command is being built (replaced by its owner).
+const USAGE = `usage: fer-clean ingest SOURCE [options]
+
+Reads a facial-expression dataset into the database: every image is opened, decoded and hashed.
+
+SOURCE is a CSV file, a RAF-DB folder (or its list_patition_label.txt), a class-folder tree, or fer2013.csv.
+  --format F            csv | ferplus | imagefolder | rafdb | fer2013 (detected when unambiguous)
+  --images DIR          folder image paths are relative to (csv, ferplus; default: the CSV's folder);
+                        for fer2013, where the PNGs are written (default: fer2013-images/ beside the database)
+  --name NAME           dataset name (default: the source's folder name)
+  --path-column C       CSV column with the image path (default: path, image, file, ...)
+  --label-column C      CSV column with the label (default: label, emotion, expression, ...)
+  --split-column C      CSV column with train/valid/test (default: split, usage, ...)
+  --reference-column C  CSV column with an evaluation-only reference label
+  --label-encoding E    names | fer2013 (0-6) | rafdb (1-7): how numeric labels map to classes
+  --contempt            keep contempt as an eighth class
+  --skip-bad            ingest the good images and list the bad ones (default: any problem writes nothing)
+  --concurrency N       images decoded at once (default 32)
+  --db PATH             database (default ./fer-clean.db, or FER_CLEAN_DB)`;
+
 export const ingestCommand: Command = {
   name: 'ingest',
-  summary: '(in progress)',
-  usage: 'usage: fer-clean ingest',
-  options: {},
-  async run() {
-    throw new FerCleanError('ingest: not built yet');
+  summary: 'read a dataset (csv, ferplus, imagefolder, rafdb, fer2013) into the database',
+  usage: USAGE,
+  allowPositionals: true,
+  options: {
+    format: { type: 'string' },
+    images: { type: 'string' },
+    name: { type: 'string' },
+    'path-column': { type: 'string' },
+    'label-column': { type: 'string' },
+    'split-column': { type: 'string' },
+    'reference-column': { type: 'string' },
+    'label-encoding': { type: 'string' },
+    contempt: { type: 'boolean' },
+    'skip-bad': { type: 'boolean' },
+    concurrency: { type: 'string' },
+  },
+  async run({ values, positionals }, io) {
+    if (positionals.length !== 1) throw new FerCleanError(`expected one SOURCE, got ${positionals.length}\n\n${USAGE}`);
+    const source = resolve(io.cwd, positionals[0]!);
+    const format = choiceFlag(values['format'], '--format', FORMATS);
+    const labelEncoding = choiceFlag(values['label-encoding'], '--label-encoding', LABEL_ENCODINGS);
+    const concurrency = parseIntFlag(values['concurrency'], '--concurrency');
+    const store = openForWrite(values, io);
+    let bar: ProgressBar | undefined;
+    try {
+      const summary = await ingest(
+        store.db,
+        {
+          source,
+          format,
+          images: values['images'] ? resolve(io.cwd, values['images'] as string) : undefined,
+          name: values['name'] as string | undefined,
+          pathColumn: values['path-column'] as string | undefined,
+          labelColumn: values['label-column'] as string | undefined,
+          splitColumn: values['split-column'] as string | undefined,
+          referenceColumn: values['reference-column'] as string | undefined,
+          labelEncoding,
+          contempt: Boolean(values['contempt']),
+          skipBad: Boolean(values['skip-bad']),
+          concurrency,
+          defaultImagesDir: join(dirname(resolve(io.cwd, store.path)), 'fer2013-images'),
+        },
+        (done, total) => {
+          if (total < 300) return;
+          bar ??= new ProgressBar(io, 'ingest', total);
+          bar.update(done);
+        },
+      );
+      bar?.finish();
+      printSummary(io, summary, store.path);
+      store.db.close();
+      return 0;
+    } catch (e) {
+      bar?.finish();
+      store.discard();
+      throw e;
+    }
   },
 };
+
+function printSummary(io: Io, s: IngestSummary, dbPath: string): void {
+  out(io, `dataset '${s.dataset.name}' (${s.dataset.format}) in ${dbPath}: ${s.images} images — ${s.added} added, ${s.updated} updated, ${s.unchanged} unchanged`);
+  if (s.missingFromSource) out(io, `  ${s.missingFromSource} images in the database are no longer in the source (kept)`);
+  out(io, `  splits:  ${Object.entries(s.splits).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  out(io, `  classes: ${Object.entries(s.classes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  if (s.agreement) {
+    const { compared, agree } = s.agreement;
+    out(io, `  given label agrees with the reference on ${agree} of ${compared} images with one (${pct(agree, compared)}); ${compared - agree} disagree`);
+  }
+  const conflicting = s.duplicates.filter((d) => d.conflicting);
+  if (s.duplicates.length) {
+    out(io, `  exact-duplicate images: ${s.duplicates.length} groups, ${conflicting.length} with disagreeing labels`);
+    for (const d of conflicting.slice(0, 10)) out(io, `    ${d.paths.map((p, i) => `${p} (${d.labels[i]})`).join(' = ')}`);
+    if (conflicting.length > 10) out(io, `    ... and ${conflicting.length - 10} more`);
+  }
+  if (s.repeatedLines) out(io, `  ${s.repeatedLines} repeated lines (same path, same label) ignored`);
+  if (s.skipped.length) {
+    err(io, `skipped ${s.skipped.length} bad item${s.skipped.length > 1 ? 's' : ''} (--skip-bad):`);
+    for (const p of s.skipped) err(io, `  ${p.where}: ${p.message}`);
+  }
+}

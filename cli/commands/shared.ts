@@ -1,0 +1,54 @@
+import { existsSync, rmSync } from 'node:fs';
+import { FerCleanError } from '../../src/errors.js';
+import { openStore, resolveDbPath, type DB } from '../../src/store/db.js';
+import type { Io } from '../io.js';
+
+/** Opens the database named by --db / FER_CLEAN_DB for a command that needs existing data. */
+export function openExisting(values: Record<string, unknown>, io: Io): DB {
+  return openStore(resolveDbPath(values['db'] as string | undefined, io.env), { mustExist: true });
+}
+
+/**
+ * Opens (or creates) the database for a command that writes; when the command fails and the file was new,
+ * `discard` removes it again so a failed first ingest leaves nothing behind.
+ */
+export function openForWrite(values: Record<string, unknown>, io: Io): { db: DB; path: string; created: boolean; discard: () => void } {
+  const path = resolveDbPath(values['db'] as string | undefined, io.env);
+  const created = !existsSync(path);
+  const db = openStore(path);
+  return {
+    db,
+    path,
+    created,
+    discard: () => {
+      db.close();
+      if (created) for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+    },
+  };
+}
+
+export const pct = (n: number, d: number): string => (d === 0 ? '-' : `${((100 * n) / d).toFixed(1)}%`);
+
+export function parseIntFlag(value: unknown, flag: string, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (String(value).trim() === '') throw new FerCleanError(`${flag} needs a number`);
+  if (!Number.isInteger(n) || n < min) throw new FerCleanError(`${flag} must be an integer >= ${min}, got '${String(value)}'`);
+  return n;
+}
+
+export function parseFloatFlag(value: unknown, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (String(value).trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+    throw new FerCleanError(`${flag} must be a number from ${min} to ${max}, got '${String(value)}'`);
+  }
+  return n;
+}
+
+/** Checks a flag's value against a fixed set of choices. */
+export function choiceFlag<T extends string>(value: unknown, flag: string, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!choices.includes(value as T)) throw new FerCleanError(`${flag} must be one of ${choices.join(', ')}, got '${String(value)}'`);
+  return value as T;
+}

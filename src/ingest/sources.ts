@@ -1,0 +1,182 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { FerCleanError } from '../errors.js';
+import { BASIC_CLASSES, CONTEMPT, type LabelEncoding } from '../taxonomy.js';
+import {
+  LABEL_COLUMNS,
+  PATH_COLUMNS,
+  SPLIT_COLUMNS,
+  findColumn,
+  normaliseSplit,
+  readCsv,
+  requireColumn,
+  type CsvTable,
+} from './csvfile.js';
+import { ferPlusMajority, FERPLUS_VOTE_CLASSES, voteColumns } from './ferplus.js';
+import type { Format, IngestOptions, Problem, SourceItem, SourceListing } from './types.js';
+
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff'];
+const isImageFile = (name: string): boolean => IMAGE_EXTENSIONS.some((e) => name.toLowerCase().endsWith(e));
+
+/**
+ * A path from a source, made relative to the dataset root ('/' separated).
+ * Returns an error message when it is empty or escapes the root.
+ */
+export function relativeToRoot(root: string, p: string): { path: string } | { error: string } {
+  const raw = p.trim();
+  if (raw === '') return { error: 'empty image path' };
+  const abs = isAbsolute(raw) ? resolve(raw) : resolve(root, raw);
+  const rel = relative(root, abs);
+  if (rel === '' || rel.startsWith('..' + sep) || rel === '..' || isAbsolute(rel)) {
+    return { error: `image path '${raw}' escapes the dataset root ${root}` };
+  }
+  return { path: rel.split(sep).join('/') };
+}
+
+/** Picks the format from what the source looks like; ambiguity is an error asking for --format. */
+export function detectFormat(source: string): Format {
+  if (!existsSync(source)) throw new FerCleanError(`${source}: no such file or folder`);
+  const st = statSync(source);
+  if (st.isDirectory()) {
+    if (existsSync(join(source, 'EmoLabel', 'list_patition_label.txt'))) return 'rafdb';
+    return 'imagefolder';
+  }
+  if (basename(source) === 'list_patition_label.txt') return 'rafdb';
+  const firstLine = readFileSync(source, 'utf8').split(/\r?\n/, 1)[0] ?? '';
+  const cols = firstLine.split(',').map((c) => c.trim().replace(/^"|"$/g, '').toLowerCase());
+  if (cols.includes('pixels') && cols.includes('emotion')) return 'fer2013';
+  if (voteColumns(cols) !== undefined) return 'ferplus';
+  if (/\.(csv|tsv|txt)$/i.test(source)) return 'csv';
+  throw new FerCleanError(`${source}: cannot tell the dataset format; pass --format (csv, ferplus, imagefolder, rafdb, fer2013)`);
+}
+
+const datasetNameFor = (source: string): string => {
+  const st = statSync(source);
+  const dir = st.isDirectory() ? source : dirname(source);
+  return basename(resolve(dir)) || 'dataset';
+};
+
+/** Generic CSV (and the shared part of FER+): a path column and a label column. */
+export function readCsvSource(opts: IngestOptions, format: 'csv' | 'ferplus'): SourceListing {
+  const source = resolve(opts.source);
+  const table = readCsv(source);
+  const root = resolve(opts.images ?? dirname(source));
+  const pathCol = requireColumn(table, 'image path', opts.pathColumn, PATH_COLUMNS, '--path-column');
+  const labelCol = requireColumn(table, 'label', opts.labelColumn, LABEL_COLUMNS, '--label-column');
+  const splitCol = findColumn(table, 'split', opts.splitColumn, SPLIT_COLUMNS, '--split-column');
+  const refCol = opts.referenceColumn !== undefined ? findColumn(table, 'reference', opts.referenceColumn, [], '--reference-column') : undefined;
+  const votes = format === 'ferplus' ? voteColumns(table.header.map((h) => h.toLowerCase())) : undefined;
+  if (format === 'ferplus' && !votes) {
+    throw new FerCleanError(`${table.file}: no FER+ vote columns (${FERPLUS_VOTE_CLASSES.join(', ')}, optionally prefixed votes_)`);
+  }
+  const ambiguousCol = table.header.find((h) => /_ambiguous$/i.test(h));
+  const problems: Problem[] = [...table.problems];
+  const items: SourceItem[] = [];
+  for (const { line, record } of table.rows) {
+    const where = `${table.file}:${line}`;
+    const rel = relativeToRoot(root, record[pathCol]!);
+    if ('error' in rel) {
+      problems.push({ where, message: rel.error, path: record[pathCol] });
+      continue;
+    }
+    const item: SourceItem = {
+      path: rel.path,
+      labelRaw: record[labelCol]!,
+      split: normaliseSplit(splitCol ? record[splitCol] : undefined),
+      where,
+      line,
+      record,
+    };
+    if (refCol) item.reference = record[refCol]!.trim() === '' ? null : record[refCol]!;
+    if (votes) {
+      const byClass: Record<string, number> = {};
+      let bad: string | undefined;
+      for (const [cls, col] of Object.entries(votes)) {
+        const v = record[table.header.find((h) => h.toLowerCase() === col)!]!.trim();
+        if (!/^\d+$/.test(v)) bad = `vote column ${col} holds '${v}', not a count`;
+        byClass[cls] = Number(v);
+      }
+      if (bad) {
+        problems.push({ where, message: bad, path: rel.path });
+        continue;
+      }
+      item.referenceVotes = byClass;
+      // Labels whose original value is known to be uncertain are kept, but left out of reference scoring.
+      const ambiguous = ambiguousCol !== undefined && record[ambiguousCol]!.trim() === '1';
+      item.reference = ambiguous ? null : ferPlusMajority(byClass, opts.contempt ?? false);
+    }
+    items.push(item);
+  }
+  return {
+    format,
+    root,
+    items,
+    labelEncoding: opts.labelEncoding ?? 'names',
+    problems,
+    options: { pathColumn: pathCol, labelColumn: labelCol, splitColumn: splitCol ?? null, referenceColumn: refCol ?? null, header: table.header },
+    name: datasetNameFor(source),
+  };
+}
+
+const SPLIT_DIRS = new Set(['train', 'training', 'test', 'testing', 'val', 'valid', 'validation']);
+
+/** ROOT/<split>/<class>/* or ROOT/<class>/*. */
+export function readImageFolder(opts: IngestOptions): SourceListing {
+  const root = resolve(opts.source);
+  if (!statSync(root).isDirectory()) throw new FerCleanError(`${root}: imagefolder format needs a folder`);
+  const top = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith('.'));
+  if (top.length === 0) throw new FerCleanError(`${root}: no class folders (expected ROOT/<class>/*.png or ROOT/<split>/<class>/*.png)`);
+  const splitLayout = top.every((d) => SPLIT_DIRS.has(d.name.toLowerCase()));
+  const groups: { split: string; classDir: string; rel: string }[] = [];
+  for (const d of top) {
+    if (splitLayout) {
+      for (const c of readdirSync(join(root, d.name), { withFileTypes: true })) {
+        if (c.isDirectory() && !c.name.startsWith('.')) groups.push({ split: normaliseSplit(d.name), classDir: c.name, rel: `${d.name}/${c.name}` });
+      }
+    } else {
+      groups.push({ split: 'train', classDir: d.name, rel: d.name });
+    }
+  }
+  const items: SourceItem[] = [];
+  for (const g of groups.sort((a, b) => a.rel.localeCompare(b.rel))) {
+    const files = readdirSync(join(root, g.rel), { withFileTypes: true })
+      .filter((f) => f.isFile() && isImageFile(f.name))
+      .map((f) => f.name)
+      .sort();
+    for (const f of files) {
+      const path = `${g.rel}/${f}`;
+      items.push({ path, labelRaw: g.classDir, split: g.split, where: path });
+    }
+  }
+  return { format: 'imagefolder', root, items, labelEncoding: opts.labelEncoding ?? 'names', problems: [], options: { splitLayout }, name: basename(root) };
+}
+
+/** RAF-DB basic: EmoLabel/list_patition_label.txt (`train_00001.jpg 5`) with Image/aligned/<stem>_aligned.jpg. */
+export function readRafDb(opts: IngestOptions): SourceListing {
+  const src = resolve(opts.source);
+  const listFile = statSync(src).isDirectory() ? join(src, 'EmoLabel', 'list_patition_label.txt') : src;
+  const root = statSync(src).isDirectory() ? src : dirname(dirname(listFile));
+  if (!existsSync(listFile)) throw new FerCleanError(`${listFile}: no such file (RAF-DB needs EmoLabel/list_patition_label.txt)`);
+  const name = relative(root, listFile).split(sep).join('/');
+  const imageDir = opts.images ? relative(root, resolve(opts.images)).split(sep).join('/') : 'Image/aligned';
+  const lines = readFileSync(listFile, 'utf8').split(/\r?\n/);
+  const items: SourceItem[] = [];
+  const problems: Problem[] = [];
+  lines.forEach((text, i) => {
+    const line = i + 1;
+    if (text.trim() === '') return;
+    const m = /^\s*(\S+?)\.(jpg|jpeg|png)\s+(\S+)\s*$/i.exec(text);
+    if (!m) {
+      problems.push({ where: `${name}:${line}`, message: `expected '<name>.jpg <label 1-7>', found '${text.trim()}'` });
+      return;
+    }
+    const stem = m[1]!;
+    const split = stem.toLowerCase().startsWith('test') ? 'test' : 'train';
+    const path = `${imageDir}/${stem}_aligned.jpg`;
+    items.push({ path, labelRaw: m[3]!, split, where: `${name}:${line}`, line, record: { name: `${stem}.${m[2]}`, label: m[3]! } });
+  });
+  return { format: 'rafdb', root, items, labelEncoding: 'rafdb', problems, options: { listFile: name, imageDir }, name: basename(root) };
+}
+
+export { BASIC_CLASSES, CONTEMPT };
+export type { CsvTable, LabelEncoding };

@@ -1,0 +1,97 @@
+import type { LabelEncoding } from '../taxonomy.js';
+
+export const FORMATS = ['csv', 'ferplus', 'imagefolder', 'rafdb', 'fer2013'] as const;
+export type Format = (typeof FORMATS)[number];
+
+export interface IngestOptions {
+  /** A CSV file, a list file or a folder, depending on the format. */
+  source: string;
+  format?: Format;
+  /** Folder image paths are relative to (csv, ferplus), or where fer2013 pixels are written as PNGs. */
+  images?: string;
+  /** Dataset name; default: derived from the source's folder name. */
+  name?: string;
+  pathColumn?: string;
+  labelColumn?: string;
+  splitColumn?: string;
+  referenceColumn?: string;
+  /** How numeric labels map to classes (csv, imagefolder); fer2013 and rafdb imply their own. */
+  labelEncoding?: LabelEncoding;
+  /** Add contempt as an eighth class. */
+  contempt?: boolean;
+  /** Ingest the good rows and report the bad ones instead of failing the whole ingest. */
+  skipBad?: boolean;
+  /** Images decoded at once (default 32). */
+  concurrency?: number;
+  /** Where fer2013 PNGs go when `images` is not given (default: beside the database). */
+  defaultImagesDir?: string;
+}
+
+/** One image as a source describes it, before it is opened. */
+export interface SourceItem {
+  /** Path relative to the dataset root, '/' separated. */
+  path: string;
+  /** Label as written in the source. */
+  labelRaw: string;
+  split: string;
+  /** Where it came from, for error messages: e.g. `labels.csv:12` or `train/happy/x.png`. */
+  where: string;
+  line?: number;
+  /** Reference label (canonical) when the source gives one; null when it gives none for this image. */
+  reference?: string | null;
+  referenceVotes?: Record<string, number>;
+  /** Raw CSV record, for `export --format same`. */
+  record?: Record<string, string>;
+}
+
+/** What a format reader produces: the items and everything needed to resolve them. */
+export interface SourceListing {
+  format: Format;
+  /** Absolute folder the item paths are relative to. */
+  root: string;
+  items: SourceItem[];
+  labelEncoding: LabelEncoding;
+  /** Problems found while reading the source itself (bad lines), each naming file and line. */
+  problems: Problem[];
+  /** Settings to remember with the dataset (columns, encoding), for writing the format back. */
+  options: Record<string, unknown>;
+  /** Default dataset name. */
+  name: string;
+}
+
+export interface Problem {
+  where: string;
+  message: string;
+  /** The item's path, when the problem is about one image (so --skip-bad can drop it). */
+  path?: string;
+}
+
+export const problemText = (p: Problem): string => `${p.where}: ${p.message}`;
+
+export interface IngestSummary {
+  dataset: { id: number; name: string; format: Format; root: string };
+  images: number;
+  added: number;
+  updated: number;
+  unchanged: number;
+  /** Images in the database that the source no longer lists (left in place). */
+  missingFromSource: number;
+  classes: Record<string, number>;
+  splits: Record<string, number>;
+  duplicates: DuplicateGroup[];
+  /** Given label vs reference label, over images that have a reference. */
+  agreement: { compared: number; agree: number } | null;
+  skipped: Problem[];
+  /** Duplicate lines that named the same path with the same label (ignored). */
+  repeatedLines: number;
+}
+
+export interface DuplicateGroup {
+  sha256: string;
+  paths: string[];
+  labels: string[];
+  /** True when the copies carry different given labels. */
+  conflicting: boolean;
+}
+
+export type ProgressFn = (done: number, total: number) => void;
