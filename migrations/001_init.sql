@@ -93,6 +93,7 @@ CREATE TABLE run_images (
   image_id         INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
   given_label      TEXT NOT NULL,          -- label the run was given (after synthetic noise)
   trained_label    TEXT NOT NULL,          -- label the run trained with at the end (after relabeling)
+  in_training      INTEGER NOT NULL DEFAULT 0, -- 1 when the run trained on this image (train split, had a label)
   importance       REAL,                   -- final alpha (scn); NULL for methods without one
   importance_mean  REAL,                   -- mean alpha over the last epochs
   probs            TEXT NOT NULL,          -- JSON array of predicted probabilities, taxonomy order

@@ -1,13 +1,150 @@
-import type { Command } from '../run.js';
 import { FerCleanError } from '../../src/errors.js';
+import { BACKEND_PREFERENCES } from '../../src/features/backend.js';
+import { DEFAULT_BACKBONE } from '../../src/features/store.js';
+import { CL_DEFAULT_FOLDS, trainRun } from '../../src/scn/index.js';
+import { parseLabelSource } from '../../src/scn/data.js';
+import { NOISE_TYPES } from '../../src/scn/noise.js';
+import { METHODS } from '../../src/scn/runs.js';
+import { HEAD_DEFAULTS, SCN_DEFAULTS, type HeadOptions, type ScnOptions } from '../../src/scn/train.js';
+import { err, out } from '../io.js';
+import { ProgressBar } from '../progress.js';
+import type { Command } from '../run.js';
+import { choiceFlag, openExisting, parseFloatFlag, parseIntFlag } from './shared.js';
+import { formatReportSummary } from '../../src/scn/report.js';
 
-// Placeholder while the command is being built (replaced by its owner).
+const H = HEAD_DEFAULTS;
+const S = SCN_DEFAULTS;
+
+const USAGE = `usage: fer-clean train [options]
+
+Trains a head on the cached embeddings and stores the run (config, epochs, per-image importance, predictions and
+label proposals). Prints the run id on standard output; progress and a summary go to standard error.
+
+  --method M             scn (Self-Cure Network, default) | ce (plain cross-entropy) | cl (confident learning)
+  --dataset NAME         dataset (default: the only one in the database)
+  --backbone NAME        embeddings to train on (default ${DEFAULT_BACKBONE}; a+b concatenates)
+  --backend B            ${BACKEND_PREFERENCES.join(' | ')} (default auto)
+  --label-source S       given (default) | reference (e.g. FER+ majority; images without one are not trained on)
+                         | run:ID (another run's labels with its proposals applied)
+  --noise RATE           flip this fraction of the training labels for this run only (default 0)
+  --noise-type T         symmetric (to a uniformly drawn other class, default) | asymmetric (to a confusable class)
+  --seed N               seeds weights, shuffling, dropout and noise (default 1)
+ head (all methods):
+  --epochs N             default ${H.epochs}
+  --hidden N             hidden units, 0 for a linear head (default ${H.hidden})
+  --dropout P            default ${H.dropout}
+  --lr X                 Adam learning rate (default ${H.lr})
+  --lr-decay X           learning rate factor per epoch (default ${H.lrDecay})
+  --weight-decay X       L2 weight decay (default ${H.weightDecay})
+  --batch N              mini-batch size (default ${H.batchSize})
+  --no-standardize       use the embeddings as they are (default: standardise with the training images' mean/sd)
+ scn:
+  --beta X               fraction of each batch in the high-importance group (default ${S.beta})
+  --delta1 X             rank-regularization margin (default ${S.delta1})
+  --delta2 X             relabel margin P_max - P_given (default ${S.delta2})
+  --gamma X              total loss = gamma*L_RR + (1-gamma)*L_WCE (default ${S.gamma})
+  --relabel-epoch K      first epoch that relabels (default ${S.relabelEpoch})
+  --relabel-scope S      low (low-importance group, the paper, default) | all (every sample, the authors' code)
+  --importance-window N  average importance over the last N epochs (default ${S.importanceWindow})
+ cl:
+  --folds K              folds of the out-of-fold probabilities (default ${CL_DEFAULT_FOLDS})
+  --db PATH              database (default ./fer-clean.db, or FER_CLEAN_DB)`;
+
 export const trainCommand: Command = {
   name: 'train',
-  summary: '(in progress)',
-  usage: 'usage: fer-clean train',
-  options: {},
-  async run() {
-    throw new FerCleanError('train: not built yet');
+  summary: 'train SCN (or a ce / confident-learning baseline) on the embeddings and store label proposals',
+  usage: USAGE,
+  options: {
+    method: { type: 'string' },
+    dataset: { type: 'string' },
+    backbone: { type: 'string' },
+    backend: { type: 'string' },
+    'label-source': { type: 'string' },
+    noise: { type: 'string' },
+    'noise-type': { type: 'string' },
+    seed: { type: 'string' },
+    epochs: { type: 'string' },
+    hidden: { type: 'string' },
+    dropout: { type: 'string' },
+    lr: { type: 'string' },
+    'lr-decay': { type: 'string' },
+    'weight-decay': { type: 'string' },
+    batch: { type: 'string' },
+    'no-standardize': { type: 'boolean' },
+    beta: { type: 'string' },
+    delta1: { type: 'string' },
+    delta2: { type: 'string' },
+    gamma: { type: 'string' },
+    'relabel-epoch': { type: 'string' },
+    'relabel-scope': { type: 'string' },
+    'importance-window': { type: 'string' },
+    folds: { type: 'string' },
+  },
+  async run({ values }, io) {
+    const v = values;
+    const head: Partial<HeadOptions> = drop({
+      epochs: parseIntFlag(v['epochs'], '--epochs'),
+      hidden: parseIntFlag(v['hidden'], '--hidden', 0),
+      dropout: parseFloatFlag(v['dropout'], '--dropout', 0, 0.99),
+      lr: parseFloatFlag(v['lr'], '--lr', 1e-9, 10),
+      lrDecay: parseFloatFlag(v['lr-decay'], '--lr-decay', 1e-6, 1),
+      weightDecay: parseFloatFlag(v['weight-decay'], '--weight-decay', 0, 10),
+      batchSize: parseIntFlag(v['batch'], '--batch', 2),
+      standardize: v['no-standardize'] ? false : undefined,
+    });
+    const scn: Partial<ScnOptions> = drop({
+      beta: parseFloatFlag(v['beta'], '--beta', 0.01, 0.99),
+      delta1: parseFloatFlag(v['delta1'], '--delta1', 0, 1),
+      delta2: parseFloatFlag(v['delta2'], '--delta2', 0, 0.99),
+      gamma: parseFloatFlag(v['gamma'], '--gamma', 0, 1),
+      relabelEpoch: parseIntFlag(v['relabel-epoch'], '--relabel-epoch'),
+      relabelScope: choiceFlag(v['relabel-scope'], '--relabel-scope', ['low', 'all'] as const),
+      importanceWindow: parseIntFlag(v['importance-window'], '--importance-window'),
+    });
+    const method = choiceFlag(v['method'], '--method', METHODS) ?? 'scn';
+    if (method !== 'scn') {
+      const scnOnly = Object.keys(scn);
+      if (scnOnly.length) throw new FerCleanError(`--method ${method} takes no SCN options (${scnOnly.join(', ')})`);
+    }
+    if (method !== 'cl' && v['folds'] !== undefined) throw new FerCleanError(`--folds applies to --method cl only`);
+    const noiseRate = parseFloatFlag(v['noise'], '--noise', 0, 0.99) ?? 0;
+    const noiseType = choiceFlag(v['noise-type'], '--noise-type', NOISE_TYPES) ?? 'symmetric';
+    if (v['noise-type'] !== undefined && noiseRate === 0) throw new FerCleanError('--noise-type needs --noise RATE');
+    const db = openExisting(values, io);
+    let bar: ProgressBar | undefined;
+    try {
+      const { runId, report } = await trainRun(
+        db,
+        {
+          dataset: v['dataset'] as string | undefined,
+          method,
+          backbone: (v['backbone'] as string | undefined) ?? DEFAULT_BACKBONE,
+          backend: choiceFlag(v['backend'], '--backend', BACKEND_PREFERENCES) ?? 'auto',
+          labelSource: parseLabelSource((v['label-source'] as string | undefined) ?? 'given'),
+          noiseRate,
+          noiseType,
+          seed: parseIntFlag(v['seed'], '--seed', 0) ?? 1,
+          head,
+          scn,
+          folds: parseIntFlag(v['folds'], '--folds', 2) ?? CL_DEFAULT_FOLDS,
+        },
+        (p) => {
+          bar ??= new ProgressBar(io, `train ${method}`, p.total, 'epochs');
+          bar.update(p.done);
+        },
+      );
+      bar?.finish();
+      out(io, String(runId));
+      for (const line of formatReportSummary(report)) err(io, line);
+      err(io, `details: fer-clean report --run ${runId}`);
+      return 0;
+    } finally {
+      db.close();
+    }
   },
 };
+
+/** The object without its undefined entries (so defaults apply). */
+function drop<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
+}

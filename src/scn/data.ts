@@ -1,0 +1,98 @@
+/**
+ * What a training run reads from the store: every image of a dataset (id, split, given and reference labels)
+ * lined up with its cached embedding, and the labels the run is given.
+ */
+import { FerCleanError } from '../errors.js';
+import type { DB } from '../store/db.js';
+import type { DatasetRow } from '../store/datasets.js';
+import { loadEmbeddings } from '../features/store.js';
+
+/** Where a run's labels come from: the dataset's labels, the reference labels, or another run's corrections. */
+export type LabelSource = { kind: 'given' } | { kind: 'reference' } | { kind: 'run'; runId: number };
+
+export function parseLabelSource(s: string): LabelSource {
+  if (s === 'given' || s === 'reference') return { kind: s };
+  const m = /^run:(\d+)$/.exec(s);
+  if (m) return { kind: 'run', runId: Number(m[1]) };
+  throw new FerCleanError(`--label-source ${s}: expected given, reference or run:ID (another run's corrected labels)`);
+}
+
+export const formatLabelSource = (s: LabelSource): string => (s.kind === 'run' ? `run:${s.runId}` : s.kind);
+
+export interface DatasetView {
+  imageIds: number[];
+  splits: string[];
+  /** Class index of labels.given, per image. */
+  given: Int32Array;
+  /** Class index of labels.reference, -1 where NULL. */
+  reference: Int32Array;
+  /** The labels this run is given (before synthetic noise), -1 where the source has none. */
+  source: Int32Array;
+  features: Float32Array;
+  dim: number;
+  backboneVersion: string;
+}
+
+/** Loads the dataset's images, labels and embeddings (rows in image-id order) and resolves the label source. */
+export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource): DatasetView {
+  const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone });
+  const rows = db
+    .prepare(
+      `SELECT i.id, i.split, l.given, l.reference FROM images i LEFT JOIN labels l ON l.image_id = i.id
+       WHERE i.dataset_id = ? ORDER BY i.id`,
+    )
+    .all(dataset.id) as { id: number; split: string; given: string | null; reference: string | null }[];
+  if (rows.length !== emb.imageIds.length) {
+    throw new FerCleanError(`dataset '${dataset.name}': ${rows.length} images but ${emb.imageIds.length} embeddings`);
+  }
+  const tax = dataset.taxonomy;
+  const index = (cls: string | null, id: number): number => {
+    if (cls === null) return -1;
+    const k = tax.indexOf(cls);
+    if (k < 0) throw new FerCleanError(`image ${id}: label '${cls}' is not in the dataset's classes (${tax.join(', ')})`);
+    return k;
+  };
+  const N = rows.length;
+  const given = new Int32Array(N);
+  const reference = new Int32Array(N);
+  rows.forEach((r, i) => {
+    if (r.id !== emb.imageIds[i]) throw new Error(`loadDatasetView: image ids of embeddings and images do not line up`);
+    if (r.given === null) throw new FerCleanError(`image ${r.id} of dataset '${dataset.name}' has no label`);
+    given[i] = index(r.given, r.id);
+    reference[i] = index(r.reference, r.id);
+  });
+  let source: Int32Array;
+  if (labelSource.kind === 'given') source = Int32Array.from(given);
+  else if (labelSource.kind === 'reference') {
+    if (!reference.some((v) => v >= 0)) throw new FerCleanError(`dataset '${dataset.name}' has no reference labels (--label-source reference)`);
+    source = Int32Array.from(reference);
+  } else source = runCorrectedLabels(db, dataset, labelSource.runId, rows.map((r) => r.id), given);
+  return {
+    imageIds: emb.imageIds,
+    splits: rows.map((r) => r.split),
+    given,
+    reference,
+    source,
+    features: emb.data,
+    dim: emb.dim,
+    backboneVersion: emb.backboneVersion,
+  };
+}
+
+/** Another run's labels with its proposals applied (coalesce(proposed, given)); images it did not see keep labels.given. */
+function runCorrectedLabels(db: DB, dataset: DatasetRow, runId: number, ids: number[], given: Int32Array): Int32Array {
+  const run = db.prepare(`SELECT dataset_id, status FROM runs WHERE id = ?`).get(runId) as { dataset_id: number; status: string } | undefined;
+  if (!run) throw new FerCleanError(`--label-source run:${runId}: no such run`);
+  if (run.dataset_id !== dataset.id) throw new FerCleanError(`--label-source run:${runId}: that run is on another dataset`);
+  if (run.status !== 'done') throw new FerCleanError(`--label-source run:${runId}: that run is ${run.status}, not done`);
+  const byId = new Map<number, string>();
+  for (const r of db
+    .prepare(`SELECT image_id, coalesce(proposed_label, given_label) AS label FROM run_images WHERE run_id = ?`)
+    .all(runId) as { image_id: number; label: string }[]) {
+    byId.set(r.image_id, r.label);
+  }
+  return Int32Array.from(ids, (id, i) => {
+    const cls = byId.get(id);
+    return cls === undefined ? given[i]! : dataset.taxonomy.indexOf(cls);
+  });
+}

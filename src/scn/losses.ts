@@ -1,0 +1,103 @@
+/**
+ * The three parts of the Self-Cure Network (Wang et al., CVPR 2020, arXiv 2002.10392), on one mini-batch:
+ * logit-weighted cross-entropy (Eq. 1-2), rank regularization (Eq. 3), relabeling (Eq. 4).
+ * Group membership and relabeling read detached values (tfjs has no gradient for TopK/GatherNd/StridedSlice,
+ * and gather's gradient fails on wasm), so the losses take constant 0/1 masks and stay differentiable.
+ */
+import { tf } from '../features/backend.js';
+
+/** Eq. 2: L_WCE = -1/N sum_i log softmax(alpha_i * z_i)[y_i]; z = logits [N,C], alpha [N,1], y one-hot [N,C]. */
+export function weightedCrossEntropy(logits: tf.Tensor2D, alpha: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => crossEntropy(tf.mul(alpha, logits) as tf.Tensor2D, yOneHot));
+}
+
+/** Plain softmax cross-entropy, mean over the batch (the baseline's loss). */
+export function crossEntropy(logits: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(yOneHot, tf.logSoftmax(logits)), 1))) as tf.Scalar);
+}
+
+export interface RankGroups {
+  /** 1 for the high-importance group (top beta fraction of alpha), else 0; length N. */
+  high: Float32Array;
+  /** 1 for the low-importance group (the rest), else 0. */
+  low: Float32Array;
+  nHigh: number;
+  nLow: number;
+  /** mean_H - mean_L of the given alpha values. */
+  gap: number;
+}
+
+/**
+ * Splits a batch by importance: sort alpha descending, the first M = floor(beta * N) (clamped to [1, N-1]) are the
+ * high group, the rest the low group. Ties keep batch order (the earlier sample goes high), so the split is
+ * deterministic. Needs N >= 2.
+ */
+export function rankGroups(alpha: ArrayLike<number>, beta: number): RankGroups {
+  const N = alpha.length;
+  if (N < 2) throw new Error('rankGroups: need at least 2 samples');
+  const M = Math.min(N - 1, Math.max(1, Math.floor(beta * N)));
+  const order = Array.from({ length: N }, (_, i) => i).sort((a, b) => alpha[b]! - alpha[a]! || a - b);
+  const high = new Float32Array(N);
+  const low = new Float32Array(N);
+  let sumH = 0;
+  let sumL = 0;
+  order.forEach((i, rank) => {
+    if (rank < M) {
+      high[i] = 1;
+      sumH += alpha[i]!;
+    } else {
+      low[i] = 1;
+      sumL += alpha[i]!;
+    }
+  });
+  return { high, low, nHigh: M, nLow: N - M, gap: sumH / M - sumL / (N - M) };
+}
+
+/** Eq. 3: L_RR = max(0, delta1 - (mean_H - mean_L)), alpha [N,1], groups from rankGroups on alpha's values. */
+export function rankRegularization(alpha: tf.Tensor2D, groups: RankGroups, delta1: number): tf.Scalar {
+  return tf.tidy(() => {
+    const a = tf.reshape(alpha, [-1]);
+    const meanH = tf.div(tf.sum(tf.mul(a, tf.tensor1d(groups.high))), groups.nHigh);
+    const meanL = tf.div(tf.sum(tf.mul(a, tf.tensor1d(groups.low))), groups.nLow);
+    return tf.relu(tf.sub(delta1, tf.sub(meanH, meanL))) as tf.Scalar;
+  });
+}
+
+/** Total loss: gamma * L_RR + (1 - gamma) * L_WCE (the paper's weighting; gamma = 0.5 is the public code's 1:1, halved). */
+export function scnLoss(lRR: tf.Scalar, lWCE: tf.Scalar, gamma: number): tf.Scalar {
+  return tf.tidy(() => tf.add(tf.mul(gamma, lRR), tf.mul(1 - gamma, lWCE)) as tf.Scalar);
+}
+
+/**
+ * Eq. 4: a sample whose P_max - P_given > delta2 gets label argmax P, where P is the softmax of the weighted logits
+ * (row-major [N*C]). Only samples with eligible[i] = 1 are considered (the low-importance group in the paper; every
+ * sample in the authors' code). Returns the new labels (a copy) and how many changed.
+ */
+export function relabel(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  eligible: ArrayLike<number> | null,
+  delta2: number,
+  classes: number,
+): { labels: Int32Array; changed: number } {
+  const out = Int32Array.from(labels as ArrayLike<number>);
+  let changed = 0;
+  for (let i = 0; i < out.length; i++) {
+    if (eligible && !eligible[i]) continue;
+    let argmax = 0;
+    let pMax = -Infinity;
+    for (let c = 0; c < classes; c++) {
+      const p = probs[i * classes + c]!;
+      if (p > pMax) {
+        pMax = p;
+        argmax = c;
+      }
+    }
+    const pGiven = probs[i * classes + out[i]!]!;
+    if (argmax !== out[i] && pMax - pGiven > delta2) {
+      out[i] = argmax;
+      changed++;
+    }
+  }
+  return { labels: out, changed };
+}
