@@ -1,13 +1,71 @@
+import { BACKEND_PREFERENCES, initBackend } from '../../src/features/backend.js';
+import { BACKBONES, DEFAULT_BACKBONE, resolveBackbone } from '../../src/features/backbones.js';
+import { DEFAULT_BATCH, embedDataset } from '../../src/features/embed.js';
+import { resolveDataset } from '../../src/store/datasets.js';
+import { out } from '../io.js';
+import { ProgressBar } from '../progress.js';
 import type { Command } from '../run.js';
-import { FerCleanError } from '../../src/errors.js';
+import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
-// Placeholder while the command is being built (replaced by its owner).
+const USAGE = `usage: fer-clean embed [options]
+
+Computes a feature vector per image with a frozen pretrained face network whose weights ship in the
+installed npm package (no download), and stores it in the database. Only missing embeddings are computed,
+so an interrupted run picks up where it stopped.
+
+  --backbone NAME    ${Object.keys(BACKBONES).join(' | ')} | a+b to concatenate (default ${DEFAULT_BACKBONE})
+${Object.values(BACKBONES)
+  .map((b) => `                       ${b.id.padEnd(9)}${b.dim}-d, ${b.description}`)
+  .join('\n')}
+  --backend B        ${BACKEND_PREFERENCES.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
+  --batch N          images per batch and per database commit (default ${DEFAULT_BATCH})
+  --workers N        worker threads for wasm/cpu, each with its own backend (default: one per core, at most 8;
+                     0 runs in the main thread)
+  --dataset NAME     dataset to embed (default: the only one in the database)
+  --db PATH          database (default ./fer-clean.db, or FER_CLEAN_DB)`;
+
 export const embedCommand: Command = {
   name: 'embed',
-  summary: '(in progress)',
-  usage: 'usage: fer-clean embed',
-  options: {},
-  async run() {
-    throw new FerCleanError('embed: not built yet');
+  summary: 'compute image features with a pretrained face network (faceexpr, facerec, faceexpr+facerec)',
+  usage: USAGE,
+  options: {
+    backbone: { type: 'string' },
+    backend: { type: 'string' },
+    batch: { type: 'string' },
+    workers: { type: 'string' },
+    dataset: { type: 'string' },
+  },
+  async run({ values }, io) {
+    const backbone = resolveBackbone((values['backbone'] as string | undefined) ?? DEFAULT_BACKBONE);
+    const backend = choiceFlag(values['backend'], '--backend', BACKEND_PREFERENCES);
+    const batch = parseIntFlag(values['batch'], '--batch');
+    const workers = parseIntFlag(values['workers'], '--workers', 0);
+    const db = openExisting(values, io);
+    try {
+      const dataset = resolveDataset(db, values['dataset'] as string | undefined);
+      const choice = await initBackend(backend ?? 'auto');
+      out(io, `backend: ${choice.name} (${choice.provider}): ${choice.reason}`);
+      let bar: ProgressBar | undefined;
+      const result = await embedDataset(
+        db,
+        { datasetId: dataset.id, backbone: backbone.name, backend, batch, workers },
+        (done, total) => {
+          if (total === 0) return;
+          bar ??= new ProgressBar(io, `embed ${backbone.name}`, total);
+          bar.update(done);
+        },
+      );
+      bar?.finish(result.computed);
+      const rate = result.computed > 0 ? `, ${(result.computed / result.seconds).toFixed(0)} images/s` : '';
+      out(
+        io,
+        `embed ${backbone.name} (${backbone.dim}-d) on dataset '${dataset.name}': computed ${result.computed}, ` +
+          `already stored ${result.skipped}, in ${result.seconds.toFixed(1)}s${rate} ` +
+          `[${result.backend.name}, ${result.workers ? `${result.workers} worker threads` : 'main thread'}]`,
+      );
+      return 0;
+    } finally {
+      db.close();
+    }
   },
 };

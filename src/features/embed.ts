@@ -1,0 +1,210 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { FerCleanError } from '../errors.js';
+import type { DB } from '../store/db.js';
+import { getDatasetById } from '../store/datasets.js';
+import { initBackend, type BackendChoice, type BackendPreference } from './backend.js';
+import { backboneVersion, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo } from './backbones.js';
+import { Embedder, type DecodedBatch } from './embedder.js';
+import { countImages, missingImages, saveEmbeddings } from './store.js';
+
+export interface EmbedOptions {
+  datasetId: number;
+  /** `faceexpr`, `facerec` or a concatenation such as `faceexpr+facerec` (each part is stored on its own). */
+  backbone?: string;
+  backend?: BackendPreference;
+  /** Images per inference batch (and per database transaction). */
+  batch?: number;
+  /**
+   * Worker threads, each owning its own wasm/cpu backend (tfjs switches wasm threads off in Node). Default: one
+   * per core, at most 8. 0 runs in this thread. The native tensorflow backend always runs in this thread.
+   */
+  workers?: number;
+}
+
+export interface EmbedResult {
+  /** Embeddings computed now (an image counts once per backbone part). */
+  computed: number;
+  /** Embeddings already stored at the current version, so not recomputed. */
+  skipped: number;
+  backend: BackendChoice;
+  /** Worker threads used (0: inference ran in this thread). */
+  workers: number;
+  seconds: number;
+}
+
+export const DEFAULT_BATCH = 32;
+export const MAX_DEFAULT_WORKERS = 8;
+
+/** One unit of work: a batch of images for one backbone part. */
+export interface ChunkMessage {
+  seq: number;
+  backbone: string;
+  paths: string[];
+}
+export interface WorkerInit {
+  backend: string;
+  backbones: string[];
+}
+export type WorkerReply =
+  | { type: 'ready'; backend: BackendChoice }
+  | { type: 'result'; seq: number; vectors: Float32Array }
+  | { type: 'error'; seq: number; message: string; ferClean: boolean };
+
+interface Job {
+  part: BackboneInfo;
+  version: string;
+  ids: number[];
+  paths: string[];
+}
+
+/** The compiled worker script beside this module; absent when running from TypeScript sources (tests). */
+function workerScript(): string | undefined {
+  const here = fileURLToPath(import.meta.url);
+  if (!here.endsWith('.js')) return undefined;
+  const script = join(here, '..', 'embed-worker.js');
+  return existsSync(script) ? script : undefined;
+}
+
+/**
+ * Computes the embeddings a dataset is missing for a backbone (all parts of a concatenation), batch by batch,
+ * committing each batch so that an interrupted run resumes where it stopped. A file that cannot be decoded
+ * stops the run with a FerCleanError naming its absolute path.
+ */
+export async function embedDataset(
+  db: DB,
+  opts: EmbedOptions,
+  onProgress?: (done: number, total: number) => void,
+): Promise<EmbedResult> {
+  const started = performance.now();
+  const resolved = resolveBackbone(opts.backbone ?? DEFAULT_BACKBONE);
+  const batch = opts.batch ?? DEFAULT_BATCH;
+  if (!Number.isInteger(batch) || batch < 1) throw new FerCleanError(`--batch must be a positive integer (got ${batch})`);
+  if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 0)) {
+    throw new FerCleanError(`--workers must be 0 or a positive integer (got ${opts.workers})`);
+  }
+  const dataset = getDatasetById(db, opts.datasetId);
+
+  const jobs: Job[] = [];
+  let skipped = 0;
+  let total = 0;
+  for (const part of resolved.parts) {
+    const version = backboneVersion(part);
+    const pending = missingImages(db, dataset.id, part.id, version);
+    skipped += countImages(db, dataset.id) - pending.length;
+    total += pending.length;
+    for (let i = 0; i < pending.length; i += batch) {
+      const slice = pending.slice(i, i + batch);
+      jobs.push({ part, version, ids: slice.map((p) => p.id), paths: slice.map((p) => join(dataset.root, p.path)) });
+    }
+  }
+
+  const backend = await initBackend(opts.backend ?? 'auto');
+  let done = 0;
+  onProgress?.(0, total);
+  const save = (job: Job, vectors: Float32Array, backendName: string): void => {
+    saveEmbeddings(db, { ids: job.ids, vectors }, job.part, job.version, backendName);
+    done += job.ids.length;
+    onProgress?.(done, total);
+  };
+
+  const script = workerScript();
+  let workers = backend.name === 'tensorflow' || !script ? 0 : (opts.workers ?? Math.min(availableParallelism(), MAX_DEFAULT_WORKERS));
+  workers = Math.min(workers, jobs.length);
+  let choice = backend;
+  if (jobs.length === 0) {
+    // nothing to do
+  } else if (workers === 0) {
+    await runInProcess(jobs, resolved.parts, (job, v) => save(job, v, backend.name));
+    if (opts.workers && !script) choice = { ...backend, reason: `${backend.reason}; in this thread (worker script not built)` };
+  } else {
+    await runInWorkers(jobs, resolved.parts, backend.name, workers, (job, v) => save(job, v, backend.name));
+    const why = backend.name === 'wasm' ? ' (tfjs switches wasm threads off in Node)' : '';
+    choice = { ...backend, reason: `${backend.reason}; ${workers} worker thread${workers > 1 ? 's' : ''}, each with its own ${backend.name} backend${why}` };
+  }
+  return { computed: done, skipped, backend: choice, workers, seconds: (performance.now() - started) / 1000 };
+}
+
+/** In this thread: decode batch k+1 (sharp, libuv threads) while batch k runs through the network. */
+async function runInProcess(jobs: Job[], parts: BackboneInfo[], onResult: (job: Job, vectors: Float32Array) => void): Promise<void> {
+  const embedders = new Map(parts.map((p) => [p.id, new Embedder(p)]));
+  const decode = (job: Job): Promise<DecodedBatch> => {
+    const p = embedders.get(job.part.id)!.decode(job.paths);
+    p.catch(() => undefined); // awaited in its turn below
+    return p;
+  };
+  try {
+    let next = decode(jobs[0]!);
+    for (let k = 0; k < jobs.length; k++) {
+      const decoded = await next;
+      if (k + 1 < jobs.length) next = decode(jobs[k + 1]!);
+      onResult(jobs[k]!, embedders.get(jobs[k]!.part.id)!.run(decoded));
+    }
+  } finally {
+    for (const e of embedders.values()) e.dispose();
+  }
+}
+
+/** Two chunks in flight per worker, so each has the next one decoding while it computes. */
+const IN_FLIGHT = 2;
+
+function runInWorkers(
+  jobs: Job[],
+  parts: BackboneInfo[],
+  backendName: string,
+  count: number,
+  onResult: (job: Job, vectors: Float32Array) => void,
+): Promise<void> {
+  const script = workerScript()!;
+  const init: WorkerInit = { backend: backendName, backbones: parts.map((p) => p.id) };
+  const pool: Worker[] = [];
+  let nextJob = 0;
+  let finished = 0;
+  let settled = false;
+
+  return new Promise<void>((resolve, reject) => {
+    const stop = (e?: Error): void => {
+      if (settled) return;
+      settled = true;
+      for (const w of pool) void w.terminate();
+      if (e) reject(e);
+      else resolve();
+    };
+    const send = (w: Worker): void => {
+      if (nextJob >= jobs.length) return;
+      const seq = nextJob++;
+      const job = jobs[seq]!;
+      const msg: ChunkMessage = { seq, backbone: job.part.id, paths: job.paths };
+      w.postMessage(msg);
+    };
+    for (let i = 0; i < count; i++) {
+      const w = new Worker(script, { workerData: init });
+      pool.push(w);
+      w.on('message', (m: WorkerReply) => {
+        if (settled) return;
+        if (m.type === 'ready') {
+          for (let j = 0; j < IN_FLIGHT; j++) send(w);
+        } else if (m.type === 'result') {
+          try {
+            onResult(jobs[m.seq]!, m.vectors);
+          } catch (e) {
+            stop(e as Error);
+            return;
+          }
+          finished++;
+          if (finished === jobs.length) stop();
+          else send(w);
+        } else {
+          stop(m.ferClean ? new FerCleanError(m.message) : new Error(`embed worker: ${m.message}`));
+        }
+      });
+      w.on('error', (e) => stop(new Error(`embed worker crashed: ${e.stack ?? e.message}`)));
+      w.on('exit', (code) => {
+        if (!settled) stop(new Error(`embed worker exited early with code ${code}`));
+      });
+    }
+  });
+}

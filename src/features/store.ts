@@ -1,0 +1,115 @@
+import { FerCleanError } from '../errors.js';
+import { nowIso, type DB } from '../store/db.js';
+import { getDatasetById } from '../store/datasets.js';
+import { backboneVersion, resolveBackbone, type BackboneInfo } from './backbones.js';
+
+export { BACKBONES, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo, type ResolvedBackbone } from './backbones.js';
+
+/** Embeddings rows: float32 little-endian BLOBs keyed by (image, backbone id, backbone version). */
+
+export interface PendingImage {
+  id: number;
+  /** Relative to the dataset root, '/' separated. */
+  path: string;
+}
+
+/** Images of a dataset with no embedding yet for this backbone at this version, in id order. */
+export function missingImages(db: DB, datasetId: number, backbone: string, version: string): PendingImage[] {
+  return db
+    .prepare(
+      `SELECT i.id, i.path FROM images i
+       WHERE i.dataset_id = ?
+         AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.backbone = ? AND e.backbone_version = ?)
+       ORDER BY i.id`,
+    )
+    .all(datasetId, backbone, version) as PendingImage[];
+}
+
+export function countImages(db: DB, datasetId: number): number {
+  return (db.prepare(`SELECT count(*) AS n FROM images WHERE dataset_id = ?`).get(datasetId) as { n: number }).n;
+}
+
+/** Writes one batch of vectors (row-major, ids.length x dim) in one transaction. */
+export function saveEmbeddings(
+  db: DB,
+  rows: { ids: readonly number[]; vectors: Float32Array },
+  backbone: BackboneInfo,
+  version: string,
+  backend: string,
+): void {
+  const { ids, vectors } = rows;
+  const dim = backbone.dim;
+  if (vectors.length !== ids.length * dim) {
+    throw new Error(`saveEmbeddings: ${vectors.length} values for ${ids.length} images of dim ${dim}`);
+  }
+  const insert = db.prepare(
+    `INSERT OR REPLACE INTO embeddings (image_id, backbone, backbone_version, dim, vector, backend, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const now = nowIso();
+  db.transaction(() => {
+    ids.forEach((id, i) => {
+      const v = vectors.subarray(i * dim, (i + 1) * dim);
+      insert.run(id, backbone.id, version, dim, Buffer.from(v.buffer, v.byteOffset, v.byteLength), backend, now);
+    });
+  })();
+}
+
+export interface LoadedEmbeddings {
+  /** Image ids in ascending order. */
+  imageIds: number[];
+  dim: number;
+  /** Row-major imageIds.length x dim. */
+  data: Float32Array;
+  /** The version of each part, joined with '+' for a concatenation. */
+  backboneVersion: string;
+}
+
+/**
+ * Every image's embedding for a backbone (`a` or `a+b`, concatenated per image in that order), at the version
+ * the installed package and preprocessing give. Missing embeddings for any image of the dataset are an error
+ * that says how many are missing and which command computes them.
+ */
+export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: string }): LoadedEmbeddings {
+  const resolved = resolveBackbone(opts.backbone);
+  const dataset = getDatasetById(db, opts.datasetId);
+  const total = countImages(db, opts.datasetId);
+  const versions = resolved.parts.map(backboneVersion);
+  const hint = `run \`fer-clean embed --backbone ${resolved.name} --dataset ${dataset.name}\``;
+  if (total === 0) throw new FerCleanError(`dataset '${dataset.name}' has no images`);
+
+  const select = db.prepare(
+    `SELECT e.image_id AS id, e.dim, e.vector FROM embeddings e JOIN images i ON i.id = e.image_id
+     WHERE i.dataset_id = ? AND e.backbone = ? AND e.backbone_version = ? ORDER BY e.image_id`,
+  );
+  const parts = resolved.parts.map((b, k) => {
+    const rows = select.all(opts.datasetId, b.id, versions[k]) as { id: number; dim: number; vector: Buffer }[];
+    if (rows.length < total) {
+      const missing = total - rows.length;
+      throw new FerCleanError(
+        `backbone ${b.id} (${versions[k]}): embeddings missing for ${missing} of ${total} images of dataset '${dataset.name}': ${hint}`,
+      );
+    }
+    return rows;
+  });
+
+  const dim = resolved.dim;
+  const imageIds = parts[0]!.map((r) => r.id);
+  const data = new Float32Array(imageIds.length * dim);
+  const bytes = new Uint8Array(data.buffer);
+  let offset = 0;
+  resolved.parts.forEach((b, k) => {
+    const rows = parts[k]!;
+    rows.forEach((r, i) => {
+      if (r.id !== imageIds[i]) throw new Error(`loadEmbeddings: image ids of ${b.id} do not line up`);
+      if (r.dim !== b.dim || r.vector.byteLength !== b.dim * 4) {
+        throw new FerCleanError(
+          `embedding of image ${r.id} for ${b.id} has ${r.vector.byteLength / 4} values, expected ${b.dim}: delete it and ${hint}`,
+        );
+      }
+      bytes.set(r.vector, (i * dim + offset) * 4);
+    });
+    offset += b.dim;
+  });
+  return { imageIds, dim, data, backboneVersion: versions.join('+') };
+}

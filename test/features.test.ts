@@ -1,0 +1,217 @@
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../cli/run.js';
+import { FerCleanError } from '../src/errors.js';
+import { ingest } from '../src/ingest/index.js';
+import { initBackend, tf } from '../src/features/backend.js';
+import { BACKBONES, backboneVersion, manifestPath, packageDir, resolveBackbone } from '../src/features/backbones.js';
+import { embedDataset } from '../src/features/embed.js';
+import { Embedder } from '../src/features/embedder.js';
+import { faceExpressionFeatures, loadNet } from '../src/features/nets.js';
+import { loadEmbeddings } from '../src/features/store.js';
+import { openStore, type DB } from '../src/store/db.js';
+import { captureIo, fixture, tempDir } from './helpers.js';
+
+/** A small ferplus-format dataset: the first N fixture rows, images copied so a test may corrupt one. */
+function smallDataset(dir: string, n: number): string {
+  const lines = readFileSync(fixture('ferplus', 'labels.csv'), 'utf8').trim().split('\n');
+  const rows = lines.slice(1, n + 1);
+  for (const r of rows) {
+    const path = r.split(',')[0]!;
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    copyFileSync(fixture('ferplus', path), join(dir, path));
+  }
+  const csv = join(dir, 'labels.csv');
+  writeFileSync(csv, [lines[0], ...rows].join('\n') + '\n');
+  return csv;
+}
+
+const N = 6;
+let tmp: { dir: string; cleanup: () => void };
+let db: DB;
+let datasetId: number;
+let csv: string;
+
+beforeAll(async () => {
+  await initBackend('auto');
+});
+
+beforeEach(async () => {
+  tmp = tempDir();
+  csv = smallDataset(join(tmp.dir, 'data'), N);
+  db = openStore(join(tmp.dir, 'test.db'));
+  datasetId = (await ingest(db, { source: csv, name: 'small' })).dataset.id;
+  return () => {
+    db.close();
+    tmp.cleanup();
+  };
+});
+
+const rowsOf = (backbone: string) =>
+  db.prepare(`SELECT image_id, backbone_version, dim, vector, created_at FROM embeddings WHERE backbone = ? ORDER BY image_id`).all(backbone) as {
+    image_id: number;
+    backbone_version: string;
+    dim: number;
+    vector: Buffer;
+    created_at: string;
+  }[];
+
+describe('backbones', () => {
+  it('resolves single and concatenated backbones, and rejects unknown ones by name', () => {
+    expect(resolveBackbone('faceexpr')).toMatchObject({ name: 'faceexpr', dim: 256 });
+    expect(resolveBackbone('FaceExpr+facerec')).toMatchObject({ name: 'faceexpr+facerec', dim: 384 });
+    expect(() => resolveBackbone('resnet50')).toThrow(/unknown backbone 'resnet50'.*faceexpr, facerec/);
+    expect(() => resolveBackbone('faceexpr+faceexpr')).toThrow(/appears twice/);
+  });
+
+  it('reads the weights from the installed @vladmandic/face-api package, versioned by package and preprocessing', () => {
+    const pkg = JSON.parse(readFileSync(join(packageDir('@vladmandic/face-api'), 'package.json'), 'utf8')) as { version: string };
+    for (const b of Object.values(BACKBONES)) {
+      expect(existsSync(manifestPath(b))).toBe(true);
+      expect(backboneVersion(b)).toBe(`face-api@${pkg.version}/prep1`);
+    }
+  });
+});
+
+describe('networks', () => {
+  // face-api's own classes (its Node build on the same tfjs) are the reference for the layer graph and normalisation.
+  const faceapi = createRequire(import.meta.url)('@vladmandic/face-api/dist/face-api.node-wasm.js');
+
+  it('match face-api 1.7.15 on the same input: expression probabilities and face descriptors', async () => {
+    const modelDir = join(packageDir('@vladmandic/face-api'), 'model');
+    await faceapi.nets.faceExpressionNet.loadFromDisk(modelDir);
+    await faceapi.nets.faceRecognitionNet.loadFromDisk(modelDir);
+    const files = ['images/train/fer0014103.png', 'images/train/fer0015783.png'].map((p) => fixture('ferplus', p));
+    for (const id of ['faceexpr', 'facerec'] as const) {
+      const info = BACKBONES[id]!;
+      const e = new Embedder(info);
+      const { n, pixels } = await e.decode(files);
+      const rgb = tf.tensor4d(Int32Array.from(pixels), [n, info.inputSize, info.inputSize, 3], 'int32');
+      const input = new faceapi.NetInput(tf.unstack(rgb));
+      let ours: tf.Tensor;
+      let theirs: tf.Tensor;
+      if (id === 'faceexpr') {
+        const net = faceExpressionFeatures(info);
+        ours = tf.tidy(() => tf.softmax(net.logits(net.features(rgb))));
+        theirs = faceapi.nets.faceExpressionNet.forwardInput(input);
+        net.dispose();
+      } else {
+        const net = loadNet(info);
+        ours = tf.tidy(() => net.features(rgb));
+        theirs = faceapi.nets.faceRecognitionNet.forwardInput(input);
+        net.dispose();
+      }
+      expect(ours.shape).toEqual(theirs.shape);
+      expect(tf.max(tf.abs(tf.sub(ours, theirs))).dataSync()[0]).toBeLessThan(1e-4);
+      // and the Embedder's own path gives the same features
+      if (id === 'facerec') {
+        const v = e.run({ n, pixels });
+        const ref = ours.dataSync();
+        expect(Math.max(...Array.from(v, (x, i) => Math.abs(x - ref[i]!)))).toBeLessThan(1e-5);
+      }
+      e.dispose();
+    }
+  });
+});
+
+describe('embedDataset', () => {
+  it('stores one finite vector of the right size per image and backbone, the same on a second computation', async () => {
+    const progress: [number, number][] = [];
+    const r = await embedDataset(db, { datasetId, backbone: 'faceexpr+facerec', batch: 4 }, (d, t) => progress.push([d, t]));
+    expect(r).toMatchObject({ computed: 2 * N, skipped: 0 });
+    expect(progress.at(-1)).toEqual([2 * N, 2 * N]);
+    for (const [id, dim] of [['faceexpr', 256], ['facerec', 128]] as const) {
+      const rows = rowsOf(id);
+      expect(rows).toHaveLength(N);
+      for (const row of rows) {
+        expect(row.dim).toBe(dim);
+        expect(row.vector.byteLength).toBe(dim * 4);
+        const v = new Float32Array(row.vector.buffer.slice(row.vector.byteOffset, row.vector.byteOffset + row.vector.byteLength));
+        expect(v.every(Number.isFinite)).toBe(true);
+        expect(v.some((x) => x !== 0)).toBe(true);
+      }
+    }
+    // deterministic: recompute everything from scratch and compare bytes
+    const before = rowsOf('faceexpr').map((r) => r.vector);
+    db.prepare(`DELETE FROM embeddings`).run();
+    await embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 5 });
+    expect(rowsOf('faceexpr').map((r) => r.vector)).toEqual(before);
+  });
+
+  it('resumes: only images without an embedding are computed', async () => {
+    await embedDataset(db, { datasetId, backbone: 'faceexpr' });
+    const first = rowsOf('faceexpr');
+    // as if interrupted after the first images: drop two
+    const dropped = first.slice(-2).map((r) => r.image_id);
+    db.prepare(`DELETE FROM embeddings WHERE image_id IN (?, ?)`).run(...dropped);
+    const r = await embedDataset(db, { datasetId, backbone: 'faceexpr' });
+    expect(r).toMatchObject({ computed: 2, skipped: N - 2 });
+    const again = rowsOf('faceexpr');
+    expect(again.slice(0, N - 2)).toEqual(first.slice(0, N - 2)); // untouched rows, created_at included
+    expect(again.map((x) => x.vector)).toEqual(first.map((x) => x.vector));
+    // nothing left: nothing computed
+    expect(await embedDataset(db, { datasetId, backbone: 'faceexpr' })).toMatchObject({ computed: 0, skipped: N });
+  });
+
+  it('stops on a corrupt image with an error naming its absolute path, keeping what was committed', async () => {
+    const root = join(tmp.dir, 'data');
+    const victim = (db.prepare(`SELECT path FROM images ORDER BY id DESC LIMIT 1`).get() as { path: string }).path;
+    copyFileSync(fixture('bad', 'images', 'truncated.png'), join(root, victim));
+    const err = await embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 2 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FerCleanError);
+    expect((err as Error).message).toContain(join(root, victim));
+    expect((err as Error).message).toMatch(/cannot decode image/);
+    expect(rowsOf('faceexpr')).toHaveLength(N - 2); // the batches before the bad one were committed
+  });
+});
+
+describe('loadEmbeddings', () => {
+  it('returns rows in image id order and concatenates backbones per image', async () => {
+    await embedDataset(db, { datasetId, backbone: 'faceexpr+facerec' });
+    const a = loadEmbeddings(db, { datasetId, backbone: 'faceexpr' });
+    const b = loadEmbeddings(db, { datasetId, backbone: 'facerec' });
+    const ab = loadEmbeddings(db, { datasetId, backbone: 'faceexpr+facerec' });
+    const ids = (db.prepare(`SELECT id FROM images WHERE dataset_id = ? ORDER BY id`).all(datasetId) as { id: number }[]).map((r) => r.id);
+    expect(a.imageIds).toEqual(ids);
+    expect(ab).toMatchObject({ imageIds: ids, dim: 384, backboneVersion: `${a.backboneVersion}+${b.backboneVersion}` });
+    expect(ab.data).toHaveLength(N * 384);
+    for (let i = 0; i < N; i++) {
+      expect(ab.data.subarray(i * 384, i * 384 + 256)).toEqual(a.data.subarray(i * 256, (i + 1) * 256));
+      expect(ab.data.subarray(i * 384 + 256, (i + 1) * 384)).toEqual(b.data.subarray(i * 128, (i + 1) * 128));
+    }
+  });
+
+  it('says how many are missing and which command computes them', async () => {
+    expect(() => loadEmbeddings(db, { datasetId, backbone: 'faceexpr' })).toThrow(
+      /faceexpr \(face-api@[\d.]+\/prep1\): embeddings missing for 6 of 6 images of dataset 'small': run `fer-clean embed --backbone faceexpr --dataset small`/,
+    );
+    await embedDataset(db, { datasetId, backbone: 'faceexpr' });
+    db.prepare(`DELETE FROM embeddings WHERE image_id = (SELECT min(id) FROM images)`).run();
+    expect(() => loadEmbeddings(db, { datasetId, backbone: 'faceexpr+facerec' })).toThrow(/missing for 1 of 6 images.*--backbone faceexpr\+facerec/);
+  });
+});
+
+describe('fer-clean embed', () => {
+  let io: ReturnType<typeof captureIo>;
+
+  it('prints the backend and why, then a summary; a second run computes nothing', async () => {
+    db.close();
+    const path = join(tmp.dir, 'test.db');
+    io = captureIo();
+    expect(await run(['embed', '--db', path, '--batch', '4'], io)).toBe(0);
+    expect(io.stdout.text).toMatch(/^backend: (wasm|cpu|tensorflow) \(.+\): .+/m);
+    expect(io.stdout.text).toMatch(/embed faceexpr \(256-d\) on dataset 'small': computed 6, already stored 0/);
+    io = captureIo();
+    expect(await run(['embed', '--db', path], io)).toBe(0);
+    expect(io.stdout.text).toMatch(/computed 0, already stored 6/);
+    io = captureIo();
+    expect(await run(['embed', '--db', path, '--backbone', 'vgg'], io)).toBe(1);
+    expect(io.stderr.text).toMatch(/unknown backbone 'vgg'/);
+    io = captureIo();
+    expect(await run(['embed', '--db', path, '--backend', 'gpu'], io)).toBe(1);
+    expect(io.stderr.text).toMatch(/--backend must be one of auto, tensorflow, wasm, cpu/);
+    db = openStore(path);
+  });
+});
