@@ -1,13 +1,122 @@
+import { userInfo } from 'node:os';
+import { createElement } from 'react';
+import { render } from 'ink';
 import type { Command } from '../run.js';
+import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
+import { openStore, resolveDbPath } from '../../src/store/db.js';
+import { App } from '../../src/review/App.js';
+import { COLOR_MODES, detectColorMode, type ColorMode } from '../../src/review/face.js';
+import { REVIEW_ORDERS, type ReviewOrder } from '../../src/review/queue.js';
+import { ReviewSession } from '../../src/review/session.js';
 
-// Placeholder while the command is being built (replaced by its owner).
+const usage = `usage: fer-clean review [--run ID] [--dataset NAME] [--annotator NAME] [--order margin|importance|class]
+                        [--color auto|truecolor|256|none] [--db PATH]
+
+Full-screen review of the labels a run proposes to change: accept, reject or set each by hand.
+Every decision is saved when the key is pressed; run it again to resume at the first undecided item.
+Several annotators can review the same run at once (each item is leased to one session).
+
+  --run ID          run to review (default: the dataset's latest finished run)
+  --dataset NAME    dataset whose latest run to review (needed when the database holds several)
+  --annotator NAME  who is deciding, written to the audit trail (default: FER_CLEAN_ANNOTATOR, else your login)
+  --order ORDER     margin (largest margin first, default), importance (least important first),
+                    class (by given class, then margin)
+  --color MODE      how faces are drawn: truecolor, 256 (grey ramp), none (characters); default auto
+  --db PATH         database (default ./fer-clean.db or FER_CLEAN_DB)
+
+Keys: a/Enter accept, r reject, 1-7 (8) set label, s skip, u undo, ←/→ or p/n move, / filter, ? help, q quit.`;
+
 export const reviewCommand: Command = {
   name: 'review',
-  summary: '(in progress)',
-  usage: 'usage: fer-clean review',
-  options: {},
-  async run() {
-    throw new FerCleanError('review: not built yet');
+  summary: 'review proposed relabels in the terminal (accept, reject, set by hand)',
+  usage,
+  options: {
+    run: { type: 'string' },
+    dataset: { type: 'string' },
+    annotator: { type: 'string' },
+    order: { type: 'string' },
+    color: { type: 'string' },
+  },
+  async run({ values }, io) {
+    const runId = values['run'] === undefined ? undefined : parseRunId(String(values['run']));
+    const order = String(values['order'] ?? 'margin');
+    if (!(REVIEW_ORDERS as readonly string[]).includes(order)) {
+      throw new FerCleanError(`--order ${order}: expected one of ${REVIEW_ORDERS.join(', ')}`);
+    }
+    const color = String(values['color'] ?? 'auto');
+    if (color !== 'auto' && !(COLOR_MODES as readonly string[]).includes(color)) {
+      throw new FerCleanError(`--color ${color}: expected auto, ${COLOR_MODES.join(', ')}`);
+    }
+    const annotator = String(values['annotator'] ?? io.env['FER_CLEAN_ANNOTATOR'] ?? loginName(io.env)).trim();
+    if (!annotator) throw new FerCleanError('cannot tell who is reviewing: pass --annotator NAME');
+
+    const dbPath = resolveDbPath(values['db'] as string | undefined, io.env);
+    const db = openStore(dbPath, { mustExist: true });
+    try {
+      const session = ReviewSession.open(db, {
+        runId,
+        dataset: values['dataset'] as string | undefined,
+        annotator,
+        order: order as ReviewOrder,
+      });
+      if (session.items.length === 0) {
+        out(io, `Nothing to review: run ${session.run.id} (${session.run.dataset.name}) proposes no relabels.`);
+        return 0;
+      }
+      const stdin = process.stdin;
+      if (!stdin.isTTY || !io.stdout.isTTY) {
+        throw new FerCleanError(
+          'review is interactive and needs a terminal: run it in a terminal, not with piped input or output ' +
+            `(stdin is ${stdin.isTTY ? '' : 'not '}a TTY, stdout is ${io.stdout.isTTY ? '' : 'not '}a TTY)`,
+        );
+      }
+      const colorMode: ColorMode = color === 'auto' ? detectColorMode(io.env) : (color as ColorMode);
+      session.start();
+      const stdout = io.stdout as NodeJS.WriteStream;
+      // Full screen: the terminal's alternate screen, left again on exit (also when quitting with Ctrl-C).
+      stdout.write('\x1b[?1049h\x1b[H');
+      const restore = () => void stdout.write('\x1b[?1049l');
+      process.once('exit', restore);
+      const ink = render(createElement(App, { session, colorMode }), {
+        stdout,
+        stdin,
+        stderr: io.stderr as NodeJS.WriteStream,
+        exitOnCtrlC: true,
+        patchConsole: false,
+        maxFps: 60,
+        incrementalRendering: true,
+      });
+      try {
+        await ink.waitUntilExit();
+      } finally {
+        session.close();
+        restore();
+        process.off('exit', restore);
+      }
+      const s = session.stats();
+      out(
+        io,
+        `run ${session.run.id}: ${s.reviewed}/${s.total} reviewed (${s.accepted} accepted, ${s.rejected} rejected, ` +
+          `${s.manual} manual); ${s.sessionDecisions} decision(s) by ${annotator} in this session`,
+      );
+      if (s.reviewed < s.total) err(io, `${s.total - s.reviewed} left: run \`fer-clean review\` again to go on.`);
+      return 0;
+    } finally {
+      db.close();
+    }
   },
 };
+
+function parseRunId(v: string): number {
+  if (!/^\d+$/.test(v)) throw new FerCleanError(`--run ${v}: expected a run id (a whole number)`);
+  return Number(v);
+}
+
+function loginName(env: NodeJS.ProcessEnv): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return env['USER'] ?? env['LOGNAME'] ?? '';
+  }
+}

@@ -1,0 +1,333 @@
+import { useEffect, useRef, useState, type ReactElement } from 'react';
+import { Box, Text, useApp, useInput, useStdout } from 'ink';
+import { renderFace, type ColorMode } from './face.js';
+import { filterLines, helpLines, layoutLegend, legendEntries } from './help.js';
+import { describeFilter, type Filter, type ReviewSession } from './session.js';
+import type { QueueItem } from './queue.js';
+
+export interface AppProps {
+  session: ReviewSession;
+  colorMode: ColorMode;
+  /** How often the lease is renewed and other sessions' work re-read (ms). */
+  tickMs?: number;
+  /** Called after every frame whose face is drawn, with the image shown (benchmarks, tests). */
+  onFace?: (imageId: number) => void;
+}
+
+/** Where things go on a terminal of `cols` x `rows`. */
+export interface Layout {
+  cols: number;
+  /** Lines drawn: one less than the terminal, so Ink never has to clear the whole screen. */
+  height: number;
+  bodyRows: number;
+  faceCols: number;
+  faceRows: number;
+  panelWidth: number;
+  legend: string[];
+}
+
+export function computeLayout(cols: number, rows: number, classes: number): Layout {
+  const legend = layoutLegend(legendEntries(classes), Math.max(20, cols - 1));
+  const height = Math.max(12, rows - 1);
+  // header, progress, legend lines, status line
+  const bodyRows = Math.max(6, height - 3 - legend.length);
+  // A cell is one pixel wide and two tall; leave at least 40 columns for the labels and bars.
+  const faceRows = Math.max(4, Math.min(bodyRows, Math.floor((cols - 42) / 2), 48));
+  const faceCols = faceRows * 2;
+  return { cols, height, bodyRows, faceCols, faceRows, panelWidth: Math.max(20, cols - faceCols - 2), legend };
+}
+
+const faceKey = (imageId: number, l: Layout, mode: ColorMode): string => `${imageId}:${l.faceCols}x${l.faceRows}:${mode}`;
+
+function useTerminalSize(): { cols: number; rows: number } {
+  const { stdout } = useStdout();
+  const read = () => ({ cols: stdout.columns || 80, rows: stdout.rows || 24 });
+  const [size, setSize] = useState(read);
+  useEffect(() => {
+    const onResize = () => setSize(read());
+    stdout.on('resize', onResize);
+    return () => void stdout.off('resize', onResize);
+  }, [stdout]);
+  return size;
+}
+
+type Mode = 'main' | 'help' | 'filter';
+
+export function App({ session, colorMode, tickMs = 10_000, onFace }: AppProps): ReactElement {
+  const { exit } = useApp();
+  const { cols, rows } = useTerminalSize();
+  const [, setVersion] = useState(0);
+  const bump = () => setVersion((v) => v + 1);
+  // Mode and filter scope live in a ref, not in state: Ink re-subscribes the input handler only after a render's
+  // effects run, so a key typed right after another must not see the previous render's values.
+  const ui = useRef<{ mode: Mode; filterBy: Filter['by'] }>({ mode: 'main', filterBy: 'either' });
+  const setMode = (m: Mode) => void (ui.current.mode = m);
+  const setFilterBy = (b: Filter['by']) => void (ui.current.filterBy = b);
+  const faces = useRef(new Map<string, string[]>());
+  const loading = useRef(new Set<string>());
+  const taxonomy = session.taxonomy;
+  const layout = computeLayout(cols, rows, taxonomy.length);
+  const item = session.current;
+
+  const loadFace = (it: QueueItem, after?: () => void): void => {
+    const key = faceKey(it.imageId, layout, colorMode);
+    if (faces.current.has(key) || loading.current.has(key)) return;
+    loading.current.add(key);
+    let file: string;
+    try {
+      file = session.detail(it).file;
+    } catch (e) {
+      faces.current.set(key, [`(${(e as Error).message})`]);
+      loading.current.delete(key);
+      return;
+    }
+    renderFace(file, layout.faceCols, layout.faceRows, colorMode)
+      .catch((e: Error) => [`(cannot draw: ${e.message})`])
+      .then((lines) => {
+        if (faces.current.size > 64) faces.current.clear();
+        faces.current.set(key, lines);
+        loading.current.delete(key);
+        after?.();
+      });
+  };
+
+  // The face of the item shown (re-rendered when it arrives), then the likely next one ahead of time.
+  const shownKey = item ? faceKey(item.imageId, layout, colorMode) : null;
+  const face = shownKey ? faces.current.get(shownKey) : undefined;
+  useEffect(() => {
+    if (item && !face) loadFace(item, bump);
+    const next = session.peekNext();
+    if (next) loadFace(next);
+  });
+  useEffect(() => {
+    if (item && face) onFace?.(item.imageId);
+  }, [shownKey, Boolean(face)]);
+
+  useEffect(() => {
+    const t = setInterval(() => {
+      session.tick();
+      bump();
+    }, tickMs);
+    return () => clearInterval(t);
+  }, [session, tickMs]);
+
+  useInput((input, key) => {
+    const { mode, filterBy } = ui.current;
+    if (mode === 'help') {
+      setMode('main');
+      bump();
+      return;
+    }
+    if (mode === 'filter') {
+      if (key.escape) setMode('main');
+      else if (input === 'g' || input === 'p') setFilterBy(input === 'g' ? 'given' : 'proposed');
+      else if (input === '0') {
+        session.setFilter(null);
+        session.message = 'filter cleared';
+        setMode('main');
+      } else if (/^[1-9]$/.test(input) && Number(input) <= taxonomy.length) {
+        session.setFilter({ by: filterBy, cls: taxonomy[Number(input) - 1]! });
+        setMode('main');
+      }
+      bump();
+      return;
+    }
+    if (input === 'q') {
+      exit();
+      return;
+    }
+    if (input === 'a' || key.return) session.decide('accepted');
+    else if (input === 'r') session.decide('rejected');
+    else if (/^[1-9]$/.test(input)) {
+      const n = Number(input);
+      if (n <= taxonomy.length) session.decide('manual', taxonomy[n - 1]);
+      else session.message = `no class ${n}: this dataset has ${taxonomy.length}`;
+    } else if (input === 's') session.skip();
+    else if (input === 'u') session.undo();
+    else if (key.rightArrow || input === 'n') session.move(1);
+    else if (key.leftArrow || input === 'p') session.move(-1);
+    else if (input === '/') {
+      setFilterBy('either');
+      setMode('filter');
+    } else if (input === '?') setMode('help');
+    else return;
+    bump();
+  });
+
+  const { mode, filterBy } = ui.current;
+  const stats = session.stats();
+  const pos = session.position;
+  const header =
+    `fer-clean review · ${session.run.dataset.name} · run ${session.run.id} (${session.run.method}) · ${session.who.annotator}` +
+    (session.filter ? ` · filter: ${describeFilter(session.filter)}` : '') +
+    (item ? ` · item ${pos.index}/${pos.of}` : '');
+
+  let body: ReactElement;
+  if (mode === 'help') body = <Page lines={helpLines(taxonomy)} width={layout.cols} rows={layout.bodyRows} />;
+  else if (mode === 'filter') body = <Page lines={filterLines(taxonomy, filterBy)} width={layout.cols} rows={layout.bodyRows} />;
+  else if (session.items.length === 0) {
+    body = (
+      <Box flexDirection="column" height={layout.bodyRows}>
+        <Text bold>Nothing to review: run {session.run.id} proposes no relabels.</Text>
+        <Text>Every image kept its given label. Press q to quit.</Text>
+      </Box>
+    );
+  } else if (!item) body = <EndOfQueue session={session} rows={layout.bodyRows} />;
+  else body = <ItemView session={session} item={item} face={face} layout={layout} />;
+
+  const progress =
+    `${stats.reviewed}/${stats.total} reviewed · ${stats.accepted} accepted · ${stats.rejected} rejected · ${stats.manual} manual` +
+    ` · ${stats.ratePerMin.toFixed(1)}/min · ETA ${formatEta(stats.etaSeconds)}` +
+    (stats.filtered ? ` · filter ${stats.filtered.reviewed}/${stats.filtered.total}` : '') +
+    (stats.heldByOthers ? ` · ${stats.heldByOthers} held by others` : '');
+  const status = mode === 'filter' ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc` : (session.message ?? '');
+
+  return (
+    <Box flexDirection="column" width={layout.cols} height={layout.height}>
+      <Text bold wrap="truncate-end">
+        {header}
+      </Text>
+      {body}
+      <Text color="cyan" wrap="truncate-end">
+        {progress}
+      </Text>
+      {layout.legend.map((l, i) => (
+        <Text key={i} dimColor wrap="truncate-end">
+          {l}
+        </Text>
+      ))}
+      <Text color="yellow" wrap="truncate-end">
+        {status}
+      </Text>
+    </Box>
+  );
+}
+
+function ItemView({
+  session,
+  item,
+  face,
+  layout,
+}: {
+  session: ReviewSession;
+  item: QueueItem;
+  face: string[] | undefined;
+  layout: Layout;
+}): ReactElement {
+  const detail = session.detail(item);
+  const decision = session.decisionOf(item);
+  const taxonomy = session.taxonomy;
+  const w = layout.panelWidth;
+  const barWidth = Math.max(5, w - 22);
+  return (
+    <Box flexDirection="row" height={layout.bodyRows}>
+      <Box flexDirection="column" width={layout.faceCols} marginRight={2}>
+        {face
+          ? face.map((line, i) => (
+              <Text key={i} wrap="truncate-end">
+                {line}
+              </Text>
+            ))
+          : <Text dimColor>(drawing…)</Text>}
+      </Box>
+      <Box flexDirection="column" width={w}>
+        <Text wrap="truncate-start">
+          {item.path} <Text dimColor>({item.split})</Text>
+        </Text>
+        <Text>
+          given{'    '}<Text color="yellow" bold>{item.given}</Text>
+          {item.runGiven !== item.given ? <Text dimColor> (run trained on {item.runGiven})</Text> : null}
+        </Text>
+        <Text>
+          proposed <Text color="green" bold>{item.proposed}</Text>
+        </Text>
+        <Text wrap="truncate-end">
+          margin {fmt(item.margin)} · importance {fmt(item.importance)}
+          {detail.importanceMean !== null ? ` (mean ${fmt(detail.importanceMean)})` : ''}
+        </Text>
+        <Text> </Text>
+        {taxonomy.map((cls, i) => {
+          const p = detail.probs[i] ?? 0;
+          const isGiven = cls === item.given;
+          const isProposed = cls === item.proposed;
+          const color = isProposed ? 'green' : isGiven ? 'yellow' : undefined;
+          return (
+            <Text key={cls} wrap="truncate-end">
+              {i + 1} {cls.padEnd(10)}
+              <Text color={color} dimColor={!color}>
+                {bar(p, barWidth)}
+              </Text>{' '}
+              {p.toFixed(2)}
+              {isGiven ? ' G' : ''}
+              {isProposed ? ' P' : ''}
+            </Text>
+          );
+        })}
+        <Text> </Text>
+        {decision ? (
+          <Text wrap="truncate-end">
+            decision: <Text bold>{decision.action}</Text> → {decision.label} <Text dimColor>by {decision.annotator}</Text>
+          </Text>
+        ) : (
+          <Text dimColor>undecided</Text>
+        )}
+      </Box>
+    </Box>
+  );
+}
+
+function EndOfQueue({ session, rows }: { session: ReviewSession; rows: number }): ReactElement {
+  const end = session.endState();
+  const stats = session.stats();
+  const lines: string[] = [];
+  if (end.undecided === 0) lines.push(`End of the queue: all ${stats.total} items are reviewed.`);
+  else {
+    lines.push(session.filter ? `End of the filtered queue (${describeFilter(session.filter)}).` : 'End of the queue for you.');
+    if (end.skipped) lines.push(`${end.skipped} item(s) you skipped are still undecided: press → or n to go through them again.`);
+    if (end.held) lines.push(`${end.held} item(s) are being reviewed by other annotators right now.`);
+    lines.push(`${end.undecided} of ${stats.total} items in the run are undecided.`);
+    if (session.filter) lines.push('Press / then 0 to clear the filter.');
+  }
+  lines.push('← or p to go back to decided items, u to undo your last decision, q to quit.');
+  return (
+    <Box flexDirection="column" height={rows}>
+      {lines.map((l, i) => (
+        <Text key={i} bold={i === 0}>
+          {l}
+        </Text>
+      ))}
+    </Box>
+  );
+}
+
+function Page({ lines, width, rows }: { lines: string[]; width: number; rows: number }): ReactElement {
+  return (
+    <Box flexDirection="column" height={rows} width={width}>
+      {lines.slice(0, rows).map((l, i) => (
+        <Text key={i} wrap="truncate-end">
+          {l || ' '}
+        </Text>
+      ))}
+    </Box>
+  );
+}
+
+const BLOCKS = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+
+/** A horizontal bar of `width` cells for p in [0, 1], in eighths of a cell. */
+export function bar(p: number, width: number): string {
+  const eighths = Math.round(Math.max(0, Math.min(1, p)) * width * 8);
+  const full = Math.floor(eighths / 8);
+  const part = BLOCKS[eighths % 8]!;
+  return ('█'.repeat(full) + part).padEnd(width, ' ');
+}
+
+const fmt = (v: number | null): string => (v === null ? '–' : v.toFixed(2));
+
+export function formatEta(s: number): string {
+  if (!Number.isFinite(s)) return '--';
+  if (s < 60) return `${Math.round(s)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}

@@ -1,0 +1,135 @@
+import { isAbsolute, join } from 'node:path';
+import { FerCleanError } from '../errors.js';
+import type { DB } from '../store/db.js';
+import { getDatasetById, resolveDataset, type DatasetRow } from '../store/datasets.js';
+
+/** Review order: highest proposal margin first, least important (lowest alpha) first, or by given class. */
+export type ReviewOrder = 'margin' | 'importance' | 'class';
+export const REVIEW_ORDERS: readonly ReviewOrder[] = ['margin', 'importance', 'class'];
+
+export interface RunInfo {
+  id: number;
+  method: string;
+  status: string;
+  startedAt: string;
+  dataset: DatasetRow;
+}
+
+/** One image the run proposes to relabel. */
+export interface QueueItem {
+  imageId: number;
+  /** Path relative to the dataset root, as stored. */
+  path: string;
+  split: string;
+  /** The dataset's label (labels.given): what export writes when the proposal is rejected. */
+  given: string;
+  /** The label the run was given (differs from `given` only for runs with synthetic noise). */
+  runGiven: string;
+  proposed: string;
+  margin: number | null;
+  importance: number | null;
+}
+
+/** What is shown of an item besides the queue fields. */
+export interface ItemDetail {
+  /** Absolute path of the image file. */
+  file: string;
+  /** Predicted probabilities in taxonomy order. */
+  probs: number[];
+  predicted: string;
+  importanceMean: number | null;
+}
+
+interface RawRun {
+  id: number;
+  dataset_id: number;
+  method: string;
+  status: string;
+  started_at: string;
+}
+
+/**
+ * The run to review: `runId` when given (any status but 'running'/'failed' is refused with a reason), else the
+ * latest run with status 'done' of the dataset (named, or the only one in the database).
+ */
+export function resolveRun(db: DB, opts: { runId?: number; dataset?: string } = {}): RunInfo {
+  if (opts.runId !== undefined) {
+    const r = db.prepare(`SELECT id, dataset_id, method, status, started_at FROM runs WHERE id = ?`).get(opts.runId) as
+      | RawRun
+      | undefined;
+    if (!r) {
+      const ids = (db.prepare(`SELECT id FROM runs ORDER BY id`).all() as { id: number }[]).map((x) => x.id);
+      throw new FerCleanError(
+        `no run with id ${opts.runId} (runs in this database: ${ids.length ? ids.join(', ') : 'none; run `fer-clean train` first'})`,
+      );
+    }
+    if (r.status !== 'done') {
+      throw new FerCleanError(`run ${r.id} has status '${r.status}': only finished runs (status 'done') can be reviewed`);
+    }
+    return { id: r.id, method: r.method, status: r.status, startedAt: r.started_at, dataset: getDatasetById(db, r.dataset_id) };
+  }
+  const dataset = resolveDataset(db, opts.dataset);
+  const r = db
+    .prepare(
+      `SELECT id, dataset_id, method, status, started_at FROM runs WHERE dataset_id = ? AND status = 'done' ORDER BY id DESC LIMIT 1`,
+    )
+    .get(dataset.id) as RawRun | undefined;
+  if (!r) {
+    throw new FerCleanError(
+      `dataset '${dataset.name}' has no finished run to review: run \`fer-clean train\` first (or pass --run ID)`,
+    );
+  }
+  return { id: r.id, method: r.method, status: r.status, startedAt: r.started_at, dataset };
+}
+
+const ORDER_SQL: Record<ReviewOrder, string> = {
+  margin: `ri.proposal_margin IS NULL, ri.proposal_margin DESC, ri.image_id`,
+  importance: `ri.importance IS NULL, ri.importance ASC, ri.proposal_margin DESC, ri.image_id`,
+  // Given class in taxonomy order (the CASE list is built per dataset), then margin.
+  class: `given_rank, ri.proposal_margin IS NULL, ri.proposal_margin DESC, ri.image_id`,
+};
+
+/** The run's images with a proposed label, in review order. */
+export function loadQueue(db: DB, run: RunInfo, order: ReviewOrder = 'margin'): QueueItem[] {
+  const taxonomy = run.dataset.taxonomy;
+  const rank = `CASE l.given ${taxonomy.map((c, i) => `WHEN '${c.replace(/'/g, "''")}' THEN ${i}`).join(' ')} ELSE ${taxonomy.length} END`;
+  const rows = db
+    .prepare(
+      `SELECT ri.image_id AS imageId, i.path, i.split, coalesce(l.given, ri.given_label) AS given, ri.given_label AS runGiven,
+              ri.proposed_label AS proposed, ri.proposal_margin AS margin, ri.importance, ${rank} AS given_rank
+       FROM run_images ri
+       JOIN images i ON i.id = ri.image_id
+       LEFT JOIN labels l ON l.image_id = ri.image_id
+       WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL
+       ORDER BY ${ORDER_SQL[order]}`,
+    )
+    .all(run.id) as (QueueItem & { given_rank?: number })[];
+  for (const r of rows) delete r.given_rank;
+  return rows;
+}
+
+/** Probabilities, prediction and file of one queued image. */
+export function loadDetail(db: DB, run: RunInfo, imageId: number): ItemDetail {
+  const r = db
+    .prepare(
+      `SELECT ri.probs, ri.predicted_label, ri.importance_mean, i.path
+       FROM run_images ri JOIN images i ON i.id = ri.image_id
+       WHERE ri.run_id = ? AND ri.image_id = ?`,
+    )
+    .get(run.id, imageId) as
+    | { probs: string; predicted_label: string; importance_mean: number | null; path: string }
+    | undefined;
+  if (!r) throw new FerCleanError(`run ${run.id} has no image ${imageId}`);
+  let probs: number[];
+  try {
+    probs = JSON.parse(r.probs) as number[];
+  } catch {
+    throw new FerCleanError(`run ${run.id}, image ${imageId}: probs is not valid JSON`);
+  }
+  return {
+    file: isAbsolute(r.path) ? r.path : join(run.dataset.root, r.path),
+    probs,
+    predicted: r.predicted_label,
+    importanceMean: r.importance_mean,
+  };
+}

@@ -1,0 +1,382 @@
+import { randomUUID } from 'node:crypto';
+import { FerCleanError } from '../errors.js';
+import type { DB } from '../store/db.js';
+import { claimedByOthers, claimImage, LEASE_MS, releaseClaims, renewClaims, type Claimant } from './claims.js';
+import {
+  ClaimLostError,
+  effectiveFor,
+  effectiveForRun,
+  recordDecision,
+  undoLast,
+  type DecisionRow,
+  type Effective,
+  type Verdict,
+} from './decisions.js';
+import { loadDetail, loadQueue, resolveRun, type ItemDetail, type QueueItem, type ReviewOrder, type RunInfo } from './queue.js';
+
+/** Which items the annotator wants to see: those whose given and/or proposed label is `cls`. */
+export interface Filter {
+  by: 'either' | 'given' | 'proposed';
+  cls: string;
+}
+
+export interface SessionOptions {
+  runId?: number;
+  dataset?: string;
+  annotator: string;
+  order?: ReviewOrder;
+  /** Unique per running session (a random UUID unless given). */
+  sessionId?: string;
+  /** Clock in unix ms (tests move it to expire leases). */
+  now?: () => number;
+  leaseMs?: number;
+}
+
+export interface Stats {
+  /** Items in the queue (the run's proposals). */
+  total: number;
+  /** Items with a decision in force (any annotator). */
+  reviewed: number;
+  accepted: number;
+  rejected: number;
+  manual: number;
+  /** Decisions made in this session (undone ones not counted). */
+  sessionDecisions: number;
+  /** Decisions per minute in this session. */
+  ratePerMin: number;
+  /** Seconds to review what is left at that rate; Infinity before the first decision. */
+  etaSeconds: number;
+  /** Items other sessions hold now. */
+  heldByOthers: number;
+  /** With a filter: items matching it and how many of those are reviewed. */
+  filtered?: { total: number; reviewed: number };
+}
+
+/** Why there is nothing to show. */
+export interface EndState {
+  /** Undecided items skipped in this session (shown again with next()). */
+  skipped: number;
+  /** Undecided items other sessions hold. */
+  held: number;
+  /** Undecided items in the whole queue (ignoring the filter). */
+  undecided: number;
+}
+
+/**
+ * One annotator's review of a run: the queue, where they are in it, their lease on the item shown and the decisions
+ * in force. All state changes go to SQLite first (decisions, claims); nothing here prints.
+ */
+export class ReviewSession {
+  readonly who: Claimant;
+  readonly items: QueueItem[];
+  readonly taxonomy: string[];
+  private readonly byImage = new Map<number, number>();
+  private effective = new Map<number, Effective>();
+  private others = new Map<number, string>();
+  private readonly skipped = new Set<number>();
+  private readonly details = new Map<number, ItemDetail>();
+  private readonly now: () => number;
+  private readonly leaseMs: number;
+  private readonly startedAt: number;
+  private readonly myDecisions = new Set<number>();
+  private view: number[];
+  private viewPos: number | null = null;
+  private filterValue: Filter | null = null;
+  private closed = false;
+  /** A line for the status bar about the last action (e.g. why a key did nothing). */
+  message: string | null = null;
+
+  private constructor(
+    readonly db: DB,
+    readonly run: RunInfo,
+    opts: SessionOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.leaseMs = opts.leaseMs ?? LEASE_MS;
+    this.who = { runId: run.id, sessionId: opts.sessionId ?? randomUUID(), annotator: opts.annotator };
+    this.items = loadQueue(db, run, opts.order ?? 'margin');
+    this.taxonomy = run.dataset.taxonomy;
+    this.items.forEach((it, i) => this.byImage.set(it.imageId, i));
+    this.view = this.items.map((_, i) => i);
+    this.startedAt = this.now();
+    this.refresh();
+  }
+
+  /** Opens the run (by id, else the dataset's latest finished run) and loads its queue; shows nothing yet. */
+  static open(db: DB, opts: SessionOptions): ReviewSession {
+    if (!opts.annotator.trim()) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
+    return new ReviewSession(db, resolveRun(db, { runId: opts.runId, dataset: opts.dataset }), opts);
+  }
+
+  /** Goes to the first undecided item nobody else holds (where a previous session left off). */
+  start(): this {
+    this.viewPos = null;
+    this.advance(-1);
+    return this;
+  }
+
+  get filter(): Filter | null {
+    return this.filterValue;
+  }
+
+  /** The item shown, or undefined at the end of the queue (or for an empty queue). */
+  get current(): QueueItem | undefined {
+    return this.viewPos === null ? undefined : this.items[this.view[this.viewPos]!];
+  }
+
+  /** Position of the current item in the (filtered) queue, 1-based, and the queue's length. */
+  get position(): { index: number; of: number } {
+    return { index: this.viewPos === null ? 0 : this.viewPos + 1, of: this.view.length };
+  }
+
+  detail(item: QueueItem): ItemDetail {
+    let d = this.details.get(item.imageId);
+    if (!d) {
+      d = loadDetail(this.db, this.run, item.imageId);
+      if (this.details.size > 256) this.details.clear();
+      this.details.set(item.imageId, d);
+    }
+    return d;
+  }
+
+  decisionOf(item: QueueItem): Effective | undefined {
+    return this.effective.get(item.imageId);
+  }
+
+  /** Accept the proposal, reject it (keep the given label) or set a label by hand; then go to the next item. */
+  decide(verdict: Verdict, label?: string): DecisionRow | undefined {
+    const item = this.current;
+    if (!item) return this.say('nothing to decide: end of the queue');
+    if (verdict === 'manual' && (label === undefined || !this.taxonomy.includes(label))) {
+      return this.say(`no class ${label ?? ''} in this dataset`);
+    }
+    const row = this.guard(() => recordDecision(this.db, this.who, item, verdict, label, this.opts()));
+    if (!row) return undefined;
+    this.myDecisions.add(row.id);
+    this.effective.set(item.imageId, { id: row.id, action: verdict, label: row.new_label, annotator: row.annotator, decidedAt: row.decided_at });
+    this.skipped.delete(item.imageId);
+    this.message = `${item.path}: ${verdict === 'manual' ? 'set to' : verdict + ' →'} ${row.new_label}`;
+    this.advance(this.viewPos!);
+    return row;
+  }
+
+  /** Records a skip (not a decision) and goes on; skipped items come back once the rest is done. */
+  skip(): DecisionRow | undefined {
+    const item = this.current;
+    if (!item) return this.say('nothing to skip: end of the queue');
+    const row = this.guard(() => recordDecision(this.db, this.who, item, 'skipped', undefined, this.opts()));
+    if (!row) return undefined;
+    this.skipped.add(item.imageId);
+    this.message = `${item.path}: skipped`;
+    this.advance(this.viewPos!);
+    return row;
+  }
+
+  /** Undoes this annotator's last decision or skip in the run and shows that item again. */
+  undo(): DecisionRow | undefined {
+    const r = this.guard(() => undoLast(this.db, this.who, this.opts()));
+    if (!r) return r === undefined && this.message === null ? this.say('nothing to undo') : undefined;
+    const { undone, undo } = r;
+    this.myDecisions.delete(undone.id);
+    this.skipped.delete(undone.image_id);
+    this.refreshImage(undone.image_id);
+    const idx = this.byImage.get(undone.image_id);
+    if (idx !== undefined) {
+      let at = this.view.indexOf(idx);
+      if (at < 0) {
+        this.applyFilter(null);
+        at = this.view.indexOf(idx);
+      }
+      this.viewPos = at;
+      claimImage(this.db, this.who, undone.image_id, this.now(), this.leaseMs);
+    }
+    const item = idx === undefined ? undefined : this.items[idx];
+    this.message = `undid ${undone.action}${undone.action === 'skipped' ? '' : ` (${undone.new_label})`} on ${item?.path ?? `image ${undone.image_id}`}`;
+    return undo;
+  }
+
+  /** Moves to the next (+1) or previous (-1) item of the queue, decided or not, skipping items others hold. */
+  move(dir: 1 | -1): boolean {
+    if (this.viewPos === null) {
+      if (dir === 1) {
+        // At the end: go round again through the items skipped in this session.
+        if (this.skipped.size === 0) return Boolean(this.say('end of the queue'));
+        this.skipped.clear();
+        this.advance(-1);
+        return this.viewPos !== null;
+      }
+      for (let p = this.view.length - 1; p >= 0; p--) if (this.enter(p, false)) return true;
+      return Boolean(this.say('no item to go back to'));
+    }
+    for (let p = this.viewPos + dir; p >= 0 && p < this.view.length; p += dir) {
+      if (this.enter(p, false)) return true;
+    }
+    return Boolean(this.say(dir === 1 ? 'last item of the queue' : 'first item of the queue'));
+  }
+
+  /** Shows only items whose given and/or proposed label is a class (null: all), from the first undecided one. */
+  setFilter(filter: Filter | null): void {
+    this.applyFilter(filter);
+    this.viewPos = null;
+    this.advance(-1);
+    if (filter && this.view.length === 0) this.message = `no item with ${describeFilter(filter)}`;
+  }
+
+  /** Renews this session's lease and re-reads what other sessions did (decisions, claims). */
+  tick(): void {
+    if (this.closed) return;
+    renewClaims(this.db, this.who.sessionId, this.now(), this.leaseMs);
+    this.refresh();
+  }
+
+  /** Why nothing is shown (at the end of the queue). */
+  endState(): EndState {
+    let skipped = 0;
+    let held = 0;
+    for (const i of this.view) {
+      const id = this.items[i]!.imageId;
+      if (this.effective.has(id)) continue;
+      if (this.skipped.has(id)) skipped++;
+      else if (this.others.has(id)) held++;
+    }
+    let undecided = 0;
+    for (const it of this.items) if (!this.effective.has(it.imageId)) undecided++;
+    return { skipped, held, undecided };
+  }
+
+  stats(): Stats {
+    let accepted = 0;
+    let rejected = 0;
+    let manual = 0;
+    for (const it of this.items) {
+      const e = this.effective.get(it.imageId);
+      if (e?.action === 'accepted') accepted++;
+      else if (e?.action === 'rejected') rejected++;
+      else if (e?.action === 'manual') manual++;
+    }
+    const reviewed = accepted + rejected + manual;
+    const minutes = Math.max(1e-6, (this.now() - this.startedAt) / 60_000);
+    const sessionDecisions = this.myDecisions.size;
+    const ratePerMin = sessionDecisions / minutes;
+    const left = this.items.length - reviewed;
+    const s: Stats = {
+      total: this.items.length,
+      reviewed,
+      accepted,
+      rejected,
+      manual,
+      sessionDecisions,
+      ratePerMin,
+      etaSeconds: left === 0 ? 0 : ratePerMin > 0 ? (left / ratePerMin) * 60 : Infinity,
+      heldByOthers: this.others.size,
+    };
+    if (this.filterValue) {
+      s.filtered = {
+        total: this.view.length,
+        reviewed: this.view.filter((i) => this.effective.has(this.items[i]!.imageId)).length,
+      };
+    }
+    return s;
+  }
+
+  /** The item next() after a decision would most likely show (to prefetch its face); claims nothing. */
+  peekNext(): QueueItem | undefined {
+    const n = this.view.length;
+    const from = this.viewPos ?? -1;
+    for (let k = 1; k <= n; k++) {
+      const p = (from + k + n) % n;
+      const it = this.items[this.view[p]!]!;
+      if (p !== this.viewPos && this.isCandidate(it.imageId)) return it;
+    }
+    return undefined;
+  }
+
+  /** Lets go of this session's claims (on quit). The decisions are already stored. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    releaseClaims(this.db, this.who.sessionId);
+  }
+
+  private opts() {
+    return { now: this.now(), leaseMs: this.leaseMs };
+  }
+
+  private say(message: string): undefined {
+    this.message = message;
+    return undefined;
+  }
+
+  /** Runs a write; a lost claim becomes a message and the session moves on. */
+  private guard<T>(fn: () => T): T | undefined {
+    this.message = null;
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof ClaimLostError) {
+        this.others.set(e.imageId, e.holder);
+        this.message = e.message;
+        const pos = this.viewPos;
+        if (pos !== null && this.current?.imageId === e.imageId) this.advance(pos);
+        return undefined;
+      }
+      throw e;
+    }
+  }
+
+  private isCandidate(imageId: number): boolean {
+    return !this.effective.has(imageId) && !this.skipped.has(imageId) && !this.others.has(imageId);
+  }
+
+  /** Goes to the first candidate after view position `from` (wrapping round), or to the end of the queue. */
+  private advance(from: number): void {
+    const n = this.view.length;
+    for (let k = 1; k <= n; k++) {
+      const p = (from + k + n) % n;
+      if (!this.isCandidate(this.items[this.view[p]!]!.imageId)) continue;
+      if (this.enter(p, true)) return;
+    }
+    this.viewPos = null;
+    releaseClaims(this.db, this.who.sessionId);
+  }
+
+  /** Claims the item at view position p and shows it; false when another session holds it (or it got decided). */
+  private enter(p: number, mustBeUndecided: boolean): boolean {
+    const item = this.items[this.view[p]!]!;
+    if (this.others.has(item.imageId)) return false;
+    const r = claimImage(this.db, this.who, item.imageId, this.now(), this.leaseMs);
+    if (!r.ok) {
+      this.others.set(item.imageId, r.holder);
+      return false;
+    }
+    this.refreshImage(item.imageId);
+    if (mustBeUndecided && this.effective.has(item.imageId)) return false;
+    this.viewPos = p;
+    return true;
+  }
+
+  private refreshImage(imageId: number): void {
+    const e = effectiveFor(this.db, imageId);
+    if (e) this.effective.set(imageId, e);
+    else this.effective.delete(imageId);
+  }
+
+  private refresh(): void {
+    this.effective = effectiveForRun(this.db, this.run.id);
+    this.others = claimedByOthers(this.db, this.run.id, this.who.sessionId, this.now());
+  }
+
+  private applyFilter(filter: Filter | null): void {
+    this.filterValue = filter;
+    this.view = [];
+    this.items.forEach((it, i) => {
+      if (!filter) this.view.push(i);
+      else if (filter.by !== 'proposed' && it.given === filter.cls) this.view.push(i);
+      else if (filter.by !== 'given' && it.proposed === filter.cls) this.view.push(i);
+    });
+  }
+}
+
+export function describeFilter(f: Filter): string {
+  return f.by === 'either' ? `given or proposed ${f.cls}` : `${f.by} ${f.cls}`;
+}
