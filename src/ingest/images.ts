@@ -25,9 +25,11 @@ export async function inspectImage(file: string): Promise<ImageResult> {
   }
   if (bytes.length === 0) return { ok: false, error: 'image file is empty' };
   try {
-    const { info } = await sharp(bytes, { failOn: 'truncated' }).raw().toBuffer({ resolveWithObject: true });
+    const image = sharp(bytes, { failOn: 'truncated' });
+    const meta = await image.metadata(); // channels as stored (sharp's raw output would be sRGB)
+    await image.raw().toBuffer(); // a full decode: catches truncated and corrupt data the header hides
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    return { ok: true, info: { sha256, width: info.width, height: info.height, channels: info.channels } };
+    return { ok: true, info: { sha256, width: meta.width!, height: meta.height!, channels: meta.channels! } };
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0]!.trim();
     return { ok: false, error: `cannot decode image: ${msg}` };

@@ -1,0 +1,144 @@
+import { parse } from 'csv-parse/sync';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../cli/run.js';
+import { EXPORT_COLUMNS, exportLabels } from '../src/export/index.js';
+import { ingest } from '../src/ingest/index.js';
+import { openStore, type DB } from '../src/store/db.js';
+import { resolveDataset } from '../src/store/datasets.js';
+import { captureIo, fixture, tempDir } from './helpers.js';
+
+let dir: string;
+let cleanup: () => void;
+let db: DB;
+beforeEach(() => {
+  ({ dir, cleanup } = tempDir());
+  db = openStore(join(dir, 'test.db'));
+});
+afterEach(() => {
+  db.close();
+  cleanup();
+});
+
+const readCsv = (path: string): Record<string, string>[] => parse(readFileSync(path), { columns: true });
+
+/** A finished run with a proposal for the first `n` train images: propose 'neutral' (or 'happiness' if given neutral). */
+function fakeRun(n: number): { runId: number; proposed: { id: number; path: string; given: string; proposed: string }[] } {
+  const runId = Number(
+    db
+      .prepare(`INSERT INTO runs (dataset_id, method, backbone, backend, seed, config, status, started_at) VALUES (1, 'scn', 'faceexpr', 'cpu', 1, '{}', 'done', 'now')`)
+      .run().lastInsertRowid,
+  );
+  const imgs = db.prepare(`SELECT i.id, i.path, l.given FROM images i JOIN labels l ON l.image_id = i.id ORDER BY i.id`).all() as { id: number; path: string; given: string }[];
+  const ins = db.prepare(
+    `INSERT INTO run_images (run_id, image_id, given_label, trained_label, importance, probs, predicted_label, proposed_label, proposal_margin) VALUES (?, ?, ?, ?, ?, '[]', ?, ?, ?)`,
+  );
+  const proposed = [];
+  for (const [k, im] of imgs.entries()) {
+    const p = k < n ? (im.given === 'neutral' ? 'happiness' : 'neutral') : null;
+    ins.run(runId, im.id, im.given, p ?? im.given, 0.5, p ?? im.given, p, p ? 0.4 : null);
+    if (p) proposed.push({ ...im, proposed: p });
+  }
+  return { runId, proposed };
+}
+
+function decide(imageId: number, action: string, prev: string, next: string, undoes: number | null = null): number {
+  return Number(
+    db
+      .prepare(`INSERT INTO decisions (run_id, image_id, annotator, action, previous_label, new_label, undoes, decided_at) VALUES (1, ?, 'ann', ?, ?, ?, ?, '2026-11-28T10:00:00Z')`)
+      .run(imageId, action, prev, next, undoes).lastInsertRowid,
+  );
+}
+
+describe('export', () => {
+  it('round trip: ingest -> export keeps every path, split and label', async () => {
+    await ingest(db, { source: fixture('ferplus', 'labels.csv') });
+    const out = join(dir, 'out.csv');
+    const s = await exportLabels(db, { dataset: resolveDataset(db), out });
+    const src = readCsv(fixture('ferplus', 'labels.csv'));
+    const rows = readCsv(out);
+    expect(Object.keys(rows[0]!)).toEqual([...EXPORT_COLUMNS]);
+    expect(s.rows).toBe(src.length);
+    expect(rows.map((r) => [r['path'], r['split'], r['original_label'], r['final_label'], r['changed'], r['decision']])).toEqual(
+      src.map((r) => [r['image'], r['split'], r['fer2013_label'], r['fer2013_label'], '0', 'none']),
+    );
+  });
+
+  it('final labels follow the decisions in force: accepted, manual, rejected, undone', async () => {
+    await ingest(db, { source: fixture('ferplus', 'labels.csv') });
+    const { proposed } = fakeRun(5);
+    const [a, b, c, d, e] = proposed as [typeof proposed[0], typeof proposed[0], typeof proposed[0], typeof proposed[0], typeof proposed[0]];
+    decide(a.id, 'accepted', a.given, a.proposed);
+    decide(b.id, 'rejected', b.given, b.given);
+    decide(c.id, 'manual', c.given, 'surprise');
+    const undone = decide(d.id, 'accepted', d.given, d.proposed);
+    decide(d.id, 'undo', d.proposed, d.given, undone);
+    decide(e.id, 'skipped', e.given, e.given);
+    const out = join(dir, 'out.csv');
+    const s = await exportLabels(db, { dataset: resolveDataset(db), out });
+    const byPath = new Map(readCsv(out).map((r) => [r['path'], r]));
+    expect(byPath.get(a.path)).toMatchObject({ final_label: a.proposed, changed: '1', decision: 'accepted', annotator: 'ann', proposed_label: a.proposed, proposal_margin: '0.4' });
+    expect(byPath.get(b.path)).toMatchObject({ final_label: b.given, changed: '0', decision: 'rejected' });
+    expect(byPath.get(c.path)).toMatchObject({ final_label: 'surprise', changed: '1', decision: 'manual' });
+    expect(byPath.get(d.path)).toMatchObject({ final_label: d.given, changed: '0', decision: 'none' });
+    expect(byPath.get(e.path)).toMatchObject({ final_label: e.given, decision: 'none' });
+    expect(s).toMatchObject({ changed: 2, decisions: { accepted: 1, rejected: 1, manual: 1 } });
+
+    await exportLabels(db, { dataset: resolveDataset(db), out, onlyDecided: true });
+    expect(readCsv(out).map((r) => r['path']).sort()).toEqual([a.path, b.path, c.path].sort());
+
+    const s2 = await exportLabels(db, { dataset: resolveDataset(db), out, includeUndecidedProposals: true });
+    const rows2 = new Map(readCsv(out).map((r) => [r['path'], r]));
+    expect(rows2.get(d.path)).toMatchObject({ final_label: d.proposed, decision: 'none', changed: '1' });
+    expect(rows2.get(e.path)).toMatchObject({ final_label: e.proposed });
+    expect(rows2.get(b.path)).toMatchObject({ final_label: b.given });
+    expect(s2.proposalsApplied).toBe(2);
+  });
+
+  it('--format same writes the source CSV back with the label column replaced', async () => {
+    await ingest(db, { source: fixture('csv', 'labels.csv'), labelEncoding: 'fer2013' });
+    const { proposed } = fakeRun(1);
+    decide(proposed[0]!.id, 'accepted', proposed[0]!.given, proposed[0]!.proposed);
+    const out = join(dir, 'same.csv');
+    await exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' });
+    const src = readCsv(fixture('csv', 'labels.csv'));
+    const back = readCsv(out);
+    expect(back).toHaveLength(src.length);
+    const CLASSES = ['anger', 'disgust', 'fear', 'happiness', 'sadness', 'surprise', 'neutral'];
+    back.forEach((r, i) => {
+      expect(r['file']).toBe(src[i]!['file']);
+      expect(r['usage']).toBe(src[i]!['usage']);
+      const expected = r['file'] === proposed[0]!.path ? String(CLASSES.indexOf(proposed[0]!.proposed)) : src[i]!['emotion'];
+      expect(r['emotion']).toBe(expected);
+    });
+  });
+
+  it('--format same writes a RAF-DB list back', async () => {
+    await ingest(db, { source: fixture('rafdb') });
+    const out = join(dir, 'list.txt');
+    await exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' });
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(fixture('rafdb', 'EmoLabel', 'list_patition_label.txt'), 'utf8'));
+  });
+
+  it('--format same is refused for imagefolder; a failed export leaves no partial file', async () => {
+    await ingest(db, { source: fixture('imagefolder') });
+    const out = join(dir, 'x.csv');
+    await expect(exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' })).rejects.toThrow(/not available for imagefolder/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('CLI: clear errors for a missing database and an unknown run', async () => {
+    const io = captureIo();
+    expect(await run(['export', join(dir, 'o.csv'), '--db', join(dir, 'nope.db')], io)).toBe(1);
+    expect(io.stderr.text).toMatch(/nope.db: no such database/);
+    await ingest(db, { source: fixture('bad', 'good.csv') });
+    const io2 = captureIo();
+    expect(await run(['export', join(dir, 'o.csv'), '--db', join(dir, 'test.db'), '--run', '42'], io2)).toBe(1);
+    expect(io2.stderr.text).toMatch(/no run with id 42/);
+    const io3 = captureIo();
+    expect(await run(['export', join(dir, 'o.csv'), '--db', join(dir, 'test.db')], io3)).toBe(0);
+    expect(io3.stdout.text).toMatch(/wrote 2 rows/);
+  });
+});
