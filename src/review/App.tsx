@@ -175,11 +175,15 @@ export function App({ session, colorMode, tickMs = 10_000, onFace }: AppProps): 
   } else if (!item) body = <EndOfQueue session={session} rows={layout.bodyRows} />;
   else body = <ItemView session={session} item={item} face={face} layout={layout} />;
 
-  const progress =
-    `${stats.reviewed}/${stats.total} reviewed · ${stats.accepted} accepted · ${stats.rejected} rejected · ${stats.manual} manual` +
+  const tail =
     ` · ${stats.ratePerMin.toFixed(1)}/min · ETA ${formatEta(stats.etaSeconds)}` +
     (stats.filtered ? ` · filter ${stats.filtered.reviewed}/${stats.filtered.total}` : '') +
     (stats.heldByOthers ? ` · ${stats.heldByOthers} held by others` : '');
+  let progress =
+    `${stats.reviewed}/${stats.total} reviewed · ${stats.accepted} accepted · ${stats.rejected} rejected · ${stats.manual} manual` + tail;
+  if (progress.length > layout.cols) {
+    progress = `${stats.reviewed}/${stats.total} done · ${stats.accepted} acc · ${stats.rejected} rej · ${stats.manual} man` + tail;
+  }
   const status = mode === 'filter' ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc` : (session.message ?? '');
 
   return (
