@@ -108,15 +108,16 @@ describe('train and report on the ferplus fixture (296 images: 192 train, 52 val
       // given_label is the label after noise: the stored dataset label unless this run flipped it.
       if (img.original) expect(img.given_label).not.toBe(img.dataset_given);
       else expect(img.given_label).toBe(img.dataset_given);
+      if (img.in_training === 0) expect(img.trained_label).toBe(img.given_label);
+      // Default proposals: the final classifier's prediction where it differs from the given label (training images).
+      if (img.in_training === 1) expect(img.proposed_label).toBe(img.predicted_label === img.given_label ? null : img.predicted_label);
       if (img.proposed_label !== null) {
         expect(img.in_training).toBe(1);
-        expect(img.proposed_label).toBe(img.trained_label);
         expect(img.proposed_label).not.toBe(img.given_label);
         const tax = ['anger', 'disgust', 'fear', 'happiness', 'sadness', 'surprise', 'neutral'];
         expect(img.proposal_margin).toBeCloseTo(probs[tax.indexOf(img.proposed_label)]! - probs[tax.indexOf(img.given_label)]!, 4);
       } else {
         expect(img.proposal_margin).toBeNull();
-        expect(img.trained_label).toBe(img.given_label);
       }
     }
     // Stored labels are never changed by training.
@@ -171,6 +172,14 @@ describe('train and report on the ferplus fixture (296 images: 192 train, 52 val
     const a = imagesOf(scnRun).map((i) => [i.probs, i.importance, i.proposed_label]);
     const b = imagesOf(again).map((i) => [i.probs, i.importance, i.proposed_label]);
     expect(b).toEqual(a);
+    // --propose relabeled: proposals = the labels SCN trained with at the end.
+    const relArgs = ['--propose', 'relabeled', '--relabel-scope', 'all', '--delta2', '0', '--epochs', '10', '--relabel-epoch', '2', '--batch', '32'];
+    const rel = Number((await cli('train', '--noise', '0.3', '--seed', '2', ...relArgs)).stdout.trim());
+    const relImages = imagesOf(rel);
+    for (const img of relImages) {
+      expect(img.proposed_label).toBe(img.in_training && img.trained_label !== img.given_label ? img.trained_label : null);
+    }
+    expect(relImages.some((i) => i.proposed_label !== null)).toBe(true);
   });
 
   it('ce and cl runs on the original labels, scored against the reference labels', async () => {
@@ -202,6 +211,8 @@ describe('train and report on the ferplus fixture (296 images: 192 train, 52 val
     const bad = await cli('train', '--method', 'ce', '--beta', '0.5');
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/takes no SCN options/);
+    const badPropose = await cli('train', '--method', 'cl', '--propose', 'relabeled');
+    expect(badPropose.stderr).toMatch(/takes no SCN options \(propose\)/);
     const noEmb = await cli('train', '--backbone', 'facerec', '--epochs', '1');
     expect(noEmb.code).toBe(1);
     expect(noEmb.stderr).toMatch(/fer-clean embed/);

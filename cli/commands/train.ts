@@ -1,7 +1,7 @@
 import { FerCleanError } from '../../src/errors.js';
 import { BACKEND_PREFERENCES } from '../../src/features/backend.js';
 import { DEFAULT_BACKBONE } from '../../src/features/store.js';
-import { CL_DEFAULT_FOLDS, trainRun } from '../../src/scn/index.js';
+import { CL_DEFAULT_FOLDS, SCN_PROPOSALS, trainRun } from '../../src/scn/index.js';
 import { parseLabelSource } from '../../src/scn/data.js';
 import { NOISE_TYPES } from '../../src/scn/noise.js';
 import { METHODS } from '../../src/scn/runs.js';
@@ -46,6 +46,8 @@ label proposals). Prints the run id on standard output; progress and a summary g
   --relabel-epoch K      first epoch that relabels (default ${S.relabelEpoch})
   --relabel-scope S      low (low-importance group, the paper, default) | all (every sample, the authors' code)
   --importance-window N  average importance over the last N epochs (default ${S.importanceWindow})
+  --propose P            predicted (the final classifier's class when it differs from the given label, default)
+                         | relabeled (the label SCN trained with at the end, when relabeling changed it)
  cl:
   --folds K              folds of the out-of-fold probabilities (default ${CL_DEFAULT_FOLDS})
   --db PATH              database (default ./fer-clean.db, or FER_CLEAN_DB)`;
@@ -78,6 +80,7 @@ export const trainCommand: Command = {
     'relabel-epoch': { type: 'string' },
     'relabel-scope': { type: 'string' },
     'importance-window': { type: 'string' },
+    propose: { type: 'string' },
     folds: { type: 'string' },
   },
   async run({ values }, io) {
@@ -102,8 +105,9 @@ export const trainCommand: Command = {
       importanceWindow: parseIntFlag(v['importance-window'], '--importance-window'),
     });
     const method = choiceFlag(v['method'], '--method', METHODS) ?? 'scn';
+    const propose = choiceFlag(v['propose'], '--propose', SCN_PROPOSALS);
     if (method !== 'scn') {
-      const scnOnly = Object.keys(scn);
+      const scnOnly = [...Object.keys(scn), ...(propose ? ['propose'] : [])];
       if (scnOnly.length) throw new FerCleanError(`--method ${method} takes no SCN options (${scnOnly.join(', ')})`);
     }
     if (method !== 'cl' && v['folds'] !== undefined) throw new FerCleanError(`--folds applies to --method cl only`);
@@ -127,6 +131,7 @@ export const trainCommand: Command = {
           head,
           scn,
           folds: parseIntFlag(v['folds'], '--folds', 2) ?? CL_DEFAULT_FOLDS,
+          propose,
         },
         (p) => {
           bar ??= new ProgressBar(io, `train ${method}`, p.total, 'epochs');

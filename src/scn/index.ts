@@ -27,7 +27,12 @@ export interface TrainRunOptions {
   scn?: Partial<ScnOptions>;
   /** Folds of the out-of-fold probabilities (cl). */
   folds: number;
+  /** scn: propose the final classifier's prediction ('predicted', default) or the relabeled training label. */
+  propose?: ScnProposal;
 }
+
+export type ScnProposal = 'predicted' | 'relabeled';
+export const SCN_PROPOSALS: readonly ScnProposal[] = ['predicted', 'relabeled'];
 
 export interface TrainProgress {
   /** Epochs done so far (over all folds for cl) and in all. */
@@ -47,6 +52,7 @@ export async function trainRun(
   const head: HeadOptions = { ...HEAD_DEFAULTS, ...opts.head, seed: opts.seed };
   const scn: ScnOptions = { ...SCN_DEFAULTS, ...opts.scn };
   validate(head, scn, opts);
+  const propose = opts.propose ?? 'predicted';
   const dataset = resolveDataset(db, opts.dataset);
   const backbone = resolveBackbone(opts.backbone).name;
   const view = loadDatasetView(db, dataset, backbone, opts.labelSource);
@@ -84,9 +90,9 @@ export async function trainRun(
     seed: opts.seed,
     noise: { rate: opts.noiseRate, type: opts.noiseRate > 0 ? opts.noiseType : null, flips: noise.flips.length },
     head,
-    ...(opts.method === 'scn' ? { scn, loss: 'gamma * L_RR + (1 - gamma) * L_WCE' } : {}),
+    ...(opts.method === 'scn' ? { scn, loss: 'gamma * L_RR + (1 - gamma) * L_WCE', propose } : {}),
     ...(opts.method === 'cl' ? { cl: { folds: opts.folds, filter: 'prune_by_noise_rate' } } : {}),
-    proposals: PROPOSAL_RULE[opts.method],
+    proposals: opts.method === 'scn' ? SCN_PROPOSAL_RULE[propose] : PROPOSAL_RULE[opts.method],
     train_images: train.length,
     valid_images: valid.length,
   };
@@ -124,9 +130,15 @@ export async function trainRun(
     } else {
       const r = trainHead(data, { ...head, ...scn, method: opts.method }, tick);
       ({ epochs, probs, importance, importanceMean, trainedLabels } = r);
-      if (opts.method === 'scn') {
+      if (opts.method === 'scn' && propose === 'relabeled') {
         // The label SCN trained with at the end, when relabeling changed it.
         proposed = (i) => (trainedLabels[i] !== labels[i] ? trainedLabels[i]! : -1);
+      } else if (opts.method === 'scn') {
+        // The self-cured classifier's prediction, when it differs from the given label.
+        proposed = (i) => {
+          const a = argmax(probs, i, C);
+          return a !== labels[i] ? a : -1;
+        };
       } else {
         // ce: Eq. 4's rule on the final predictions, every training image (a naive in-sample baseline).
         proposed = (i) => {
@@ -170,9 +182,14 @@ export async function trainRun(
   }
 }
 
+const SCN_PROPOSAL_RULE: Record<ScnProposal, string> = {
+  predicted: 'training images whose predicted class (final SCN classifier, trained with relabeling) differs from the given label',
+  relabeled: 'training images whose label SCN trained with at the end (after relabeling, Eq. 4) differs from the given one',
+};
+
 /** How each method turns its output into proposals (stored in the run's config). */
 export const PROPOSAL_RULE: Record<Method, string> = {
-  scn: 'training images whose label SCN trained with at the end (after relabeling, Eq. 4) differs from the given one',
+  scn: SCN_PROPOSAL_RULE.predicted,
   ce: 'training images whose predicted class beats the given one by more than delta2 (in-sample)',
   cl: 'training images flagged by confident learning (prune_by_noise_rate), with their most likely out-of-fold class',
 };

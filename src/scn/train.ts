@@ -52,7 +52,7 @@ export const HEAD_DEFAULTS: HeadOptions = {
   lrDecay: 0.95,
   weightDecay: 1e-4,
   batchSize: 256,
-  epochs: 30,
+  epochs: 20,
   standardize: true,
   seed: 1,
 };
