@@ -1,12 +1,9 @@
 import { userInfo } from 'node:os';
-import { createElement } from 'react';
-import { render } from 'ink';
 import type { Command } from '../run.js';
 import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
 import { openStore, resolveDbPath } from '../../src/store/db.js';
-import { App } from '../../src/review/App.js';
-import { COLOR_MODES, detectColorMode, type ColorMode } from '../../src/review/face.js';
+import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/face.js';
 import { REVIEW_ORDERS, type ReviewOrder } from '../../src/review/queue.js';
 import { ReviewSession } from '../../src/review/session.js';
 
@@ -39,6 +36,11 @@ export const reviewCommand: Command = {
     color: { type: 'string' },
   },
   async run({ values }, io) {
+    // React's production build (faster), and the UI's modules loaded only by this command, while the database is
+    // being opened.
+    process.env['NODE_ENV'] ??= 'production';
+    const ui = Promise.all([import('react'), import('ink'), import('../../src/review/App.js'), import('../../src/review/overlay.js')]);
+    ui.catch(() => undefined);
     const runId = values['run'] === undefined ? undefined : parseRunId(String(values['run']));
     const order = String(values['order'] ?? 'margin');
     if (!(REVIEW_ORDERS as readonly string[]).includes(order)) {
@@ -74,22 +76,37 @@ export const reviewCommand: Command = {
       const colorMode: ColorMode = color === 'auto' ? detectColorMode(io.env) : (color as ColorMode);
       session.start();
       const stdout = io.stdout as NodeJS.WriteStream;
+      // The first face is drawn (sharp, off the main thread) while the UI modules load.
+      const { computeLayout, faceKey } = await import('../../src/review/layout.js');
+      const faces = new Map<string, string[]>();
+      const first = session.current;
+      const layout = computeLayout(stdout.columns || 80, stdout.rows || 24, session.taxonomy.length);
+      const firstFace = first
+        ? renderFace(session.detail(first).file, layout.faceCols, layout.faceRows, colorMode)
+            .then((lines) => void faces.set(faceKey(first.imageId, layout, colorMode), lines))
+            .catch(() => undefined)
+        : undefined;
+      const [{ createElement }, { render }, { App }, { FaceOverlay }] = await ui;
+      await firstFace;
       // Full screen: the terminal's alternate screen, left again on exit (also when quitting with Ctrl-C).
       stdout.write('\x1b[?1049h\x1b[H');
       const restore = () => void stdout.write('\x1b[?1049l');
       process.once('exit', restore);
-      const ink = render(createElement(App, { session, colorMode }), {
+      const faceSink = new FaceOverlay(stdout);
+      const ink = render(createElement(App, { session, colorMode, faces, faceSink }), {
         stdout,
         stdin,
         stderr: io.stderr as NodeJS.WriteStream,
         exitOnCtrlC: true,
         patchConsole: false,
         maxFps: 60,
-        incrementalRendering: true,
+        // Not incrementalRendering: in Ink 6.8 it draws every frame after the first one row too low when the frame
+        // ends with a newline (as ours does, being one line shorter than the terminal).
       });
       try {
         await ink.waitUntilExit();
       } finally {
+        faceSink.dispose();
         session.close();
         restore();
         process.off('exit', restore);

@@ -1,9 +1,13 @@
 import { useEffect, useRef, useState, type ReactElement } from 'react';
 import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { renderFace, type ColorMode } from './face.js';
-import { filterLines, helpLines, layoutLegend, legendEntries } from './help.js';
+import { filterLines, helpLines } from './help.js';
 import { describeFilter, type Filter, type ReviewSession } from './session.js';
 import type { QueueItem } from './queue.js';
+import type { FaceSink } from './overlay.js';
+import { computeLayout, faceKey, type Layout } from './layout.js';
+
+export { computeLayout, type Layout } from './layout.js';
 
 export interface AppProps {
   session: ReviewSession;
@@ -12,32 +16,13 @@ export interface AppProps {
   tickMs?: number;
   /** Called after every frame whose face is drawn, with the image shown (benchmarks, tests). */
   onFace?: (imageId: number) => void;
+  /**
+   * Draws the face outside Ink's frame (a real terminal: see overlay.ts); without one, the face is part of the frame.
+   */
+  faceSink?: FaceSink;
+  /** Faces already drawn, by faceKey (the CLI draws the first one while Ink loads). */
+  faces?: Map<string, string[]>;
 }
-
-/** Where things go on a terminal of `cols` x `rows`. */
-export interface Layout {
-  cols: number;
-  /** Lines drawn: one less than the terminal, so Ink never has to clear the whole screen. */
-  height: number;
-  bodyRows: number;
-  faceCols: number;
-  faceRows: number;
-  panelWidth: number;
-  legend: string[];
-}
-
-export function computeLayout(cols: number, rows: number, classes: number): Layout {
-  const legend = layoutLegend(legendEntries(classes), Math.max(20, cols - 1));
-  const height = Math.max(12, rows - 1);
-  // header, progress, legend lines, status line
-  const bodyRows = Math.max(6, height - 3 - legend.length);
-  // A cell is one pixel wide and two tall; leave at least 40 columns for the labels and bars.
-  const faceRows = Math.max(4, Math.min(bodyRows, Math.floor((cols - 42) / 2), 48));
-  const faceCols = faceRows * 2;
-  return { cols, height, bodyRows, faceCols, faceRows, panelWidth: Math.max(20, cols - faceCols - 2), legend };
-}
-
-const faceKey = (imageId: number, l: Layout, mode: ColorMode): string => `${imageId}:${l.faceCols}x${l.faceRows}:${mode}`;
 
 function useTerminalSize(): { cols: number; rows: number } {
   const { stdout } = useStdout();
@@ -53,7 +38,7 @@ function useTerminalSize(): { cols: number; rows: number } {
 
 type Mode = 'main' | 'help' | 'filter';
 
-export function App({ session, colorMode, tickMs = 10_000, onFace }: AppProps): ReactElement {
+export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, faces: given }: AppProps): ReactElement {
   const { exit } = useApp();
   const { cols, rows } = useTerminalSize();
   const [, setVersion] = useState(0);
@@ -63,39 +48,43 @@ export function App({ session, colorMode, tickMs = 10_000, onFace }: AppProps): 
   const ui = useRef<{ mode: Mode; filterBy: Filter['by'] }>({ mode: 'main', filterBy: 'either' });
   const setMode = (m: Mode) => void (ui.current.mode = m);
   const setFilterBy = (b: Filter['by']) => void (ui.current.filterBy = b);
-  const faces = useRef(new Map<string, string[]>());
+  const faces = useRef(given ?? new Map<string, string[]>());
   const loading = useRef(new Set<string>());
   const taxonomy = session.taxonomy;
   const layout = computeLayout(cols, rows, taxonomy.length);
   const item = session.current;
 
-  const loadFace = (it: QueueItem, after?: () => void): void => {
+  // The face of the item shown (re-rendered when it arrives), then the likely next one ahead of time.
+  const shownKey = item ? faceKey(item.imageId, layout, colorMode) : null;
+  const shown = useRef<string | null>(null);
+  shown.current = shownKey;
+  const face = shownKey ? faces.current.get(shownKey) : undefined;
+
+  /** Draws a face into the cache; whichever load finishes (shown item or prefetch), the screen follows. */
+  const loadFace = (it: QueueItem): void => {
     const key = faceKey(it.imageId, layout, colorMode);
     if (faces.current.has(key) || loading.current.has(key)) return;
     loading.current.add(key);
+    const done = (lines: string[]) => {
+      if (faces.current.size > 64) faces.current.clear();
+      faces.current.set(key, lines);
+      loading.current.delete(key);
+      if (shown.current === key) bump();
+    };
     let file: string;
     try {
       file = session.detail(it).file;
     } catch (e) {
-      faces.current.set(key, [`(${(e as Error).message})`]);
-      loading.current.delete(key);
+      done([`(${(e as Error).message})`]);
       return;
     }
-    renderFace(file, layout.faceCols, layout.faceRows, colorMode)
+    void renderFace(file, layout.faceCols, layout.faceRows, colorMode)
       .catch((e: Error) => [`(cannot draw: ${e.message})`])
-      .then((lines) => {
-        if (faces.current.size > 64) faces.current.clear();
-        faces.current.set(key, lines);
-        loading.current.delete(key);
-        after?.();
-      });
+      .then(done);
   };
 
-  // The face of the item shown (re-rendered when it arrives), then the likely next one ahead of time.
-  const shownKey = item ? faceKey(item.imageId, layout, colorMode) : null;
-  const face = shownKey ? faces.current.get(shownKey) : undefined;
   useEffect(() => {
-    if (item && !face) loadFace(item, bump);
+    if (item && !face) loadFace(item);
     const next = session.peekNext();
     if (next) loadFace(next);
   });
@@ -173,7 +162,10 @@ export function App({ session, colorMode, tickMs = 10_000, onFace }: AppProps): 
       </Box>
     );
   } else if (!item) body = <EndOfQueue session={session} rows={layout.bodyRows} />;
-  else body = <ItemView session={session} item={item} face={face} layout={layout} />;
+  else body = <ItemView session={session} item={item} face={face} layout={layout} external={Boolean(faceSink)} />;
+  // The sink paints now, before Ink writes this frame: hiding erases the old face first, so the erasing never
+  // wipes what Ink draws in its place; a shown face is repainted after Ink's write by the sink itself.
+  faceSink?.show(mode === 'main' && item && face ? face : null, 1, 0);
 
   const tail =
     ` · ${stats.ratePerMin.toFixed(1)}/min · ETA ${formatEta(stats.etaSeconds)}` +
@@ -212,11 +204,14 @@ function ItemView({
   item,
   face,
   layout,
+  external,
 }: {
   session: ReviewSession;
   item: QueueItem;
   face: string[] | undefined;
   layout: Layout;
+  /** The face is painted by a FaceSink: leave its place empty. */
+  external: boolean;
 }): ReactElement {
   const detail = session.detail(item);
   const decision = session.decisionOf(item);
@@ -226,7 +221,9 @@ function ItemView({
   return (
     <Box flexDirection="row" height={layout.bodyRows}>
       <Box flexDirection="column" width={layout.faceCols} marginRight={2}>
-        {face
+        {face && external
+          ? null
+          : face
           ? face.map((line, i) => (
               <Text key={i} wrap="truncate-end">
                 {line}

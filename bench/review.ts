@@ -1,0 +1,288 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'csv-parse/sync';
+import { nowIso, openStore, type DB } from '../src/store/db.js';
+import { defaultTaxonomy } from '../src/taxonomy.js';
+import { loadQueue, resolveRun, type QueueItem } from '../src/review/queue.js';
+import { computeLayout } from '../src/review/layout.js';
+import { ReviewSession } from '../src/review/session.js';
+import { BENCH_DB, DATA_DIR, machine } from './common.js';
+
+/**
+ * Review speed, end to end, with the real CLI in a pseudo-terminal (util-linux `script`):
+ * - start-up: from spawning `fer-clean review` to the first face fully drawn on the terminal;
+ * - key latency: from writing a key to the terminal to the next item's face fully drawn (accept, reject, undo,
+ *   move), one key at a time.
+ * The database holds the 28,558 train images of the shared FER2013/FER+ data and one finished run. No SCN run of
+ * that size exists yet, so the run is synthesized: its probabilities are the FER+ ten-tagger vote shares (smoothed),
+ * and it proposes the most voted class wherever that differs from the original label (about a third of the images),
+ * which is the size and shape of queue a real run gives.
+ */
+export async function main(): Promise<void> {
+  const dbPath = resolve(dirname(BENCH_DB), 'bench-review.db');
+  const t0 = performance.now();
+  const built = buildDatabase(dbPath);
+  const buildSecs = (performance.now() - t0) / 1000;
+
+  const db = openStore(dbPath, { mustExist: true });
+  const run = resolveRun(db);
+  const queue = loadQueue(db, run, 'margin');
+  // In-process cost of opening the run (queue, decisions in force, first claim), without terminal or drawing.
+  const opens: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    ReviewSession.open(db, { annotator: 'bench-open' }).start().close();
+    opens.push(performance.now() - t);
+  }
+  db.close();
+
+  console.log(`## Review (${new Date().toISOString().slice(0, 10)})`);
+  console.log(`machine: ${machine()}`);
+  console.log('command: npm run build && npm run bench -- review');
+  console.log(
+    `database: ${built.images} train images, one synthetic finished run with ${queue.length} proposals (built in ${buildSecs.toFixed(1)} s: ${dbPath})`,
+  );
+  console.log(`in-process open of the run (queue + decisions in force + first claim): median ${fmt(median(opens))} over 5`);
+
+  // BENCH_REVIEW_SIZES=80x24,160x48 and BENCH_REVIEW_COLORS=truecolor,256 choose what is measured.
+  const sizes = (process.env['BENCH_REVIEW_SIZES'] ?? '80x24,160x48').split(',').map((x) => x.split('x').map(Number) as [number, number]);
+  const colors = (process.env['BENCH_REVIEW_COLORS'] ?? 'truecolor,256').split(',') as ('truecolor' | '256')[];
+  for (const [cols, rows] of sizes) {
+    for (const color of colors) {
+      const r = await measureTerminal(dbPath, queue, cols, rows, color);
+      console.log(
+        `- ${cols}x${rows}, ${color}: start-up to first face median ${fmt(median(r.startups))} (max ${fmt(Math.max(...r.startups))}, ${r.startups.length} starts); ` +
+          `key to next face median ${fmt(median(r.keys))}, p90 ${fmt(quantile(r.keys, 0.9))}, max ${fmt(Math.max(...r.keys))} (${r.keys.length} keys: accept, undo, reject, move)`,
+      );
+    }
+  }
+  // What the dispatcher costs: the same start-up with the review command's module imported on its own.
+  const direct: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    resetReview(dbPath);
+    const term = new Terminal(dbPath, 80, 24, 'truecolor', true);
+    await term.until(queue[0]!.path, Math.floor(computeLayout(80, 24, 7).faceCols * computeLayout(80, 24, 7).faceRows * 0.6));
+    direct.push(term.elapsed());
+    term.key('q');
+    await term.exited;
+  }
+  const bare: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    await new Promise<void>((r) => spawn('node', [resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js'), '--version']).on('close', () => r()));
+    bare.push(performance.now() - t);
+  }
+  console.log(
+    `- start-up breakdown (80x24, truecolor): \`fer-clean --version\` (node + the dispatcher importing every command) median ${fmt(median(bare))}; ` +
+      `review command's module alone, without the dispatcher: start-up to first face median ${fmt(median(direct))}`,
+  );
+  console.log('(2 shared cores: other engineers\' jobs may run at the same time, so the maxima are noisy.)');
+}
+
+const VOTES: Record<string, string> = {
+  anger: 'votes_anger',
+  disgust: 'votes_disgust',
+  fear: 'votes_fear',
+  happiness: 'votes_happiness',
+  sadness: 'votes_sadness',
+  surprise: 'votes_surprise',
+  neutral: 'votes_neutral',
+};
+
+/** A fresh database with the train split and one synthetic finished run (see main). */
+function buildDatabase(path: string): { images: number } {
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+  const rows = (parse(readFileSync(join(DATA_DIR, 'labels.csv')), { columns: true }) as Record<string, string>[]).filter(
+    (r) => r['split'] === 'train',
+  );
+  const taxonomy = defaultTaxonomy(false);
+  const db: DB = openStore(path);
+  const now = nowIso();
+  db.transaction(() => {
+    const datasetId = Number(
+      db
+        .prepare(
+          `INSERT INTO datasets (name, format, source, root, taxonomy, options, created_at, updated_at)
+           VALUES ('fer2013plus-train', 'ferplus', ?, ?, ?, '{}', ?, ?)`,
+        )
+        .run(join(DATA_DIR, 'labels.csv'), DATA_DIR, JSON.stringify(taxonomy), now, now).lastInsertRowid,
+    );
+    const runId = Number(
+      db
+        .prepare(
+          `INSERT INTO runs (dataset_id, method, backbone, backend, seed, config, status, started_at, finished_at)
+           VALUES (?, 'scn', 'synthetic', 'none', 0, '{"synthetic":"probabilities = FER+ vote shares"}', 'done', ?, ?)`,
+        )
+        .run(datasetId, now, now).lastInsertRowid,
+    );
+    const insImage = db.prepare(
+      `INSERT INTO images (dataset_id, path, sha256, width, height, channels, split) VALUES (?, ?, ?, 48, 48, 1, 'train')`,
+    );
+    const insLabel = db.prepare(`INSERT INTO labels (image_id, given, given_raw) VALUES (?, ?, ?)`);
+    const insRun = db.prepare(
+      `INSERT INTO run_images (run_id, image_id, given_label, trained_label, importance, importance_mean, probs,
+         predicted_label, proposed_label, proposal_margin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const r of rows) {
+      const sha = createHash('sha256').update(readFileSync(join(DATA_DIR, r['image']!))).digest('hex');
+      const imageId = Number(insImage.run(datasetId, r['image']!, sha).lastInsertRowid);
+      const given = r['fer2013_label']!;
+      insLabel.run(imageId, given, given);
+      const votes = taxonomy.map((c) => Number(r[VOTES[c]!] ?? 0) + 0.3);
+      const sum = votes.reduce((a, b) => a + b, 0);
+      const probs = votes.map((v) => Math.round((v / sum) * 1e4) / 1e4);
+      const best = probs.indexOf(Math.max(...probs));
+      const gi = taxonomy.indexOf(given);
+      const proposed = best !== gi ? taxonomy[best]! : null;
+      const margin = proposed ? probs[best]! - probs[gi]! : null;
+      insRun.run(runId, imageId, given, given, probs[gi]!, probs[gi]!, JSON.stringify(probs), taxonomy[best]!, proposed, margin);
+    }
+  })();
+  db.close();
+  return { images: rows.length };
+}
+
+/**
+ * Runs the CLI in a pseudo-terminal of cols x rows: 5 starts (each quits after its first face), then one session
+ * timed over a sequence of keys whose next item is known from the queue order.
+ */
+async function measureTerminal(
+  dbPath: string,
+  queue: QueueItem[],
+  cols: number,
+  rows: number,
+  color: 'truecolor' | '256',
+): Promise<{ startups: number[]; keys: number[] }> {
+  const layout = computeLayout(cols, rows, 7);
+  // A face is drawn when most of its cells have been written since the key (lines equal to the previous face's
+  // are not rewritten by Ink's incremental rendering, so not all of them).
+  const faceCells = Math.floor(layout.faceCols * layout.faceRows * 0.6);
+  const startups: number[] = [];
+  const keys: number[] = [];
+  // Each measurement uses its own annotator name on a fresh copy of the run's state: decisions are cleared first.
+  const reset = () => resetReview(dbPath);
+  for (let i = 0; i < 5; i++) {
+    reset();
+    const term = new Terminal(dbPath, cols, rows, color);
+    await term.until(queue[0]!.path, faceCells);
+    startups.push(term.elapsed());
+    term.key('q');
+    await term.exited;
+  }
+  reset();
+  const term = new Terminal(dbPath, cols, rows, color);
+  await term.until(queue[0]!.path, faceCells);
+  // Script: 40 accepts, 10 undos, 10 rejects, 10 moves back, 10 moves forward. Expected item after each key:
+  let at = 0;
+  const script: [string, number][] = [];
+  for (let k = 0; k < 40; k++) script.push(['a', ++at]);
+  for (let k = 0; k < 10; k++) script.push(['u', --at]);
+  for (let k = 0; k < 10; k++) script.push(['r', ++at]);
+  for (let k = 0; k < 10; k++) script.push(['\x1b[D', --at]);
+  for (let k = 0; k < 10; k++) script.push(['\x1b[C', ++at]);
+  for (const [key, expect] of script) {
+    await new Promise((r) => setTimeout(r, 30));
+    await term.keyUntil(key, queue[expect]!.path, faceCells);
+    keys.push(term.elapsed());
+    if (process.env['BENCH_VERBOSE']) console.error(JSON.stringify(key), expect, term.elapsed().toFixed(0));
+  }
+  term.key('q');
+  await term.exited;
+  return { startups, keys };
+}
+
+/** Clears decisions and claims, so the next session starts at the queue's first item. */
+function resetReview(dbPath: string): void {
+  const db = openStore(dbPath, { mustExist: true });
+  db.exec(`DELETE FROM decisions; DELETE FROM claims;`);
+  db.close();
+}
+
+const count = (s: string, ch: string): number => s.split(ch).length - 1;
+
+/**
+ * The CLI in `script`'s pseudo-terminal. `until(path, cells)` resolves when, since the last key, the output has
+ * contained `path` and at least `cells` half-blocks; it is checked as each chunk arrives, in time proportional to the
+ * chunk (the terminal blocks the CLI's writes while this end does not read).
+ */
+class Terminal {
+  private tail = '';
+  private seenPath = false;
+  private blocks = 0;
+  private t = performance.now();
+  private lastHit = 0;
+  private waiter: { path: string; cells: number; resolve: () => void; timer: NodeJS.Timeout } | undefined;
+  readonly exited: Promise<void>;
+  private readonly child;
+
+  constructor(dbPath: string, cols: number, rows: number, color: string, direct = false) {
+    const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+    const args = `--db '${dbPath}' --annotator bench --color ${color}`;
+    // direct: the review command's module alone, without the CLI dispatcher (which imports every command).
+    const node = direct
+      ? `node --input-type=module -e "const {reviewCommand} = await import('${dist}/cli/commands/review.js'); ` +
+        `const {processIo} = await import('${dist}/cli/io.js'); ` +
+        `process.exitCode = await reviewCommand.run({ values: { db: '${dbPath}', annotator: 'bench', color: '${color}' }, positionals: [] }, processIo());"`
+      : `node '${dist}/cli/main.js' review ${args}`;
+    const cmd = `stty cols ${cols} rows ${rows}; exec ${node}`;
+    this.child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm-256color' } });
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (chunk: string) => {
+      const w = this.waiter;
+      if (!w) return;
+      const text = this.tail + chunk;
+      if (!this.seenPath && text.includes(w.path)) this.seenPath = true;
+      this.tail = chunk.slice(-256);
+      this.blocks += count(chunk, '▀');
+      if (this.seenPath && this.blocks >= w.cells) {
+        this.lastHit = performance.now();
+        clearTimeout(w.timer);
+        this.waiter = undefined;
+        w.resolve();
+      }
+    });
+    this.exited = new Promise((r) => this.child.on('close', () => r()));
+  }
+
+  /** Expects `path` and `cells` half-blocks after the next key (or, before any key, from the start). */
+  until(path: string, cells: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`bench review: no ${path} with ${cells} cells within 30 s`)), 30_000);
+      this.waiter = { path, cells, resolve, timer };
+    });
+  }
+
+  /** Arms `until` and sends the key (arming first: the answer may come back before the next line runs). */
+  keyUntil(k: string, path: string, cells: number): Promise<void> {
+    const p = this.until(path, cells);
+    this.tail = '';
+    this.seenPath = false;
+    this.blocks = 0;
+    this.t = performance.now();
+    this.child.stdin.write(k);
+    return p;
+  }
+
+  key(k: string): void {
+    this.child.stdin.write(k);
+  }
+
+  elapsed(): number {
+    return this.lastHit - this.t;
+  }
+}
+
+function median(xs: number[]): number {
+  return quantile(xs, 0.5);
+}
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo);
+}
+const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
