@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
 import { run } from '../cli/run.js';
 import { openStore } from '../src/store/db.js';
 import { packageRoot } from '../src/paths.js';
@@ -36,9 +37,11 @@ describe('fer-clean review: messages instead of a blank screen', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/no run with id 7 \(runs in this database: 1\)/);
     r = await review('--db', join(t.dir, 'r.db'), '--order', 'random');
-    expect([r.code, r.err]).toEqual([1, 'fer-clean review: --order random: expected one of margin, importance, class\n']);
+    expect([r.code, r.err]).toEqual([1, "fer-clean review: --order must be one of margin, importance, class, got 'random'\n"]);
     r = await review('--db', join(t.dir, 'r.db'), '--run', 'x');
-    expect(r.err).toMatch(/--run x: expected a run id/);
+    expect(r.err).toMatch(/--run must be an integer >= 1, got 'x'/);
+    r = await review('--db', join(t.dir, 'r.db'), '--color', 'sepia');
+    expect(r.err).toMatch(/--color must be one of auto, truecolor, 256, none, got 'sepia'/);
   });
 
   it('a run with no proposals says there is nothing to review', async () => {
@@ -164,19 +167,20 @@ describe('fer-clean review in a pseudo-terminal', () => {
     expect(await again.exited).toBe(0);
     expect(stripAnsi(again.screen)).toContain('run 1: 5/6 reviewed (3 accepted, 1 rejected, 1 manual)');
 
-    const final = new Map(
-      (
-        s.db
-          .prepare(
-            `SELECT ri.image_id, coalesce(e.new_label, l.given) AS label FROM run_images ri
-             JOIN labels l ON l.image_id = ri.image_id LEFT JOIN effective_decisions e ON e.image_id = ri.image_id
-             WHERE ri.run_id = ?`,
-          )
-          .all(s.runId) as { image_id: number; label: string }[]
-      ).map((r) => [r.image_id, r.label]),
-    );
-    const expected = [s.images[0]!.proposed, s.images[1]!.given, 'fear', s.images[3]!.proposed, s.images[4]!.given, s.images[5]!.proposed];
-    expect(s.images.map((i) => final.get(i.imageId))).toEqual(expected);
+    // `fer-clean export` after the review writes the expected final labels.
+    const io = captureIo(t.dir);
+    expect(await run(['export', join(t.dir, 'final.csv'), '--db', db], io)).toBe(0);
+    const csv = parse(readFileSync(join(t.dir, 'final.csv')), { columns: true }) as Record<string, string>[];
+    const final = new Map(csv.map((r) => [r['path'], [r['final_label'], r['decision']]]));
+    const expected = [
+      [s.images[0]!.proposed, 'accepted'],
+      [s.images[1]!.given, 'rejected'],
+      ['fear', 'manual'],
+      [s.images[3]!.proposed, 'accepted'],
+      [s.images[4]!.given, 'none'],
+      [s.images[5]!.proposed, 'accepted'],
+    ];
+    expect(s.images.map((i) => final.get(i.path))).toEqual(expected);
     // The dead session's lease was on item 4; the quit released carol's own claims.
     const claims = s.db.prepare(`SELECT image_id FROM claims`).all() as { image_id: number }[];
     expect(claims.map((c) => c.image_id)).toEqual([s.images[4]!.imageId]);

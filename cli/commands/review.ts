@@ -2,10 +2,10 @@ import { userInfo } from 'node:os';
 import type { Command } from '../run.js';
 import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
-import { openStore, resolveDbPath } from '../../src/store/db.js';
 import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/face.js';
 import { REVIEW_ORDERS, type ReviewOrder } from '../../src/review/queue.js';
 import { ReviewSession } from '../../src/review/session.js';
+import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const usage = `usage: fer-clean review [--run ID] [--dataset NAME] [--annotator NAME] [--order margin|importance|class]
                         [--color auto|truecolor|256|none] [--db PATH]
@@ -41,26 +41,19 @@ export const reviewCommand: Command = {
     process.env['NODE_ENV'] ??= 'production';
     const ui = Promise.all([import('react'), import('ink'), import('../../src/review/App.js'), import('../../src/review/overlay.js')]);
     ui.catch(() => undefined);
-    const runId = values['run'] === undefined ? undefined : parseRunId(String(values['run']));
-    const order = String(values['order'] ?? 'margin');
-    if (!(REVIEW_ORDERS as readonly string[]).includes(order)) {
-      throw new FerCleanError(`--order ${order}: expected one of ${REVIEW_ORDERS.join(', ')}`);
-    }
-    const color = String(values['color'] ?? 'auto');
-    if (color !== 'auto' && !(COLOR_MODES as readonly string[]).includes(color)) {
-      throw new FerCleanError(`--color ${color}: expected auto, ${COLOR_MODES.join(', ')}`);
-    }
+    const runId = parseIntFlag(values['run'], '--run');
+    const order: ReviewOrder = choiceFlag(values['order'], '--order', REVIEW_ORDERS) ?? 'margin';
+    const color = choiceFlag(values['color'], '--color', ['auto', ...COLOR_MODES] as const) ?? 'auto';
     const annotator = String(values['annotator'] ?? io.env['FER_CLEAN_ANNOTATOR'] ?? loginName(io.env)).trim();
     if (!annotator) throw new FerCleanError('cannot tell who is reviewing: pass --annotator NAME');
 
-    const dbPath = resolveDbPath(values['db'] as string | undefined, io.env);
-    const db = openStore(dbPath, { mustExist: true });
+    const db = openExisting(values, io);
     try {
       const session = ReviewSession.open(db, {
         runId,
         dataset: values['dataset'] as string | undefined,
         annotator,
-        order: order as ReviewOrder,
+        order,
       });
       if (session.items.length === 0) {
         out(io, `Nothing to review: run ${session.run.id} (${session.run.dataset.name}) proposes no relabels.`);
@@ -73,7 +66,7 @@ export const reviewCommand: Command = {
             `(stdin is ${stdin.isTTY ? '' : 'not '}a TTY, stdout is ${io.stdout.isTTY ? '' : 'not '}a TTY)`,
         );
       }
-      const colorMode: ColorMode = color === 'auto' ? detectColorMode(io.env) : (color as ColorMode);
+      const colorMode: ColorMode = color === 'auto' ? detectColorMode(io.env) : color;
       session.start();
       const stdout = io.stdout as NodeJS.WriteStream;
       // The first face is drawn (sharp, off the main thread) while the UI modules load.
@@ -124,11 +117,6 @@ export const reviewCommand: Command = {
     }
   },
 };
-
-function parseRunId(v: string): number {
-  if (!/^\d+$/.test(v)) throw new FerCleanError(`--run ${v}: expected a run id (a whole number)`);
-  return Number(v);
-}
 
 function loginName(env: NodeJS.ProcessEnv): string {
   try {
