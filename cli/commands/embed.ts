@@ -21,6 +21,7 @@ ${Object.values(BACKBONES)
   --batch N          images per batch and per database commit (default ${DEFAULT_BATCH})
   --workers N        worker threads for wasm/cpu, each with its own backend (default: one per core, at most 8;
                      0 runs in the main thread)
+  --split NAME       only images of this split (default: all)
   --dataset NAME     dataset to embed (default: the only one in the database)
   --db PATH          database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
@@ -34,6 +35,7 @@ export const embedCommand: Command = {
     batch: { type: 'string' },
     workers: { type: 'string' },
     dataset: { type: 'string' },
+    split: { type: 'string' },
   },
   async run({ values }, io) {
     const backbone = resolveBackbone((values['backbone'] as string | undefined) ?? DEFAULT_BACKBONE);
@@ -48,7 +50,7 @@ export const embedCommand: Command = {
       let bar: ProgressBar | undefined;
       const result = await embedDataset(
         db,
-        { datasetId: dataset.id, backbone: backbone.name, backend, batch, workers },
+        { datasetId: dataset.id, backbone: backbone.name, backend, batch, workers, split: values['split'] as string | undefined },
         (done, total) => {
           if (total === 0) return;
           bar ??= new ProgressBar(io, `embed ${backbone.name}`, total);

@@ -13,20 +13,42 @@ export interface PendingImage {
   path: string;
 }
 
-/** Images of a dataset with no embedding yet for this backbone at this version, in id order. */
-export function missingImages(db: DB, datasetId: number, backbone: string, version: string): PendingImage[] {
+/** Images of a dataset (optionally of one split, at most `limit`) with no embedding yet for this backbone version, in id order. */
+export function missingImages(
+  db: DB,
+  datasetId: number,
+  backbone: string,
+  version: string,
+  filter: { split?: string; limit?: number } = {},
+): PendingImage[] {
   return db
     .prepare(
       `SELECT i.id, i.path FROM images i
-       WHERE i.dataset_id = ?
+       WHERE i.dataset_id = ? AND (? IS NULL OR i.split = ?)
          AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.backbone = ? AND e.backbone_version = ?)
-       ORDER BY i.id`,
+       ORDER BY i.id LIMIT ?`,
     )
-    .all(datasetId, backbone, version) as PendingImage[];
+    .all(datasetId, filter.split ?? null, filter.split ?? null, backbone, version, filter.limit ?? -1) as PendingImage[];
 }
 
-export function countImages(db: DB, datasetId: number): number {
-  return (db.prepare(`SELECT count(*) AS n FROM images WHERE dataset_id = ?`).get(datasetId) as { n: number }).n;
+export function countImages(db: DB, datasetId: number, split?: string): number {
+  return (
+    db.prepare(`SELECT count(*) AS n FROM images WHERE dataset_id = ? AND (? IS NULL OR split = ?)`).get(datasetId, split ?? null, split ?? null) as {
+      n: number;
+    }
+  ).n;
+}
+
+/** Embeddings already stored for this backbone version among a dataset's images (optionally of one split). */
+export function countStored(db: DB, datasetId: number, backbone: string, version: string, split?: string): number {
+  return (
+    db
+      .prepare(
+        `SELECT count(*) AS n FROM embeddings e JOIN images i ON i.id = e.image_id
+         WHERE i.dataset_id = ? AND (? IS NULL OR i.split = ?) AND e.backbone = ? AND e.backbone_version = ?`,
+      )
+      .get(datasetId, split ?? null, split ?? null, backbone, version) as { n: number }
+  ).n;
 }
 
 /** Writes one batch of vectors (row-major, ids.length x dim) in one transaction. */
