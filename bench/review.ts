@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
@@ -54,18 +55,21 @@ export async function main(): Promise<void> {
     for (const color of colors) {
       const r = await measureTerminal(dbPath, queue, cols, rows, color);
       console.log(
-        `- ${cols}x${rows}, ${color}: start-up to first face median ${fmt(median(r.startups))} (max ${fmt(Math.max(...r.startups))}, ${r.startups.length} starts); ` +
+        `- ${cols}x${rows}, ${color}: start-up to first face median ${fmt(median(r.startups))} (max ${fmt(Math.max(...r.startups))}, ${r.startups.length} starts; ` +
+          `CPU time of the CLI process by then median ${fmt(median(r.startupCpu))}); ` +
           `key to next face median ${fmt(median(r.keys))}, p90 ${fmt(quantile(r.keys, 0.9))}, max ${fmt(Math.max(...r.keys))} (${r.keys.length} keys: accept, undo, reject, move)`,
       );
     }
   }
   // What the dispatcher costs: the same start-up with the review command's module imported on its own.
   const direct: number[] = [];
+  const directCpu: number[] = [];
   for (let i = 0; i < 5; i++) {
     resetReview(dbPath);
     const term = new Terminal(dbPath, 80, 24, 'truecolor', true);
     await term.until(queue[0]!.path, Math.floor(computeLayout(80, 24, 7).faceCols * computeLayout(80, 24, 7).faceRows * 0.6));
     direct.push(term.elapsed());
+    directCpu.push(term.cpuAtHit);
     term.key('q');
     await term.exited;
   }
@@ -77,8 +81,9 @@ export async function main(): Promise<void> {
   }
   console.log(
     `- start-up breakdown (80x24, truecolor): \`fer-clean --version\` (node + the dispatcher importing every command) median ${fmt(median(bare))}; ` +
-      `review command's module alone, without the dispatcher: start-up to first face median ${fmt(median(direct))}`,
+      `review command's module alone, without the dispatcher: start-up to first face median ${fmt(median(direct))} (CPU time ${fmt(median(directCpu))})`,
   );
+  console.log(`load average (1 min) at the end: ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores`);
   console.log('(2 shared cores: other engineers\' jobs may run at the same time, so the maxima are noisy.)');
 }
 
@@ -155,12 +160,13 @@ async function measureTerminal(
   cols: number,
   rows: number,
   color: 'truecolor' | '256',
-): Promise<{ startups: number[]; keys: number[] }> {
+): Promise<{ startups: number[]; startupCpu: number[]; keys: number[] }> {
   const layout = computeLayout(cols, rows, 7);
   // A face is drawn when most of its cells have been written since the key (lines equal to the previous face's
   // are not rewritten by Ink's incremental rendering, so not all of them).
   const faceCells = Math.floor(layout.faceCols * layout.faceRows * 0.6);
   const startups: number[] = [];
+  const startupCpu: number[] = [];
   const keys: number[] = [];
   // Each measurement uses its own annotator name on a fresh copy of the run's state: decisions are cleared first.
   const reset = () => resetReview(dbPath);
@@ -169,6 +175,7 @@ async function measureTerminal(
     const term = new Terminal(dbPath, cols, rows, color);
     await term.until(queue[0]!.path, faceCells);
     startups.push(term.elapsed());
+    startupCpu.push(term.cpuAtHit);
     term.key('q');
     await term.exited;
   }
@@ -191,7 +198,19 @@ async function measureTerminal(
   }
   term.key('q');
   await term.exited;
-  return { startups, keys };
+  return { startups, startupCpu, keys };
+}
+
+/** CPU time used so far by the process whose pid is in `pidFile` (/proc, 10 ms resolution), NaN if unknown. */
+function cpuMs(pidFile: string): number {
+  try {
+    const pid = readFileSync(pidFile, 'utf8').trim();
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after the command name).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 /** Clears decisions and claims, so the next session starts at the queue's first item. */
@@ -217,6 +236,10 @@ class Terminal {
   private waiter: { path: string; cells: number; resolve: () => void; timer: NodeJS.Timeout } | undefined;
   readonly exited: Promise<void>;
   private readonly child;
+  private readonly pidFile: string;
+  private static seq = 0;
+  /** CPU time (user + system, ms) the CLI process had used when the last `until` matched. */
+  cpuAtHit = NaN;
 
   constructor(dbPath: string, cols: number, rows: number, color: string, direct = false) {
     const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -227,7 +250,8 @@ class Terminal {
         `const {processIo} = await import('${dist}/cli/io.js'); ` +
         `process.exitCode = await reviewCommand.run({ values: { db: '${dbPath}', annotator: 'bench', color: '${color}' }, positionals: [] }, processIo());"`
       : `node '${dist}/cli/main.js' review ${args}`;
-    const cmd = `stty cols ${cols} rows ${rows}; exec ${node}`;
+    this.pidFile = join(tmpdir(), `fer-bench-review-${process.pid}-${Terminal.seq++}.pid`);
+    const cmd = `stty cols ${cols} rows ${rows}; echo $$ > '${this.pidFile}'; exec ${node}`;
     this.child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm-256color' } });
     this.child.stdout.setEncoding('utf8');
     this.child.stdout.on('data', (chunk: string) => {
@@ -239,6 +263,7 @@ class Terminal {
       this.blocks += count(chunk, '▀');
       if (this.seenPath && this.blocks >= w.cells) {
         this.lastHit = performance.now();
+        this.cpuAtHit = cpuMs(this.pidFile);
         clearTimeout(w.timer);
         this.waiter = undefined;
         w.resolve();

@@ -179,6 +179,20 @@ describe('review App (ink-testing-library)', () => {
     expect(f).toContain('0/0 reviewed');
   });
 
+  it('with contempt in the taxonomy, 8 sets contempt; 9 is refused with a message', async () => {
+    s.db.close();
+    t.cleanup();
+    t = tempDir();
+    s = seedReviewDb(join(t.dir, 'c.db'), { images: 2, contempt: true });
+    const { app, press } = mount();
+    let f = await until(app.lastFrame, showing(0), 'item 0');
+    expect(f).toMatch(/8 contempt\s/);
+    expect(f).toContain('1-8 set label');
+    f = await press('9', (x) => x.includes('no class 9: this dataset has 8'), 'refusal');
+    await press('8', showing(1), 'item 1');
+    expect(decisionsOfRun(s.db, s.runId).map((r) => [r.action, r.new_label])).toEqual([['manual', 'contempt']]);
+  });
+
   it('draws in 256 colours and without colour too', async () => {
     session = ReviewSession.open(s.db, { annotator: 'bob', runId: s.runId }).start();
     const grey = render(<App session={session} colorMode="256" />);

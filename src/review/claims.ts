@@ -9,8 +9,6 @@ import type { DB } from '../store/db.js';
 
 /** How long a claim lasts without renewal. */
 export const LEASE_MS = 2 * 60_000;
-/** How often a session renews its claim (well within LEASE_MS). */
-export const RENEW_MS = 30_000;
 
 export interface Claimant {
   runId: number;
