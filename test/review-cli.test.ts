@@ -185,4 +185,29 @@ describe('fer-clean review in a pseudo-terminal', () => {
     const claims = s.db.prepare(`SELECT image_id FROM claims`).all() as { image_id: number }[];
     expect(claims.map((c) => c.image_id)).toEqual([s.images[4]!.imageId]);
   });
+
+  it('two terminals on one database never show the same image', async () => {
+    const db = join(t.dir, 'r.db');
+    const path = (k: number) => `${s.images[k]!.path} (train)`;
+    const a = new Pty(['--db', db, '--annotator', 'ann', '--color', 'none'], join(t.dir, 'pa'));
+    await a.waitFor(path(0));
+    const b = new Pty(['--db', db, '--annotator', 'ben', '--color', 'none'], join(t.dir, 'pb'));
+    await b.waitFor(path(1));
+    a.press('a');
+    await a.waitFor(path(2));
+    b.press('r');
+    await b.waitFor(path(3));
+    a.press('a');
+    await a.waitFor(path(4));
+    a.press('q');
+    b.press('q');
+    expect([await a.exited, await b.exited]).toEqual([0, 0]);
+    const rows = decisionsOfRun(s.db, s.runId);
+    expect(rows.map((r) => [r.annotator, r.image_id])).toEqual([
+      ['ann', s.images[0]!.imageId],
+      ['ben', s.images[1]!.imageId],
+      ['ann', s.images[2]!.imageId],
+    ]);
+    expect(s.db.prepare(`SELECT count(*) AS n FROM claims`).get()).toEqual({ n: 0 });
+  });
 });
