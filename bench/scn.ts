@@ -3,7 +3,8 @@ import { resolveDataset } from '../src/store/datasets.js';
 import { DEFAULT_BACKBONE } from '../src/features/store.js';
 import { trainRun, type TrainRunOptions } from '../src/scn/index.js';
 import type { RunReport } from '../src/scn/metrics.js';
-import type { Method } from '../src/scn/runs.js';
+import { runImagesForScoring, type Method } from '../src/scn/runs.js';
+import type { DB } from '../src/store/db.js';
 import { BENCH_DB, machine, mb, peakRss } from './common.js';
 
 /**
@@ -49,9 +50,10 @@ export async function main(): Promise<void> {
   if (parts.has('1')) {
     console.log('\n### 1. Paper protocol: given = FER+ majority, symmetric noise (test accuracy vs FER+ majority)');
     console.log(`seeds ${seeds.join(', ')}; cl uses seed 1 only (5 folds).\n`);
-    console.log('| noise | ce acc | scn acc | scn - ce | scn P / R / F1 | cl P / R / F1 | scn relabel acc | cl relabel acc | runs |');
-    console.log('|---|---|---|---|---|---|---|---|---|');
+    console.log('| noise | ce acc | scn acc | scn - ce | scn P / R / F1 | cl P / R / F1 | scn relabel acc | cl relabel acc | scn lowest-importance 10%: wrong | runs |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
     const ref = { labelSource: { kind: 'reference' } as const };
+    const rules: string[] = [];
     for (const rate of [0.1, 0.2, 0.3]) {
       const ce: (RunReport & { id: number })[] = [];
       const scn: (RunReport & { id: number })[] = [];
@@ -62,13 +64,19 @@ export async function main(): Promise<void> {
       const cl = await run('cl', 1, { ...ref, noiseRate: rate });
       const accCe = stats(ce.map((r) => r.test_accuracy!));
       const accScn = stats(scn.map((r) => r.test_accuracy!));
+      rules.push(`| ${rate * 100}% | ${ruleLine(db, scn.map((r) => r.id))} |`);
       console.log(
         `| ${rate * 100}% | ${pcs(accCe)} | ${pcs(accScn)} | ${((accScn.mean - accCe.mean) * 100).toFixed(1)} pt | ` +
           `${prf(mean(scn.map((r) => r.detection!.precision)), mean(scn.map((r) => r.detection!.recall)), mean(scn.map((r) => r.detection!.f1)))} | ` +
           `${prf(cl.detection!.precision, cl.detection!.recall, cl.detection!.f1)} | ${pc(mean(scn.map((r) => r.relabel_accuracy)))} | ` +
-          `${pc(cl.relabel_accuracy)} | ce ${ce.map((r) => r.id).join(',')}; scn ${scn.map((r) => r.id).join(',')}; cl ${cl.id} |`,
+          `${pc(cl.relabel_accuracy)} | ${pc(mean(scn.map((r) => r.detection!.low_importance_precision)))} | ` +
+          `ce ${ce.map((r) => r.id).join(',')}; scn ${scn.map((r) => r.id).join(',')}; cl ${cl.id} |`,
       );
     }
+    console.log('\nscn detection F1 (mean over the seeds) by proposal rule, from the same runs\' stored rows:\n');
+    console.log('| noise | margin (default) | predicted | relabeled |');
+    console.log('|---|---|---|---|');
+    for (const line of rules) console.log(line);
   }
 
   if (parts.has('2')) {
@@ -94,6 +102,7 @@ export async function main(): Promise<void> {
     }
     console.log(`\nce trained on the original labels: ${pc(ce.test_accuracy)} test accuracy (vs FER+ majority); on the FER+ majority (ceiling): ${pc(ceOnRef.test_accuracy)} (run ${ceOnRef.id}).`);
     console.log(`wrong labels among the scored training images: ${scn.detection!.noisy} of ${scn.detection!.scored}; scn lowest-importance 10%: ${pc(scn.detection!.low_importance_precision)} wrong.`);
+    console.log(`scn detection F1 by proposal rule (margin, default / predicted / relabeled), from run ${scn.id}'s stored rows: ${ruleLine(db, [scn.id])}.`);
   }
 
   if (parts.has('3')) {
@@ -125,3 +134,34 @@ function stats(xs: number[]): { mean: number; sd: number } {
   return { mean: m, sd };
 }
 const pcs = (s: { mean: number; sd: number }): string => `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}%`;
+
+/** Detection F1 of the three scn proposal rules, recomputed from stored rows (mean over runs), as 'a | b | c'. */
+function ruleLine(db: DB, runIds: number[]): string {
+  const rules = ['margin', 'predicted', 'relabeled'] as const;
+  const f1s = rules.map(() => [] as number[]);
+  for (const id of runIds) {
+    const synthetic = (db.prepare(`SELECT noise_rate FROM runs WHERE id = ?`).get(id) as { noise_rate: number }).noise_rate > 0;
+    const tax = (JSON.parse((db.prepare(`SELECT d.taxonomy FROM runs r JOIN datasets d ON d.id = r.dataset_id WHERE r.id = ?`).get(id) as { taxonomy: string }).taxonomy)) as string[];
+    const rows = runImagesForScoring(db, id).filter((r) => r.in_training === 1 && (synthetic || r.reference !== null));
+    rules.forEach((rule, k) => {
+      let tp = 0;
+      let proposals = 0;
+      let noisy = 0;
+      for (const r of rows) {
+        const truth = synthetic ? (r.noise_original ?? r.given_label) : r.reference!;
+        const bad = truth !== r.given_label;
+        if (bad) noisy++;
+        const margin = Math.max(...r.probs) - r.probs[tax.indexOf(r.given_label)]!;
+        const proposed =
+          rule === 'margin' ? r.predicted_label !== r.given_label && margin > 0.2 : rule === 'predicted' ? r.predicted_label !== r.given_label : r.trained_label !== r.given_label;
+        if (!proposed) continue;
+        proposals++;
+        if (bad) tp++;
+      }
+      const p = proposals ? tp / proposals : 0;
+      const rc = noisy ? tp / noisy : 0;
+      f1s[k]!.push(p + rc > 0 ? (2 * p * rc) / (p + rc) : 0);
+    });
+  }
+  return f1s.map((v) => f3(mean(v))).join(' | ');
+}

@@ -46,8 +46,9 @@ label proposals). Prints the run id on standard output; progress and a summary g
   --relabel-epoch K      first epoch that relabels (default ${S.relabelEpoch})
   --relabel-scope S      low (low-importance group, the paper, default) | all (every sample, the authors' code)
   --importance-window N  average importance over the last N epochs (default ${S.importanceWindow})
-  --propose P            predicted (the final classifier's class when it differs from the given label, default)
-                         | relabeled (the label SCN trained with at the end, when relabeling changed it)
+  --propose P            margin (default: the final classifier's class when P_class - P_given > delta2, i.e. Eq. 4
+                         applied once more at the end to every training image) | predicted (its class whenever it
+                         differs from the given label) | relabeled (the label SCN trained with at the end)
  cl:
   --folds K              folds of the out-of-fold probabilities (default ${CL_DEFAULT_FOLDS})
   --db PATH              database (default ./fer-clean.db, or FER_CLEAN_DB)`;

@@ -27,12 +27,12 @@ export interface TrainRunOptions {
   scn?: Partial<ScnOptions>;
   /** Folds of the out-of-fold probabilities (cl). */
   folds: number;
-  /** scn: propose the final classifier's prediction ('predicted', default) or the relabeled training label. */
+  /** scn: which images become proposals (see SCN_PROPOSAL_RULE); default 'margin'. */
   propose?: ScnProposal;
 }
 
-export type ScnProposal = 'predicted' | 'relabeled';
-export const SCN_PROPOSALS: readonly ScnProposal[] = ['predicted', 'relabeled'];
+export type ScnProposal = 'margin' | 'predicted' | 'relabeled';
+export const SCN_PROPOSALS: readonly ScnProposal[] = ['margin', 'predicted', 'relabeled'];
 
 export interface TrainProgress {
   /** Epochs done so far (over all folds for cl) and in all. */
@@ -52,7 +52,7 @@ export async function trainRun(
   const head: HeadOptions = { ...HEAD_DEFAULTS, ...opts.head, seed: opts.seed };
   const scn: ScnOptions = { ...SCN_DEFAULTS, ...opts.scn };
   validate(head, scn, opts);
-  const propose = opts.propose ?? 'predicted';
+  const propose = opts.propose ?? 'margin';
   const dataset = resolveDataset(db, opts.dataset);
   const backbone = resolveBackbone(opts.backbone).name;
   const view = loadDatasetView(db, dataset, backbone, opts.labelSource);
@@ -133,14 +133,15 @@ export async function trainRun(
       if (opts.method === 'scn' && propose === 'relabeled') {
         // The label SCN trained with at the end, when relabeling changed it.
         proposed = (i) => (trainedLabels[i] !== labels[i] ? trainedLabels[i]! : -1);
-      } else if (opts.method === 'scn') {
+      } else if (opts.method === 'scn' && propose === 'predicted') {
         // The self-cured classifier's prediction, when it differs from the given label.
         proposed = (i) => {
           const a = argmax(probs, i, C);
           return a !== labels[i] ? a : -1;
         };
       } else {
-        // ce: Eq. 4's rule on the final predictions, every training image (a naive in-sample baseline).
+        // Eq. 4's rule once more at the end, with the final classifier, on every training image: P_max - P_given > delta2.
+        // (For ce, the same rule on the baseline's in-sample predictions.)
         proposed = (i) => {
           const a = argmax(probs, i, C);
           return a !== labels[i] && probs[i * C + a]! - probs[i * C + labels[i]!]! > scn.delta2 ? a : -1;
@@ -183,13 +184,14 @@ export async function trainRun(
 }
 
 const SCN_PROPOSAL_RULE: Record<ScnProposal, string> = {
+  margin: "training images where the final SCN classifier's top class beats the given label by more than delta2 (Eq. 4 on every image, once, at the end)",
   predicted: 'training images whose predicted class (final SCN classifier, trained with relabeling) differs from the given label',
   relabeled: 'training images whose label SCN trained with at the end (after relabeling, Eq. 4) differs from the given one',
 };
 
 /** How each method turns its output into proposals (stored in the run's config). */
 export const PROPOSAL_RULE: Record<Method, string> = {
-  scn: SCN_PROPOSAL_RULE.predicted,
+  scn: SCN_PROPOSAL_RULE.margin,
   ce: 'training images whose predicted class beats the given one by more than delta2 (in-sample)',
   cl: 'training images flagged by confident learning (prune_by_noise_rate), with their most likely out-of-fold class',
 };
