@@ -80,6 +80,7 @@ class Pty {
         Object.entries({ ...process.env, TERM: 'xterm-256color' }).filter(([k]) => !['COLORTERM', 'NO_COLOR', 'FORCE_COLOR'].includes(k)),
       ),
     });
+    this.child.on('error', (e) => (this.screen += `\n[cannot start util-linux script: ${e.message}]\n`));
     this.child.stdout.on('data', (d: Buffer) => (this.screen += d.toString()));
     this.child.stderr.on('data', (d: Buffer) => (this.screen += d.toString()));
     this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code ?? -1)));
@@ -107,7 +108,7 @@ class Pty {
   }
 }
 
-describe('fer-clean review in a pseudo-terminal', () => {
+describe('fer-clean review in a pseudo-terminal', { timeout: 180_000 }, () => {
   let t: ReturnType<typeof tempDir>;
   let s: Seeded;
   beforeEach(() => {

@@ -125,21 +125,27 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
       exit();
       return;
     }
-    if (input === 'a' || key.return) session.decide('accepted');
-    else if (input === 'r') session.decide('rejected');
-    else if (/^[1-9]$/.test(input)) {
-      const n = Number(input);
-      if (n <= taxonomy.length) session.decide('manual', taxonomy[n - 1]);
-      else session.message = `no class ${n}: this dataset has ${taxonomy.length}`;
-    } else if (input === 's') session.skip();
-    else if (input === 'u') session.undo();
-    else if (key.rightArrow || input === 'n') session.move(1);
-    else if (key.leftArrow || input === 'p') session.move(-1);
-    else if (input === '/') {
-      setFilterBy('either');
-      setMode('filter');
-    } else if (input === '?') setMode('help');
-    else return;
+    try {
+      if (input === 'a' || key.return) session.decide('accepted');
+      else if (input === 'r') session.decide('rejected');
+      else if (/^[1-9]$/.test(input)) {
+        const n = Number(input);
+        if (n <= taxonomy.length) session.decide('manual', taxonomy[n - 1]);
+        else session.message = `no class ${n}: this dataset has ${taxonomy.length}`;
+      } else if (input === 's') session.skip();
+      else if (input === 'u') session.undo();
+      else if (key.rightArrow || input === 'n') session.move(1);
+      else if (key.leftArrow || input === 'p') session.move(-1);
+      else if (input === '/') {
+        setFilterBy('either');
+        setMode('filter');
+      } else if (input === '?') setMode('help');
+      else return;
+    } catch (e) {
+      // A database kept locked by another process past the busy timeout: nothing was written; say so and go on.
+      if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw e;
+      session.message = `not saved, the database is busy (${(e as Error).message}): press the key again`;
+    }
     bump();
   });
 

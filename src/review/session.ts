@@ -197,6 +197,7 @@ export class ReviewSession {
 
   /** Moves to the next (+1) or previous (-1) item of the queue, decided or not, skipping items others hold. */
   move(dir: 1 | -1): boolean {
+    this.message = null;
     if (this.viewPos === null) {
       if (dir === 1) {
         // At the end: go round again through the items skipped in this session.
