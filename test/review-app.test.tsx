@@ -13,7 +13,8 @@ const LEFT = '\x1b[D';
 
 /** Waits until the last frame satisfies `ok` (renders and face drawing are asynchronous). */
 async function until(frame: () => string | undefined, ok: (f: string) => boolean, what: string): Promise<string> {
-  for (let i = 0; i < 400; i++) {
+  const start = Date.now();
+  while (Date.now() - start < 20_000) {
     const f = stripAnsi(frame() ?? '');
     if (ok(f)) return f;
     await new Promise((r) => setTimeout(r, 5));

@@ -7,6 +7,7 @@ import { loadQueue, resolveRun } from '../src/review/queue.js';
 import { claimImage, claimedByOthers } from '../src/review/claims.js';
 import { decisionsOfRun, effectiveForRun, recordDecision } from '../src/review/decisions.js';
 import { pixelsToLines, detectColorMode, grey256, renderFace } from '../src/review/face.js';
+import { FaceOverlay } from '../src/review/overlay.js';
 import { fixture, tempDir } from './helpers.js';
 import { seedReviewDb, type Seeded } from './review-helpers.js';
 
@@ -256,5 +257,29 @@ describe('face drawing', () => {
     expect(detectColorMode({ TERM: 'dumb', COLORTERM: 'truecolor' })).toBe('none');
     expect(detectColorMode({ NO_COLOR: '1', COLORTERM: 'truecolor' })).toBe('none');
     expect(detectColorMode({ FORCE_COLOR: '3' })).toBe('truecolor');
+  });
+
+  it('the overlay paints the face at its place after each write of Ink, and erases it when hidden', async () => {
+    const writes: string[] = [];
+    const out = { write: (s: string) => (writes.push(s), true) } as unknown as NodeJS.WriteStream;
+    const overlay = new FaceOverlay(out);
+    const tick = () => new Promise((r) => setTimeout(r, 0));
+    overlay.show(['ab', 'cd'], 1, 0);
+    await tick();
+    expect(writes).toEqual(['\x1b7\x1b[2;1Hab\x1b[0m\x1b[3;1Hcd\x1b[0m\x1b8']);
+    // Ink writes a frame (erasing its lines): the face comes back right after it, once per burst of writes.
+    out.write('frame');
+    out.write('more');
+    await tick();
+    expect(writes.slice(1)).toEqual(['frame', 'more', writes[0]]);
+    // Hidden (help page): its cells are blanked at once, before Ink draws there; no more repaints.
+    overlay.show(null, 1, 0);
+    expect(writes.at(-1)).toBe('\x1b7\x1b[0m\x1b[2;1H  \x1b[3;1H  \x1b8');
+    out.write('help');
+    await tick();
+    expect(writes.at(-1)).toBe('help');
+    overlay.dispose();
+    expect(out.write('x')).toBe(true);
+    expect(writes.at(-1)).toBe('x');
   });
 });
