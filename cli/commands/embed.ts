@@ -46,12 +46,14 @@ export const embedCommand: Command = {
     try {
       const dataset = resolveDataset(db, values['dataset'] as string | undefined);
       const choice = await initBackend(backend ?? 'auto');
-      out(io, `backend: ${choice.name} (${choice.provider}): ${choice.reason}`);
       let bar: ProgressBar | undefined;
+      let started = false;
       const result = await embedDataset(
         db,
         { datasetId: dataset.id, backbone: backbone.name, backend, batch, workers, split: values['split'] as string | undefined },
         (done, total) => {
+          if (!started) out(io, `backend: ${choice.name} (${choice.provider}): ${choice.reason}`);
+          started = true;
           if (total === 0) return;
           bar ??= new ProgressBar(io, `embed ${backbone.name}`, total);
           bar.update(done);

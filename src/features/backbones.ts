@@ -41,7 +41,7 @@ export const BACKBONES: Readonly<Record<string, BackboneInfo>> = {
     inputSize: 112,
     package: FACE_API,
     manifest: 'face_expression_model-weights_manifest.json',
-    description: "faceExpressionNet's feature extractor (4 dense blocks of depthwise-separable convolutions, pooled)",
+    description: "expression features: faceExpressionNet's feature extractor",
     licence: 'MIT (face-api.js by Vincent Mühler; packaged by Vladimir Mandic)',
   },
   facerec: {
@@ -50,7 +50,7 @@ export const BACKBONES: Readonly<Record<string, BackboneInfo>> = {
     inputSize: 150,
     package: FACE_API,
     manifest: 'face_recognition_model-weights_manifest.json',
-    description: "faceRecognitionNet: dlib's ResNet-34-like face descriptor (identity)",
+    description: "identity descriptor: faceRecognitionNet (dlib ResNet), about 3x slower",
     licence: 'MIT package; weights from dlib-models, released into the public domain by Davis King',
   },
 };
