@@ -154,6 +154,10 @@ describe('review library', () => {
       expect(new Set([...seenA, ...seenB]).size).toBe(6);
       expect(a.current).toBeUndefined();
       expect(b.current).toBeUndefined();
+      // Each sees the other's decisions after a tick (progress counts all annotators).
+      expect(a.stats().reviewed).toBeLessThan(6);
+      a.tick();
+      expect(a.stats()).toMatchObject({ reviewed: 6, accepted: 3, rejected: 3 });
       const rows = decisionsOfRun(s.db, s.runId);
       expect(rows).toHaveLength(6);
       expect(new Set(rows.map((x) => x.image_id)).size).toBe(6);

@@ -68,6 +68,18 @@ export function effectiveForRun(db: DB, runId: number): Map<number, Effective> {
   return new Map(rows.map((r) => [r.image_id, toEffective(r)]));
 }
 
+/** Id of the newest decision row (0 when there is none). */
+export function latestDecisionId(db: DB): number {
+  return (db.prepare(`SELECT coalesce(max(id), 0) AS id FROM decisions`).get() as { id: number }).id;
+}
+
+/** Images with a decision row (of any action, any run) newer than row `afterId`. */
+export function imagesDecidedSince(db: DB, afterId: number): number[] {
+  return (db.prepare(`SELECT DISTINCT image_id FROM decisions WHERE id > ?`).all(afterId) as { image_id: number }[]).map(
+    (r) => r.image_id,
+  );
+}
+
 /** What a decision is about: the image, its given label and the run's proposal. */
 export interface Subject {
   imageId: number;

@@ -6,6 +6,8 @@ import {
   ClaimLostError,
   effectiveFor,
   effectiveForRun,
+  imagesDecidedSince,
+  latestDecisionId,
   recordDecision,
   undoLast,
   type DecisionRow,
@@ -83,6 +85,8 @@ export class ReviewSession {
   private viewPos: number | null = null;
   private filterValue: Filter | null = null;
   private closed = false;
+  /** Id of the newest decision row already taken into account (null before the first refresh). */
+  private seenDecisionId: number | null = null;
   /** A line for the status bar about the last action (e.g. why a key did nothing). */
   message: string | null = null;
 
@@ -362,8 +366,17 @@ export class ReviewSession {
     else this.effective.delete(imageId);
   }
 
+  /**
+   * Re-reads what other sessions did. The first time, every decision in force; after that only the images with
+   * decision rows newer than the last one seen (the table is append-only), so a tick stays cheap late in a review.
+   */
   private refresh(): void {
-    this.effective = effectiveForRun(this.db, this.run.id);
+    const latest = latestDecisionId(this.db);
+    if (this.seenDecisionId === null) this.effective = effectiveForRun(this.db, this.run.id);
+    else if (latest > this.seenDecisionId) {
+      for (const id of imagesDecidedSince(this.db, this.seenDecisionId)) if (this.byImage.has(id)) this.refreshImage(id);
+    }
+    this.seenDecisionId = latest;
     this.others = claimedByOthers(this.db, this.run.id, this.who.sessionId, this.now());
   }
 
