@@ -36,11 +36,12 @@ export async function run(argv: string[], io: Io = processIo()): Promise<number>
     out(io, '0.1.0');
     return 0;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     err(io, `fer-clean: unknown command '${name}'\n\n${usageAll()}`);
     return 2;
   }
+  const cmd = await entry.load();
   let parsed;
   try {
     parsed = parseArgs({

@@ -1,19 +1,19 @@
 import type { Command } from '../run.js';
-import { ingestCommand } from './ingest.js';
-import { embedCommand } from './embed.js';
-import { trainCommand } from './train.js';
-import { reportCommand } from './report.js';
-import { reviewCommand } from './review.js';
-import { exportCommand } from './export.js';
-import { demoCommand } from './demo.js';
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  /** Loads the command's module only when it runs, so start-up pays for nothing else (tfjs, Ink, ...). */
+  load: () => Promise<Command>;
+}
 
 /** Every `fer-clean` command, in the order of the workflow. */
-export const commands: Command[] = [
-  ingestCommand,
-  embedCommand,
-  trainCommand,
-  reportCommand,
-  reviewCommand,
-  exportCommand,
-  demoCommand,
+export const commands: CommandEntry[] = [
+  { name: 'ingest', summary: 'read a dataset (csv, ferplus, imagefolder, rafdb, fer2013) into the database', load: async () => (await import('./ingest.js')).ingestCommand },
+  { name: 'embed', summary: 'compute face features with a pretrained network (faceexpr, facerec, faceexpr+facerec)', load: async () => (await import('./embed.js')).embedCommand },
+  { name: 'train', summary: 'train SCN (or a ce / confident-learning baseline) and store label proposals', load: async () => (await import('./train.js')).trainCommand },
+  { name: 'report', summary: "score a run: test accuracy, noise detection, importance histogram", load: async () => (await import('./report.js')).reportCommand },
+  { name: 'review', summary: 'review proposed relabels in the terminal (accept, reject, set by hand)', load: async () => (await import('./review.js')).reviewCommand },
+  { name: 'export', summary: "write the corrected labels as CSV (or in the dataset's own format)", load: async () => (await import('./export.js')).exportCommand },
+  { name: 'demo', summary: 'run ingest, embed, train, report and export on the bundled fixtures', load: async () => (await import('./demo.js')).demoCommand },
 ];

@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
 
 export interface ImageInfo {
@@ -18,7 +22,7 @@ sharp.cache(false);
 export async function inspectImage(file: string): Promise<ImageResult> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(file);
+    bytes = readFileSync(file); // faces are small: one blocking read beats four thread-pool round trips
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return { ok: false, error: code === 'ENOENT' ? 'image file not found' : `cannot read image (${code ?? (e as Error).message})` };
@@ -56,5 +60,65 @@ export async function mapPool<T, R>(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  return out;
+}
+
+/** The compiled worker beside this module; absent when running from TypeScript sources (tests). */
+function workerScript(): string | undefined {
+  const here = fileURLToPath(import.meta.url);
+  if (!here.endsWith('.js')) return undefined;
+  const script = join(dirname(here), 'inspect-worker.js');
+  return existsSync(script) ? script : undefined;
+}
+
+export interface InspectOptions {
+  /** Images in flight per thread (default 16). */
+  concurrency?: number;
+  /** Worker threads (default: one per core, at most 4; 0 = this thread). Small jobs run in this thread. */
+  workers?: number;
+}
+
+const CHUNK = 256;
+
+/**
+ * inspectImage over many files, in order. Large jobs are spread over worker threads (each with its own JS thread
+ * driving sharp), since per-image JavaScript overhead, not decoding, limits a single thread on small faces.
+ */
+export async function inspectAll(files: readonly string[], opts: InspectOptions = {}, onDone?: (done: number) => void): Promise<ImageResult[]> {
+  const concurrency = opts.concurrency ?? 16;
+  const script = workerScript();
+  const workers = Math.min(opts.workers ?? Math.min(availableParallelism(), 4), Math.ceil(files.length / CHUNK));
+  if (!script || workers < 2 || files.length < 2 * CHUNK) return mapPool(files, concurrency, inspectImage, onDone);
+
+  const out = new Array<ImageResult>(files.length);
+  const chunks = Math.ceil(files.length / CHUNK);
+  let next = 0;
+  let done = 0;
+  const pool = Array.from({ length: workers }, () => new Worker(script));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let finished = 0;
+      const send = (w: Worker): void => {
+        if (next >= chunks) return;
+        const id = next++;
+        w.postMessage({ id, files: files.slice(id * CHUNK, (id + 1) * CHUNK), concurrency });
+      };
+      for (const w of pool) {
+        w.on('message', (m: { id: number; results: ImageResult[] }) => {
+          m.results.forEach((r, k) => (out[m.id * CHUNK + k] = r));
+          done += m.results.length;
+          onDone?.(done);
+          if (++finished === chunks) resolve();
+          else send(w);
+        });
+        w.on('error', reject);
+        // two chunks in flight per worker keep it busy while the other's results travel back
+        send(w);
+        send(w);
+      }
+    });
+  } finally {
+    await Promise.all(pool.map((w) => w.terminate()));
+  }
   return out;
 }

@@ -3,7 +3,7 @@ import { FerCleanError } from '../errors.js';
 import { nowIso, type DB } from '../store/db.js';
 import { canonicalLabel, defaultTaxonomy, LabelError } from '../taxonomy.js';
 import { readFer2013, writeFer2013Images } from './fer2013.js';
-import { inspectImage, mapPool, type ImageInfo } from './images.js';
+import { inspectAll, type ImageInfo } from './images.js';
 import { detectFormat, readCsvSource, readImageFolder, readRafDb } from './sources.js';
 import {
   FORMATS,
@@ -100,10 +100,9 @@ export async function ingest(db: DB, opts: IngestOptions, onProgress?: ProgressF
   if (problems.length && !opts.skipBad) throw problemsError(opts.source, problems);
   if (format === 'fer2013') await writeFer2013Images(listing, new Set(resolved.map((r) => join(listing.root, r.item.path))));
 
-  const results = await mapPool(
-    resolved,
-    opts.concurrency ?? 32,
-    (r) => inspectImage(join(listing.root, r.item.path)),
+  const results = await inspectAll(
+    resolved.map((r) => join(listing.root, r.item.path)),
+    { concurrency: opts.concurrency, workers: opts.workers },
     onProgress && ((done) => onProgress(done, resolved.length)),
   );
   const good: Resolved[] = [];

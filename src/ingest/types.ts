@@ -21,8 +21,10 @@ export interface IngestOptions {
   contempt?: boolean;
   /** Ingest the good rows and report the bad ones instead of failing the whole ingest. */
   skipBad?: boolean;
-  /** Images decoded at once (default 32). */
+  /** Images decoded at once per thread (default 16). */
   concurrency?: number;
+  /** Worker threads decoding images (default: one per core, at most 4; 0 = none). */
+  workers?: number;
   /** Where fer2013 PNGs go when `images` is not given (default: beside the database). */
   defaultImagesDir?: string;
 }
