@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import sharp from 'sharp';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { FerCleanError } from '../src/errors.js';
@@ -9,7 +10,8 @@ import { initBackend, tf } from '../src/features/backend.js';
 import { BACKBONES, backboneVersion, manifestPath, packageDir, resolveBackbone } from '../src/features/backbones.js';
 import { embedDataset } from '../src/features/embed.js';
 import { Embedder } from '../src/features/embedder.js';
-import { faceExpressionFeatures, loadNet } from '../src/features/nets.js';
+import { faceExpressionFeatures } from '../src/features/nets.js';
+import { toInputBatch } from '../src/features/preprocess.js';
 import { loadEmbeddings } from '../src/features/store.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { captureIo, fixture, tempDir } from './helpers.js';
@@ -70,47 +72,47 @@ describe('backbones', () => {
     const pkg = JSON.parse(readFileSync(join(packageDir('@vladmandic/face-api'), 'package.json'), 'utf8')) as { version: string };
     for (const b of Object.values(BACKBONES)) {
       expect(existsSync(manifestPath(b))).toBe(true);
-      expect(backboneVersion(b)).toBe(`face-api@${pkg.version}/prep1`);
+      expect(backboneVersion(b)).toBe(`face-api@${pkg.version}/prep2`);
     }
   });
 });
 
 describe('networks', () => {
-  // face-api's own classes (its Node build on the same tfjs) are the reference for the layer graph and normalisation.
+  // face-api's own classes (its Node build on the same tfjs) are the reference for preprocessing (padToSquare,
+  // resizeBilinear, mean subtraction) and the layer graph: they get the decoded images at their own size.
   const faceapi = createRequire(import.meta.url)('@vladmandic/face-api/dist/face-api.node-wasm.js');
 
-  it('match face-api 1.7.15 on the same input: expression probabilities and face descriptors', async () => {
+  it('match face-api 1.7.15 end to end: expression probabilities and face descriptors', async () => {
     const modelDir = join(packageDir('@vladmandic/face-api'), 'model');
     await faceapi.nets.faceExpressionNet.loadFromDisk(modelDir);
     await faceapi.nets.faceRecognitionNet.loadFromDisk(modelDir);
-    const files = ['images/train/fer0014103.png', 'images/train/fer0015783.png'].map((p) => fixture('ferplus', p));
+    const face = fixture('ferplus', 'images/train/fer0014103.png');
+    // non-square crops (taller, and wider by an odd amount) exercise padToSquare and the mixed-size path
+    const tall = join(tmp.dir, 'tall.png');
+    const wide = join(tmp.dir, 'wide.png');
+    await sharp(face).extract({ left: 4, top: 0, width: 40, height: 48 }).toFile(tall);
+    await sharp(face).extract({ left: 0, top: 5, width: 48, height: 37 }).toFile(wide);
+    const batches = [[face, fixture('ferplus', 'images/train/fer0015783.png')], [tall, wide]];
     for (const id of ['faceexpr', 'facerec'] as const) {
       const info = BACKBONES[id]!;
       const e = new Embedder(info);
-      const { n, pixels } = await e.decode(files);
-      const rgb = tf.tensor4d(Int32Array.from(pixels), [n, info.inputSize, info.inputSize, 3], 'int32');
-      const input = new faceapi.NetInput(tf.unstack(rgb));
-      let ours: tf.Tensor;
-      let theirs: tf.Tensor;
-      if (id === 'faceexpr') {
-        const net = faceExpressionFeatures(info);
-        ours = tf.tidy(() => tf.softmax(net.logits(net.features(rgb))));
-        theirs = faceapi.nets.faceExpressionNet.forwardInput(input);
-        net.dispose();
-      } else {
-        const net = loadNet(info);
-        ours = tf.tidy(() => net.features(rgb));
-        theirs = faceapi.nets.faceRecognitionNet.forwardInput(input);
-        net.dispose();
+      const exprNet = faceExpressionFeatures(BACKBONES['faceexpr']!);
+      for (const files of batches) {
+        const decoded = await e.decode(files);
+        const input = new faceapi.NetInput(decoded.images.map((im) => tf.tensor3d(Int32Array.from(im.data), [im.height, im.width, 3], 'int32')));
+        let ours: tf.Tensor;
+        let theirs: tf.Tensor;
+        if (id === 'faceexpr') {
+          ours = tf.tidy(() => tf.softmax(exprNet.logits(exprNet.features(toInputBatch(decoded.images, info.inputSize)))));
+          theirs = faceapi.nets.faceExpressionNet.forwardInput(input);
+        } else {
+          ours = tf.tensor2d(e.run(decoded), [files.length, info.dim]);
+          theirs = faceapi.nets.faceRecognitionNet.forwardInput(input);
+        }
+        expect(ours.shape).toEqual(theirs.shape);
+        expect(tf.max(tf.abs(tf.sub(ours, theirs))).dataSync()[0]).toBeLessThan(1e-4);
       }
-      expect(ours.shape).toEqual(theirs.shape);
-      expect(tf.max(tf.abs(tf.sub(ours, theirs))).dataSync()[0]).toBeLessThan(1e-4);
-      // and the Embedder's own path gives the same features
-      if (id === 'facerec') {
-        const v = e.run({ n, pixels });
-        const ref = ours.dataSync();
-        expect(Math.max(...Array.from(v, (x, i) => Math.abs(x - ref[i]!)))).toBeLessThan(1e-5);
-      }
+      exprNet.dispose();
       e.dispose();
     }
   });
@@ -185,7 +187,7 @@ describe('loadEmbeddings', () => {
 
   it('says how many are missing and which command computes them', async () => {
     expect(() => loadEmbeddings(db, { datasetId, backbone: 'faceexpr' })).toThrow(
-      /faceexpr \(face-api@[\d.]+\/prep1\): embeddings missing for 6 of 6 images of dataset 'small': run `fer-clean embed --backbone faceexpr --dataset small`/,
+      /faceexpr \(face-api@[\d.]+\/prep2\): embeddings missing for 6 of 6 images of dataset 'small': run `fer-clean embed --backbone faceexpr --dataset small`/,
     );
     await embedDataset(db, { datasetId, backbone: 'faceexpr' });
     db.prepare(`DELETE FROM embeddings WHERE image_id = (SELECT min(id) FROM images)`).run();

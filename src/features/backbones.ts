@@ -27,10 +27,11 @@ export interface BackboneInfo {
 
 /**
  * Preprocessing revision: bump when decoding, resizing or normalisation changes, so stored embeddings of the
- * old revision stop counting as done. prep1 = sharp: autorotate, contain-pad to a black square, bilinear resize
- * to inputSize, gray replicated to RGB; then (rgb - meanRgb) / 255 as face-api does.
+ * old revision stop counting as done. prep2 = sharp decode to RGB at the image's own size, then face-api's
+ * padToSquare and resizeBilinear in tfjs (see preprocess.ts); (rgb - meanRgb) / 255 in the network.
+ * (prep1, never shipped, resized with sharp.)
  */
-export const PREPROCESSING_REVISION = 'prep1';
+export const PREPROCESSING_REVISION = 'prep2';
 
 const FACE_API = '@vladmandic/face-api';
 

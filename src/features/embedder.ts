@@ -1,12 +1,11 @@
 import { tf } from './backend.js';
 import type { BackboneInfo } from './backbones.js';
 import { loadNet, type Net } from './nets.js';
-import { loadFaceRgb, tuneSharpForSmallImages } from './preprocess.js';
+import { decodeRgb, toInputBatch, tuneSharpForSmallImages, type RgbImage } from './preprocess.js';
 
-/** Images of one batch decoded to the network's input: n RGB squares, back to back. */
+/** Images of one batch, decoded at their own size. */
 export interface DecodedBatch {
-  n: number;
-  pixels: Uint8Array;
+  images: RgbImage[];
 }
 
 /**
@@ -23,20 +22,12 @@ export class Embedder {
 
   /** Decodes files in parallel; the first one that fails rejects with a FerCleanError naming it. */
   async decode(paths: readonly string[]): Promise<DecodedBatch> {
-    const s = this.info.inputSize;
-    const imgs = await Promise.all(paths.map((p) => loadFaceRgb(p, s)));
-    const pixels = new Uint8Array(imgs.length * s * s * 3);
-    imgs.forEach((img, i) => pixels.set(img, i * s * s * 3));
-    return { n: imgs.length, pixels };
+    return { images: await Promise.all(paths.map(decodeRgb)) };
   }
 
   /** Features of a decoded batch, row-major n x dim. */
   run(batch: DecodedBatch): Float32Array {
-    const s = this.info.inputSize;
-    const features = tf.tidy(() => {
-      const rgb = tf.tensor4d(Int32Array.from(batch.pixels), [batch.n, s, s, 3], 'int32');
-      return this.net.features(rgb);
-    });
+    const features = tf.tidy(() => this.net.features(toInputBatch(batch.images, this.info.inputSize)));
     try {
       return new Float32Array(features.dataSync()); // own copy: safe to transfer to another thread
     } finally {
