@@ -186,3 +186,21 @@ describe('ingest CLI', () => {
     expect(io.stderr.text).toMatch(/--format must be one of csv, ferplus, imagefolder, rafdb, fer2013/);
   });
 });
+
+describe('decoding in worker threads', () => {
+  it('the compiled worker pool gives the same results, in order, as this thread', async () => {
+    // worker threads need the compiled script (npm ci builds dist/); the sources' version runs in-process
+    const compiled = (await import('../dist/src/ingest/images.js')) as typeof import('../src/ingest/images.js');
+    const files = readdirSync(fixture('ferplus', 'images', 'train')).map((f) => fixture('ferplus', 'images', 'train', f));
+    files.splice(7, 0, fixture('bad', 'images', 'truncated.png'), fixture('bad', 'images', 'missing.png'));
+    const progress: number[] = [];
+    const pooled = await compiled.inspectAll(files, { workers: 2, chunk: 32 }, (d) => progress.push(d));
+    const local = await compiled.inspectAll(files, { workers: 0 });
+    // libvips' detail text for a corrupt file can vary between threads; the kind of failure may not
+    const kind = (r: (typeof local)[number]) => (r.ok ? r : { ok: false, error: r.error.replace(/ \(.*\)$/, '') });
+    expect(pooled.map(kind)).toEqual(local.map(kind));
+    expect(pooled[7]).toMatchObject({ ok: false, error: expect.stringMatching(/^cannot decode image: corrupt or truncated data/) });
+    expect(pooled[8]).toMatchObject({ ok: false, error: 'image file not found' });
+    expect(progress.at(-1)).toBe(files.length);
+  });
+});

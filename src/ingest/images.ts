@@ -35,9 +35,19 @@ export async function inspectImage(file: string): Promise<ImageResult> {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     return { ok: true, info: { sha256, width: meta.width!, height: meta.height!, channels: meta.channels! } };
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0]!.trim();
-    return { ok: false, error: `cannot decode image: ${msg}` };
+    return { ok: false, error: decodeError((e as Error).message) };
   }
+}
+
+/**
+ * libvips' message for a failed decode: the first line, which on a busy thread pool can be a bare
+ * "Unknown error"; the kind of failure is what the user needs.
+ */
+function decodeError(message: string): string {
+  const first = message.split('\n')[0]!.trim();
+  if (/unsupported image format/i.test(first)) return 'cannot decode image: not a supported image format (PNG, JPEG, WebP, TIFF, ...)';
+  const detail = first && !/^unknown error$/i.test(first) ? ` (${first})` : '';
+  return `cannot decode image: corrupt or truncated data${detail}`;
 }
 
 /** Runs `fn` over `items` with at most `concurrency` in flight, keeping results in order. */
@@ -76,9 +86,9 @@ export interface InspectOptions {
   concurrency?: number;
   /** Worker threads (default: one per core, at most 4; 0 = this thread). Small jobs run in this thread. */
   workers?: number;
+  /** Images per message to a worker (default 256); jobs under two chunks run in this thread. */
+  chunk?: number;
 }
-
-const CHUNK = 256;
 
 /**
  * inspectImage over many files, in order. Large jobs are spread over worker threads (each with its own JS thread
@@ -86,6 +96,7 @@ const CHUNK = 256;
  */
 export async function inspectAll(files: readonly string[], opts: InspectOptions = {}, onDone?: (done: number) => void): Promise<ImageResult[]> {
   const concurrency = opts.concurrency ?? 16;
+  const CHUNK = opts.chunk ?? 256;
   const script = workerScript();
   const workers = Math.min(opts.workers ?? Math.min(availableParallelism(), 4), Math.ceil(files.length / CHUNK));
   if (!script || workers < 2 || files.length < 2 * CHUNK) return mapPool(files, concurrency, inspectImage, onDone);
