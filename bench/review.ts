@@ -61,27 +61,24 @@ export async function main(): Promise<void> {
       );
     }
   }
-  // What the dispatcher costs: the same start-up with the review command's module imported on its own.
-  const direct: number[] = [];
-  const directCpu: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    resetReview(dbPath);
-    const term = new Terminal(dbPath, 80, 24, 'truecolor', true);
-    await term.until(queue[0]!.path, Math.floor(computeLayout(80, 24, 7).faceCols * computeLayout(80, 24, 7).faceRows * 0.6));
-    direct.push(term.elapsed());
-    directCpu.push(term.cpuAtHit);
-    term.key('q');
-    await term.exited;
-  }
-  const bare: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const t = performance.now();
-    await new Promise<void>((r) => spawn('node', [resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js'), '--version']).on('close', () => r()));
-    bare.push(performance.now() - t);
-  }
+  // Where start-up goes: node itself, the CLI without a command, and the review command's imports, each in a fresh
+  // process (median of 5).
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const timed = async (args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> => {
+    const runs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      await new Promise<void>((r) => spawn('node', args, { cwd: root, env: { ...process.env, ...env } }).on('close', () => r()));
+      runs.push(performance.now() - t);
+    }
+    return fmt(median(runs));
+  };
+  const importing = (mods: string[]) => ['--input-type=module', '-e', mods.map((m) => `await import('${m}');`).join(' ')];
   console.log(
-    `- start-up breakdown (80x24, truecolor): \`fer-clean --version\` (node + the dispatcher importing every command) median ${fmt(median(bare))}; ` +
-      `review command's module alone, without the dispatcher: start-up to first face median ${fmt(median(direct))} (CPU time ${fmt(median(directCpu))})`,
+    `- start-up breakdown, each a fresh process: \`node -e 0\` ${await timed(['-e', '0'])}; ` +
+      `\`fer-clean --version\` ${await timed([join(root, 'dist', 'cli', 'main.js'), '--version'])}; ` +
+      `importing better-sqlite3 + sharp ${await timed(importing(['better-sqlite3', 'sharp']))}; ` +
+      `importing react + ink (production) ${await timed(importing(['react', 'ink']), { NODE_ENV: 'production' })}`,
   );
   console.log(`load average (1 min) at the end: ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores`);
   console.log('(2 shared cores: other engineers\' jobs may run at the same time, so the maxima are noisy.)');
@@ -241,15 +238,9 @@ class Terminal {
   /** CPU time (user + system, ms) the CLI process had used when the last `until` matched. */
   cpuAtHit = NaN;
 
-  constructor(dbPath: string, cols: number, rows: number, color: string, direct = false) {
-    const dist = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-    const args = `--db '${dbPath}' --annotator bench --color ${color}`;
-    // direct: the review command's module alone, without the CLI dispatcher (which imports every command).
-    const node = direct
-      ? `node --input-type=module -e "const {reviewCommand} = await import('${dist}/cli/commands/review.js'); ` +
-        `const {processIo} = await import('${dist}/cli/io.js'); ` +
-        `process.exitCode = await reviewCommand.run({ values: { db: '${dbPath}', annotator: 'bench', color: '${color}' }, positionals: [] }, processIo());"`
-      : `node '${dist}/cli/main.js' review ${args}`;
+  constructor(dbPath: string, cols: number, rows: number, color: string) {
+    const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+    const node = `node '${cli}' review --db '${dbPath}' --annotator bench --color ${color}`;
     this.pidFile = join(tmpdir(), `fer-bench-review-${process.pid}-${Terminal.seq++}.pid`);
     const cmd = `stty cols ${cols} rows ${rows}; echo $$ > '${this.pidFile}'; exec ${node}`;
     this.child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm-256color' } });
