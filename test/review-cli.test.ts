@@ -77,7 +77,12 @@ class Pty {
     const cmd = `stty cols 80 rows 24; echo $$ > '${pidFile}'; exec node '${cli}' review ${quoted}`;
     this.child = spawn('script', ['-qfec', cmd, '/dev/null'], {
       env: Object.fromEntries(
-        Object.entries({ ...process.env, TERM: 'xterm-256color' }).filter(([k]) => !['COLORTERM', 'NO_COLOR', 'FORCE_COLOR'].includes(k)),
+        Object.entries({
+          ...process.env,
+          TERM: 'xterm-256color',
+          // as on a CI machine: Ink must still draw every frame in an interactive terminal
+          CI: 'true',
+        }).filter(([k]) => !['COLORTERM', 'NO_COLOR', 'FORCE_COLOR'].includes(k)),
       ),
     });
     this.child.on('error', (e) => (this.screen += `\n[cannot start util-linux script: ${e.message}]\n`));

@@ -39,6 +39,12 @@ export const reviewCommand: Command = {
     // React's production build (faster), and the UI's modules loaded only by this command, while the database is
     // being opened.
     process.env['NODE_ENV'] ??= 'production';
+    // Ink draws only the last frame when it believes it runs in CI (is-in-ci reads CI when Ink is imported). Review
+    // is interactive by definition, so this process is not "in CI" whatever the environment says.
+    if (process.stdin.isTTY && io.stdout.isTTY) {
+      delete process.env['CI'];
+      delete process.env['CONTINUOUS_INTEGRATION'];
+    }
     const ui = Promise.all([import('react'), import('ink'), import('../../src/review/App.js'), import('../../src/review/overlay.js')]);
     ui.catch(() => undefined);
     const runId = parseIntFlag(values['run'], '--run');
