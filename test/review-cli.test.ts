@@ -66,6 +66,8 @@ describe('fer-clean review: messages instead of a blank screen', () => {
  * is on every Debian/Ubuntu machine; keys go in through script's stdin and the screen comes out of its stdout.
  */
 class Pty {
+  /** Every pseudo-terminal started, so a failed test still ends its processes. */
+  static readonly started: Pty[] = [];
   screen = '';
   readonly exited: Promise<number>;
   private readonly child: ChildProcessWithoutNullStreams;
@@ -89,6 +91,17 @@ class Pty {
     this.child.stdout.on('data', (d: Buffer) => (this.screen += d.toString()));
     this.child.stderr.on('data', (d: Buffer) => (this.screen += d.toString()));
     this.exited = new Promise((resolve) => this.child.on('close', (code) => resolve(code ?? -1)));
+    Pty.started.push(this);
+  }
+
+  /** Ends the CLI and `script`, if still running. */
+  dispose(): void {
+    try {
+      process.kill(Number(readFileSync(this.pidFile, 'utf8').trim()), 'SIGKILL');
+    } catch {
+      // already gone, or never started
+    }
+    this.child.kill('SIGKILL');
   }
 
   /** Waits until the output written since the last key contains `text`. */
@@ -121,6 +134,7 @@ describe('fer-clean review in a pseudo-terminal', { timeout: 180_000 }, () => {
     s = seedReviewDb(join(t.dir, 'r.db'), { images: 6 });
   });
   afterEach(() => {
+    for (const p of Pty.started.splice(0)) p.dispose();
     s.db.close();
     t.cleanup();
   });
