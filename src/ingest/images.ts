@@ -31,6 +31,8 @@ export async function inspectImage(file: string): Promise<ImageResult> {
   try {
     const image = sharp(bytes, { failOn: 'truncated' });
     const meta = await image.metadata(); // channels as stored (sharp's raw output would be sRGB)
+    // Grey faces decode as grey: converting to sRGB first was most of the per-image cost.
+    if (meta.space === 'b-w') image.toColourspace('b-w');
     await image.raw().toBuffer(); // a full decode: catches truncated and corrupt data the header hides
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     return { ok: true, info: { sha256, width: meta.width!, height: meta.height!, channels: meta.channels! } };
