@@ -35,10 +35,6 @@ export class Embedder {
     }
   }
 
-  async embed(paths: readonly string[]): Promise<Float32Array> {
-    return this.run(await this.decode(paths));
-  }
-
   dispose(): void {
     this.net.dispose();
   }
