@@ -142,6 +142,18 @@ describe('embedDataset', () => {
     expect(rowsOf('faceexpr').map((r) => r.vector)).toEqual(before);
   });
 
+  it('worker threads (the compiled pipeline) store the same vectors as this thread', async () => {
+    // the worker script exists only in dist/ (npm ci builds it); from the sources embedding runs in this thread
+    const compiled = (await import('../dist/src/features/embed.js')) as typeof import('../src/features/embed.js');
+    await embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 4 });
+    const local = rowsOf('faceexpr').map((r) => r.vector);
+    db.prepare(`DELETE FROM embeddings`).run();
+    const r = await compiled.embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 2, workers: 2 });
+    expect(r.workers).toBe(2);
+    expect(r.computed).toBe(N);
+    expect(rowsOf('faceexpr').map((x) => x.vector)).toEqual(local);
+  });
+
   it('resumes: only images without an embedding are computed', async () => {
     await embedDataset(db, { datasetId, backbone: 'faceexpr' });
     const first = rowsOf('faceexpr');
