@@ -5,7 +5,6 @@ import { commands } from './commands/index.js';
 
 export interface Command {
   name: string;
-  summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
   allowPositionals?: boolean;

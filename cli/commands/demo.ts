@@ -14,7 +14,6 @@ ingest -> embed -> train (SCN) -> report -> export, then prints the review comma
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'run ingest, embed, train, report and export on the bundled fixtures',
   usage: USAGE,
   options: { out: { type: 'string' }, backend: { type: 'string' } },
   async run({ values }, io) {

@@ -27,7 +27,6 @@ ${Object.values(BACKBONES)
 
 export const embedCommand: Command = {
   name: 'embed',
-  summary: 'compute image features with a pretrained face network (faceexpr, facerec, faceexpr+facerec)',
   usage: USAGE,
   options: {
     backbone: { type: 'string' },

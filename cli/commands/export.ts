@@ -22,7 +22,6 @@ annotator, decided_at, importance, proposed_label, proposal_margin, reference_la
 
 export const exportCommand: Command = {
   name: 'export',
-  summary: 'write the corrected labels as CSV (or in the dataset\'s own format)',
   usage: USAGE,
   allowPositionals: true,
   options: {

@@ -28,7 +28,6 @@ SOURCE is a CSV file, a RAF-DB folder (or its list_patition_label.txt), a class-
 
 export const ingestCommand: Command = {
   name: 'ingest',
-  summary: 'read a dataset (csv, ferplus, imagefolder, rafdb, fer2013) into the database',
   usage: USAGE,
   allowPositionals: true,
   options: {

@@ -20,7 +20,6 @@ relabel accuracy, an importance histogram and the class pairs of the proposals.
 
 export const reportCommand: Command = {
   name: 'report',
-  summary: "score a training run's test accuracy and noise detection",
   usage: USAGE,
   options: {
     run: { type: 'string' },

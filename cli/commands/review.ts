@@ -26,7 +26,6 @@ Keys: a/Enter accept, r reject, 1-7 (8) set label, s skip, u undo, ←/→ or p/
 
 export const reviewCommand: Command = {
   name: 'review',
-  summary: 'review proposed relabels in the terminal (accept, reject, set by hand)',
   usage,
   options: {
     run: { type: 'string' },

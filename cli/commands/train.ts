@@ -55,7 +55,6 @@ label proposals). Prints the run id on standard output; progress and a summary g
 
 export const trainCommand: Command = {
   name: 'train',
-  summary: 'train SCN (or a ce / confident-learning baseline) on the embeddings and store label proposals',
   usage: USAGE,
   options: {
     method: { type: 'string' },

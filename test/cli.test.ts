@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { run } from '../cli/run.js';
+import { commands } from '../cli/commands/index.js';
+import { packageRoot } from '../src/paths.js';
+import { captureIo } from './helpers.js';
+
+const main = join(packageRoot(), 'dist', 'cli', 'main.js');
+
+describe('fer-clean CLI', () => {
+  it('lists every command with its summary, and each command has its own --help', async () => {
+    const io = captureIo();
+    expect(await run(['--help'], io)).toBe(0);
+    for (const c of ['ingest', 'embed', 'train', 'report', 'review', 'export', 'demo']) expect(io.stdout.text).toMatch(new RegExp(`^  ${c} +\\S`, 'm'));
+    for (const c of commands) {
+      const h = captureIo();
+      expect(await run([c.name, '--help'], h)).toBe(0);
+      expect(h.stdout.text).toMatch(new RegExp(`usage: fer-clean ${c.name}`));
+      expect((await c.load()).name).toBe(c.name);
+    }
+  });
+
+  it('an unknown command or flag is a usage error (exit 2), not a stack trace', async () => {
+    const io = captureIo();
+    expect(await run(['frobnicate'], io)).toBe(2);
+    expect(io.stderr.text).toMatch(/unknown command 'frobnicate'/);
+    const io2 = captureIo();
+    expect(await run(['export', 'x.csv', '--frob'], io2)).toBe(2);
+    expect(io2.stderr.text).toMatch(/Unknown option '--frob'/);
+    expect(io2.stderr.text).not.toMatch(/\n\s+at /);
+  });
+
+  it('a reader that closes the pipe early (`| head`) ends the CLI quietly', async () => {
+    expect(existsSync(main), 'run `npm run build` first').toBe(true);
+    const child = spawn(process.execPath, [main, '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // as `head` does once it has its lines
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/EPIPE|Error/);
+    expect(code).toBe(0);
+  });
+});
