@@ -1,3 +1,4 @@
+import { formatDuration } from '../src/format.js';
 import type { Io } from './io.js';
 
 /**
@@ -49,15 +50,7 @@ export class ProgressBar {
     const eta = rate > 0 ? (this.total - current) / rate : Infinity;
     return (
       `${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${current}/${this.total} ${this.unit}` +
-      ` ${rate.toFixed(0)}/s ETA ${formatSeconds(eta)}`
+      ` ${rate.toFixed(0)}/s ETA ${formatDuration(eta)}`
     );
   }
-}
-
-export function formatSeconds(s: number): string {
-  if (!Number.isFinite(s)) return '--';
-  if (s < 60) return `${Math.round(s)}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }

@@ -43,3 +43,18 @@ describe('fer-clean CLI', () => {
     expect(code).toBe(0);
   });
 });
+
+describe('progress on standard error', () => {
+  it('formats durations and prints a line per tenth when stderr is not a terminal', async () => {
+    const { formatDuration } = await import('../src/format.js');
+    expect([formatDuration(42.4), formatDuration(187), formatDuration(7500), formatDuration(Infinity)]).toEqual(['42s', '3m07s', '2h05m', '--']);
+    const { ProgressBar } = await import('../cli/progress.js');
+    const io = captureIo();
+    const bar = new ProgressBar(io, 'ingest', 200);
+    for (let i = 1; i <= 200; i++) bar.update(i);
+    bar.finish();
+    const lines = io.stderr.text.trim().split('\n');
+    expect(lines).toHaveLength(11); // 0%, 10%, ..., 100%
+    expect(lines.at(-1)).toMatch(/^ingest \[#{24}\] 200\/200 images \d+\/s ETA 0s$/);
+  });
+});

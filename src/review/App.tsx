@@ -6,6 +6,7 @@ import { describeFilter, type Filter, type ReviewSession } from './session.js';
 import type { QueueItem } from './queue.js';
 import type { FaceSink } from './overlay.js';
 import { computeLayout, faceKey, type Layout } from './layout.js';
+import { formatDuration } from '../format.js';
 
 export { computeLayout, type Layout } from './layout.js';
 
@@ -174,7 +175,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   faceSink?.show(mode === 'main' && item && face ? face : null, 1, 0);
 
   const tail =
-    ` · ${stats.ratePerMin.toFixed(1)}/min · ETA ${formatEta(stats.etaSeconds)}` +
+    ` · ${stats.ratePerMin.toFixed(1)}/min · ETA ${formatDuration(stats.etaSeconds)}` +
     (stats.filtered ? ` · filter ${stats.filtered.reviewed}/${stats.filtered.total}` : '') +
     (stats.heldByOthers ? ` · ${stats.heldByOthers} held by others` : '');
   let progress =
@@ -331,10 +332,3 @@ export function bar(p: number, width: number): string {
 
 const fmt = (v: number | null): string => (v === null ? '–' : v.toFixed(2));
 
-export function formatEta(s: number): string {
-  if (!Number.isFinite(s)) return '--';
-  if (s < 60) return `${Math.round(s)}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
-}
