@@ -144,7 +144,7 @@ describe('embedDataset', () => {
 
   it('worker threads (the compiled pipeline) store the same vectors as this thread', async () => {
     // the worker script exists only in dist/ (npm ci builds it); from the sources embedding runs in this thread
-    const compiled = (await import('../dist/src/features/embed.js')) as typeof import('../src/features/embed.js');
+    const compiled = (await import(['..', 'dist', 'src', 'features/embed.js'].join('/'))) as typeof import('../src/features/embed.js');
     await embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 4 });
     const local = rowsOf('faceexpr').map((r) => r.vector);
     db.prepare(`DELETE FROM embeddings`).run();

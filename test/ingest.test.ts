@@ -190,7 +190,7 @@ describe('ingest CLI', () => {
 describe('decoding in worker threads', () => {
   it('the compiled worker pool gives the same results, in order, as this thread', async () => {
     // worker threads need the compiled script (npm ci builds dist/); the sources' version runs in-process
-    const compiled = (await import('../dist/src/ingest/images.js')) as typeof import('../src/ingest/images.js');
+    const compiled = (await import(['..', 'dist', 'src', 'ingest/images.js'].join('/'))) as typeof import('../src/ingest/images.js');
     const files = readdirSync(fixture('ferplus', 'images', 'train')).map((f) => fixture('ferplus', 'images', 'train', f));
     files.splice(7, 0, fixture('bad', 'images', 'truncated.png'), fixture('bad', 'images', 'missing.png'));
     const progress: number[] = [];
