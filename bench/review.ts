@@ -84,15 +84,6 @@ export async function main(): Promise<void> {
   console.log('(2 shared cores: other engineers\' jobs may run at the same time, so the maxima are noisy.)');
 }
 
-const VOTES: Record<string, string> = {
-  anger: 'votes_anger',
-  disgust: 'votes_disgust',
-  fear: 'votes_fear',
-  happiness: 'votes_happiness',
-  sadness: 'votes_sadness',
-  surprise: 'votes_surprise',
-  neutral: 'votes_neutral',
-};
 
 /** A fresh database with the train split and one synthetic finished run (see main). */
 function buildDatabase(path: string): { images: number } {
@@ -133,7 +124,7 @@ function buildDatabase(path: string): { images: number } {
       const imageId = Number(insImage.run(datasetId, r['image']!, sha).lastInsertRowid);
       const given = r['fer2013_label']!;
       insLabel.run(imageId, given, given);
-      const votes = taxonomy.map((c) => Number(r[VOTES[c]!] ?? 0) + 0.3);
+      const votes = taxonomy.map((c) => Number(r[`votes_${c}`] ?? 0) + 0.3);
       const sum = votes.reduce((a, b) => a + b, 0);
       const probs = votes.map((v) => Math.round((v / sum) * 1e4) / 1e4);
       const best = probs.indexOf(Math.max(...probs));

@@ -6,17 +6,6 @@ import { nowIso, openStore, type DB } from '../src/store/db.js';
 import { defaultTaxonomy } from '../src/taxonomy.js';
 import { fixture } from './helpers.js';
 
-/** FER+ vote columns by canonical class (contempt included). */
-const VOTE_COLUMN: Record<string, string> = {
-  anger: 'votes_anger',
-  disgust: 'votes_disgust',
-  fear: 'votes_fear',
-  happiness: 'votes_happiness',
-  sadness: 'votes_sadness',
-  surprise: 'votes_surprise',
-  neutral: 'votes_neutral',
-  contempt: 'votes_contempt',
-};
 
 export interface SeedOptions {
   /** How many fixture train images (in labels.csv order) to put in the run. */
@@ -87,7 +76,7 @@ export function seedReviewDb(dbPath: string, opts: SeedOptions = {}): Seeded {
       const imageId = Number(insImage.run(datasetId, path, sha).lastInsertRowid);
       const given = r['fer2013_label']!;
       insLabel.run(imageId, given, given);
-      const votes = taxonomy.map((c) => Number(r[VOTE_COLUMN[c]!] ?? 0) + 0.5);
+      const votes = taxonomy.map((c) => Number(r[`votes_${c}`] ?? 0) + 0.5);
       const sum = votes.reduce((a, b) => a + b, 0);
       const probs = votes.map((v) => Math.round((v / sum) * 1e4) / 1e4);
       const gi = taxonomy.indexOf(given);

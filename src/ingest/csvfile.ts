@@ -55,7 +55,6 @@ export function readCsv(path: string): CsvTable {
 /** Finds a column: the one asked for (must exist), else the first candidate present (case-insensitive). */
 export function findColumn(
   table: Pick<CsvTable, 'file' | 'header'>,
-  role: string,
   asked: string | undefined,
   candidates: readonly string[],
   flag: string,
@@ -81,7 +80,7 @@ export function requireColumn(
   candidates: readonly string[],
   flag: string,
 ): string {
-  const col = findColumn(table, role, asked, candidates, flag);
+  const col = findColumn(table, asked, candidates, flag);
   if (col === undefined) {
     throw new FerCleanError(
       `${table.file}: no ${role} column (looked for ${candidates.join(', ')}); columns are: ${table.header.join(', ')}; name it with ${flag} NAME`,

@@ -16,7 +16,7 @@ export async function readFer2013(opts: IngestOptions): Promise<SourceListing> {
   const table = readCsv(source);
   const emotionCol = requireColumn(table, 'emotion', opts.labelColumn, ['emotion'], '--label-column');
   const pixelsCol = requireColumn(table, 'pixels', undefined, ['pixels'], '--format');
-  const usageCol = findColumn(table, 'usage', opts.splitColumn, ['Usage', 'usage', 'split'], '--split-column');
+  const usageCol = findColumn(table, opts.splitColumn, ['Usage', 'usage', 'split'], '--split-column');
   const outDir = resolve(opts.images ?? opts.defaultImagesDir ?? join(dirname(source), 'fer2013-images'));
   const root = dirname(outDir);
   const problems: Problem[] = [...table.problems];

@@ -132,6 +132,19 @@ function problemsError(source: string, problems: Problem[]): FerCleanError {
   );
 }
 
+/** An image and its labels as the database holds them, to tell what a re-ingest changes. */
+interface StoredImage {
+  id: number;
+  sha256: string;
+  split: string;
+  given: string;
+  given_raw: string;
+  reference: string | null;
+  reference_votes: string | null;
+  source_line: number | null;
+  source_row: string | null;
+}
+
 function write(
   db: DB,
   listing: SourceListing,
@@ -157,13 +170,13 @@ function write(
       .run(name, listing.format, source, listing.root, JSON.stringify(taxonomy), options, now, now).lastInsertRowid;
     ds = { id: Number(id), format: listing.format, taxonomy: JSON.stringify(taxonomy) };
   }
-  const existing = new Map<string, { id: number; sha256: string; split: string; given: string; given_raw: string; reference: string | null; reference_votes: string | null; source_line: number | null; source_row: string | null }>();
+  const existing = new Map<string, StoredImage>();
   for (const row of db
     .prepare(
       `SELECT i.id, i.path, i.sha256, i.split, i.source_line, i.source_row, l.given, l.given_raw, l.reference, l.reference_votes
        FROM images i JOIN labels l ON l.image_id = i.id WHERE i.dataset_id = ?`,
     )
-    .all(ds.id) as ({ path: string } & (typeof existing extends Map<string, infer V> ? V : never))[]) {
+    .all(ds.id) as (StoredImage & { path: string })[]) {
     existing.set(row.path, row);
   }
   const insertImage = db.prepare(

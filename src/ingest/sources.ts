@@ -1,7 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FerCleanError } from '../errors.js';
-import { BASIC_CLASSES, CONTEMPT, type LabelEncoding } from '../taxonomy.js';
 import {
   LABEL_COLUMNS,
   PATH_COLUMNS,
@@ -10,7 +9,6 @@ import {
   normaliseSplit,
   readCsv,
   requireColumn,
-  type CsvTable,
 } from './csvfile.js';
 import { ferPlusMajority, FERPLUS_VOTE_CLASSES, voteColumns } from './ferplus.js';
 import type { Format, IngestOptions, Problem, SourceItem, SourceListing } from './types.js';
@@ -63,8 +61,8 @@ export function readCsvSource(opts: IngestOptions, format: 'csv' | 'ferplus'): S
   const root = resolve(opts.images ?? dirname(source));
   const pathCol = requireColumn(table, 'image path', opts.pathColumn, PATH_COLUMNS, '--path-column');
   const labelCol = requireColumn(table, 'label', opts.labelColumn, LABEL_COLUMNS, '--label-column');
-  const splitCol = findColumn(table, 'split', opts.splitColumn, SPLIT_COLUMNS, '--split-column');
-  const refCol = opts.referenceColumn !== undefined ? findColumn(table, 'reference', opts.referenceColumn, [], '--reference-column') : undefined;
+  const splitCol = findColumn(table, opts.splitColumn, SPLIT_COLUMNS, '--split-column');
+  const refCol = opts.referenceColumn !== undefined ? findColumn(table, opts.referenceColumn, [], '--reference-column') : undefined;
   const votes = format === 'ferplus' ? voteColumns(table.header.map((h) => h.toLowerCase())) : undefined;
   if (format === 'ferplus' && !votes) {
     throw new FerCleanError(`${table.file}: no FER+ vote columns (${FERPLUS_VOTE_CLASSES.join(', ')}, optionally prefixed votes_)`);
@@ -177,6 +175,3 @@ export function readRafDb(opts: IngestOptions): SourceListing {
   });
   return { format: 'rafdb', root, items, labelEncoding: 'rafdb', problems, options: { listFile: name, imageDir }, name: basename(root) };
 }
-
-export { BASIC_CLASSES, CONTEMPT };
-export type { CsvTable, LabelEncoding };
