@@ -131,7 +131,8 @@ describe('bad input', () => {
     ['truncated-image.csv', /truncated-image.csv:3: images\/truncated.png: cannot decode image/],
     ['not-an-image.csv', /not-an-image.csv:2: images\/not-an-image.png: cannot decode image/],
     ['duplicate-path.csv', /duplicate-path.csv:4: images\/\S+ is listed again with label 'anger' \(first at duplicate-path.csv:2 with 'happy'\)/],
-    ['escaping-path.csv', /escaping-path.csv:3: image path '..\/..\/package.json' escapes the dataset root/],
+    // a relative path may lead out of the CSV's folder (issue 9): it resolves, and the file it names is not an image
+    ['escaping-path.csv', /escaping-path.csv:3: ..\/..\/package.json: cannot decode image: not a supported image format/],
     ['ragged.csv', /ragged.csv:2: expected 2 fields \(path, label\), found 3/],
   ];
   for (const [file, message] of cases) {

@@ -1,6 +1,6 @@
 import { resolve, dirname, join } from 'node:path';
 import { ingest, FORMATS, type IngestSummary } from '../../src/ingest/index.js';
-import { LABEL_ENCODINGS } from '../../src/taxonomy.js';
+import { LABEL_ENCODINGS, parseClassList } from '../../src/taxonomy.js';
 import { FerCleanError } from '../../src/errors.js';
 import { err, out, type Io } from '../io.js';
 import { ProgressBar } from '../progress.js';
@@ -11,17 +11,23 @@ const USAGE = `usage: fer-clean ingest SOURCE [options]
 
 Reads a facial-expression dataset into the database: every image is opened, decoded and hashed.
 
-SOURCE is a CSV file, a RAF-DB folder (or its list_patition_label.txt), a class-folder tree, or fer2013.csv.
-  --format F            csv | ferplus | imagefolder | rafdb | fer2013 (detected when unambiguous)
-  --images DIR          folder image paths are relative to (csv, ferplus; default: the CSV's folder);
-                        for fer2013, where the PNGs are written (default: fer2013-images/ beside the database)
+SOURCE is a CSV file, a RAF-DB folder (or its list_patition_label.txt), a class-folder tree, fer2013.csv, or
+AffectNet's training.csv / validation.csv.
+  --format F            csv | ferplus | imagefolder | rafdb | fer2013 | affectnet (detected when unambiguous)
+  --images DIR          folder relative image paths resolve against (csv, ferplus, affectnet; default: the CSV's
+                        folder, for affectnet Manually_Annotated_Images/ beside or above it); absolute paths are
+                        taken as they are. For fer2013, where the PNGs are written (default: fer2013-images/
+                        beside the database)
   --name NAME           dataset name (default: the source's folder name)
   --path-column C       CSV column with the image path (default: path, image, file, ...)
   --label-column C      CSV column with the label (default: label, emotion, expression, ...)
   --split-column C      CSV column with train/valid/test (default: split, usage, ...)
   --reference-column C  CSV column with an evaluation-only reference label
-  --label-encoding E    names | fer2013 (0-6) | rafdb (1-7): how numeric labels map to classes
-  --contempt            keep contempt as an eighth class
+  --label-encoding E    names | fer2013 (0-6) | rafdb (1-7) | affectnet (0-7; 8 none, 9 uncertain, 10 no-face are
+                        kept but not trained on): how numeric labels (CSV columns, class folder names) map to classes
+  --classes A,B,...     the dataset's own classes, in order (2-9; review keys 1-9), for labels that are not FER
+                        classes; default: the FER classes, contempt included when the data has it
+  --contempt            keep contempt as an eighth class even when no image has it
   --skip-bad            ingest the good images and list the bad ones (default: any problem writes nothing)
   --concurrency N       images decoded at once (default 32)
   --db PATH             database (default ./fer-clean.db, or FER_CLEAN_DB)`;
@@ -39,6 +45,7 @@ export const ingestCommand: Command = {
     'split-column': { type: 'string' },
     'reference-column': { type: 'string' },
     'label-encoding': { type: 'string' },
+    classes: { type: 'string' },
     contempt: { type: 'boolean' },
     'skip-bad': { type: 'boolean' },
     concurrency: { type: 'string' },
@@ -64,6 +71,7 @@ export const ingestCommand: Command = {
           splitColumn: values['split-column'] as string | undefined,
           referenceColumn: values['reference-column'] as string | undefined,
           labelEncoding,
+          classes: values['classes'] !== undefined ? parseClassList(values['classes'] as string) : undefined,
           contempt: Boolean(values['contempt']),
           skipBad: Boolean(values['skip-bad']),
           concurrency,
@@ -92,6 +100,12 @@ function printSummary(io: Io, s: IngestSummary, dbPath: string): void {
   if (s.missingFromSource) out(io, `  ${s.missingFromSource} images in the database are no longer in the source (kept)`);
   out(io, `  splits:  ${Object.entries(s.splits).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out(io, `  classes: ${Object.entries(s.classes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  const nonExpression = Object.entries(s.nonExpression);
+  if (nonExpression.length) {
+    const n = nonExpression.reduce((a, [, v]) => a + v, 0);
+    out(io, `  not an expression (kept, not trained on): ${n} — ${nonExpression.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
+  if (s.faceBoxes) out(io, `  face boxes from the source: ${s.faceBoxes} (embedding and review use the box)`);
   if (s.agreement) {
     const { compared, agree } = s.agreement;
     out(io, `  given label agrees with the reference on ${agree} of ${compared} images with one (${pct(agree, compared)}); ${compared - agree} disagree`);

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
-import { getDatasetById } from '../store/datasets.js';
+import { getDatasetById, imageFile } from '../store/datasets.js';
 import { initBackend, type BackendChoice, type BackendPreference } from './backend.js';
 import { backboneVersion, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo } from './backbones.js';
 import { Embedder, type DecodedBatch } from './embedder.js';
@@ -108,7 +108,7 @@ export async function embedDataset(
     total += pending.length;
     for (let i = 0; i < pending.length; i += batch) {
       const slice = pending.slice(i, i + batch);
-      jobs.push({ part, version, ids: slice.map((p) => p.id), faces: slice.map((p) => ({ file: join(dataset.root, p.path), box: p.box })) });
+      jobs.push({ part, version, ids: slice.map((p) => p.id), faces: slice.map((p) => ({ file: imageFile(dataset.root, p.path), box: p.box })) });
     }
   }
 

@@ -7,8 +7,12 @@ import type { Problem } from './types.js';
 export interface CsvTable {
   file: string;
   header: string[];
-  rows: { line: number; record: Record<string, string> }[];
+  /** Each row with the byte range [start, end) of the file it came from (its line ending and any blank lines before it included). */
+  rows: { line: number; record: Record<string, string>; start: number; end: number }[];
   problems: Problem[];
+  /** The file's bytes: `bytes.subarray(0, headerEnd)` is the header line as written. */
+  bytes: Buffer;
+  headerEnd: number;
 }
 
 /**
@@ -23,7 +27,7 @@ export function readCsv(path: string): CsvTable {
   } catch (e) {
     throw new FerCleanError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  let parsed: { record: string[]; info: { lines: number } }[];
+  let parsed: { record: string[]; info: { lines: number; bytes: number } }[];
   try {
     parsed = parse(text, { bom: true, info: true, relax_column_count: true, skip_empty_lines: true, trim: true }) as unknown as typeof parsed;
   } catch (e) {
@@ -40,16 +44,19 @@ export function readCsv(path: string): CsvTable {
   }
   const rows: CsvTable['rows'] = [];
   const problems: Problem[] = [];
+  let start = parsed[0]!.info.bytes;
   for (const { record, info } of parsed.slice(1)) {
+    const span = { start, end: info.bytes };
+    start = info.bytes;
     if (record.length !== header.length) {
       problems.push({ where: `${name}:${info.lines}`, message: `expected ${header.length} fields (${header.join(', ')}), found ${record.length}` });
       continue;
     }
     const rec: Record<string, string> = {};
     header.forEach((h, i) => (rec[h] = record[i]!));
-    rows.push({ line: info.lines, record: rec });
+    rows.push({ line: info.lines, record: rec, ...span });
   }
-  return { file: name, header, rows, problems };
+  return { file: name, header, rows, problems, bytes: text, headerEnd: parsed[0]!.info.bytes };
 }
 
 /** Finds a column: the one asked for (must exist), else the first candidate present (case-insensitive). */

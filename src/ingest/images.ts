@@ -11,6 +11,8 @@ export interface ImageInfo {
   width: number;
   height: number;
   channels: number;
+  /** Width and height once EXIF orientation is applied: the frame face boxes are given in. */
+  oriented: { width: number; height: number };
 }
 
 export type ImageResult = { ok: true; info: ImageInfo } | { ok: false; error: string };
@@ -35,7 +37,8 @@ export async function inspectImage(file: string): Promise<ImageResult> {
     if (meta.space === 'b-w') image.toColourspace('b-w');
     await image.raw().toBuffer(); // a full decode: catches truncated and corrupt data the header hides
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    return { ok: true, info: { sha256, width: meta.width!, height: meta.height!, channels: meta.channels! } };
+    const oriented = { width: meta.autoOrient?.width ?? meta.width!, height: meta.autoOrient?.height ?? meta.height! };
+    return { ok: true, info: { sha256, width: meta.width!, height: meta.height!, channels: meta.channels!, oriented } };
   } catch (e) {
     return { ok: false, error: decodeError((e as Error).message) };
   }

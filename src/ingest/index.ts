@@ -1,7 +1,20 @@
-import { join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { FerCleanError } from '../errors.js';
+import { boxProblem } from '../features/facebox.js';
+import { imageFile } from '../store/datasets.js';
 import { nowIso, type DB } from '../store/db.js';
-import { canonicalLabel, defaultTaxonomy, LabelError } from '../taxonomy.js';
+import {
+  CONTEMPT,
+  describeLabels,
+  LabelError,
+  MAX_CLASSES,
+  parseClassList,
+  readLabel,
+  taxonomyFor,
+  UnknownLabelError,
+  type LabelClass,
+} from '../taxonomy.js';
+import { readAffectNet } from './affectnet.js';
 import { readFer2013, writeFer2013Images } from './fer2013.js';
 import { inspectAll, type ImageInfo } from './images.js';
 import { detectFormat, readCsvSource, readImageFolder, readRafDb } from './sources.js';
@@ -25,7 +38,9 @@ const MAX_LISTED = 50;
 
 interface Resolved {
   item: SourceItem;
+  /** Canonical class, or a non-expression label (AffectNet none / uncertain / no-face) when not trainable. */
   given: string;
+  trainable: boolean;
   reference: string | null;
   info?: ImageInfo;
 }
@@ -41,30 +56,80 @@ async function readSource(opts: IngestOptions, format: Format): Promise<SourceLi
       return readRafDb(opts);
     case 'fer2013':
       return readFer2013(opts);
+    case 'affectnet':
+      return readAffectNet(opts);
   }
 }
 
-/** Maps labels to classes and drops repeated paths; every bad item becomes a problem naming where it is. */
-function resolveLabels(listing: SourceListing, taxonomy: string[], problems: Problem[]): { resolved: Resolved[]; repeatedLines: number } {
-  const byPath = new Map<string, Resolved>();
-  const conflicted = new Set<string>();
-  let repeatedLines = 0;
+/**
+ * Reads every item's label (and reference), picks the dataset's classes from the data (or the declared ones), and
+ * drops repeated paths; every bad item becomes a problem naming where it is. Labels that name no FER class are
+ * reported once per label, with the classes found and how to declare a class list. `existing`: the classes of the
+ * dataset already stored under this name, kept when they cover the data.
+ */
+function resolveLabels(
+  listing: SourceListing,
+  opts: Pick<IngestOptions, 'classes' | 'contempt' | 'source'>,
+  existing: string[] | undefined,
+  problems: Problem[],
+): { resolved: Resolved[]; repeatedLines: number; taxonomy: string[] } {
+  const read: Resolved[] = [];
+  const unknown = new Map<string, { where: string; count: number }>();
+  const found = new Map<string, number>();
   for (const item of listing.items) {
-    let given: string;
+    let label: LabelClass;
     let reference: string | null = null;
     try {
-      given = canonicalLabel(item.labelRaw, listing.labelEncoding, taxonomy);
-      if (typeof item.reference === 'string') reference = canonicalLabel(item.reference, listing.labelEncoding, taxonomy);
+      label = readLabel(item.labelRaw, listing.labelEncoding, opts.classes);
+      if (typeof item.reference === 'string') reference = readLabel(item.reference, listing.labelEncoding, opts.classes).cls;
     } catch (e) {
       if (!(e instanceof LabelError)) throw e;
       // A numeric label without an encoding is a property of the whole source: say it once.
       if (e.message.startsWith('numeric label')) throw new FerCleanError(`${item.where}: ${e.message}`);
-      problems.push({ where: item.where, message: e.message, path: item.path });
+      if (e instanceof UnknownLabelError) {
+        const u = unknown.get(e.label);
+        if (u) u.count++;
+        else unknown.set(e.label, { where: item.where, count: 1 });
+        found.set(e.label, (found.get(e.label) ?? 0) + 1);
+      } else problems.push({ where: item.where, message: e.message, path: item.path });
+      continue;
+    }
+    if (label.trainable) found.set(label.cls, (found.get(label.cls) ?? 0) + 1);
+    read.push({ item, given: label.cls, trainable: label.trainable, reference });
+  }
+  if (unknown.size) {
+    for (const [label, u] of unknown) {
+      problems.push({ where: u.where, message: `unknown label '${label}'${u.count > 1 ? ` (${u.count} rows)` : ''}: not a FER class` });
+    }
+    const list = [...found].map(([c, n]) => `${c} ${n}`).join(', ');
+    problems.push({
+      where: basename(opts.source),
+      message:
+        `labels found: ${list}. FER classes are ${describeLabels()}. ` +
+        `To keep your own classes, declare them in order with --classes ${[...found.keys()].slice(0, MAX_CLASSES).join(',')} (2 to ${MAX_CLASSES}: review picks them with the keys 1-9)`,
+    });
+  }
+
+  const classes = [...found.keys()].filter((c) => !unknown.has(c));
+  const refs = read.map((r) => r.reference).filter((r): r is string => r !== null);
+  const covers = (tax: string[]): boolean => [...classes, ...refs].every((c) => tax.includes(c)) && (!opts.contempt || tax.includes(CONTEMPT));
+  const taxonomy =
+    opts.classes ??
+    (existing && covers(existing) ? existing : taxonomyFor([...classes, ...refs], { withContempt: opts.contempt }));
+
+  const byPath = new Map<string, Resolved>();
+  const conflicted = new Set<string>();
+  let repeatedLines = 0;
+  for (const r of read) {
+    const { item } = r;
+    const outside = [r.trainable ? r.given : null, r.reference].find((c) => c !== null && !taxonomy.includes(c));
+    if (outside) {
+      problems.push({ where: item.where, message: `label '${outside}' is not in this dataset's classes (${taxonomy.join(', ')})`, path: item.path });
       continue;
     }
     const first = byPath.get(item.path);
     if (first) {
-      if (first.given === given) {
+      if (first.given === r.given) {
         repeatedLines++;
       } else {
         problems.push({
@@ -76,9 +141,9 @@ function resolveLabels(listing: SourceListing, taxonomy: string[], problems: Pro
       }
       continue;
     }
-    byPath.set(item.path, { item, given, reference });
+    byPath.set(item.path, r);
   }
-  return { resolved: [...byPath.values()].filter((r) => !conflicted.has(r.item.path)), repeatedLines };
+  return { resolved: [...byPath.values()].filter((r) => !conflicted.has(r.item.path)), repeatedLines, taxonomy };
 }
 
 /**
@@ -91,34 +156,40 @@ export async function ingest(db: DB, opts: IngestOptions, onProgress?: ProgressF
   if (opts.format !== undefined && !FORMATS.includes(opts.format)) {
     throw new FerCleanError(`unknown format '${opts.format}' (choose ${FORMATS.join(', ')})`);
   }
+  if (opts.classes !== undefined) opts = { ...opts, classes: parseClassList(opts.classes.join(',')) };
   const format = opts.format ?? detectFormat(opts.source);
   const listing = await readSource(opts, format);
-  const taxonomy = defaultTaxonomy(opts.contempt ?? false);
+  const name = opts.name ?? listing.name;
+  const stored = db.prepare(`SELECT taxonomy FROM datasets WHERE name = ?`).get(name) as { taxonomy: string } | undefined;
   const problems: Problem[] = [...listing.problems];
-  const { resolved, repeatedLines } = resolveLabels(listing, taxonomy, problems);
+  const { resolved, repeatedLines, taxonomy } = resolveLabels(listing, opts, stored && (JSON.parse(stored.taxonomy) as string[]), problems);
 
   if (problems.length && !opts.skipBad) throw problemsError(opts.source, problems);
-  if (format === 'fer2013') await writeFer2013Images(listing, new Set(resolved.map((r) => join(listing.root, r.item.path))));
+  if (format === 'fer2013') await writeFer2013Images(listing, new Set(resolved.map((r) => imageFile(listing.root, r.item.path))));
 
   const results = await inspectAll(
-    resolved.map((r) => join(listing.root, r.item.path)),
+    resolved.map((r) => imageFile(listing.root, r.item.path)),
     { concurrency: opts.concurrency, workers: opts.workers },
     onProgress && ((done) => onProgress(done, resolved.length)),
   );
   const good: Resolved[] = [];
   results.forEach((res, i) => {
     const r = resolved[i]!;
-    if (res.ok) good.push({ ...r, info: res.info });
-    else {
-      const where = r.item.where === r.item.path ? r.item.path : `${r.item.where}: ${r.item.path}`;
-      problems.push({ where, message: res.error, path: r.item.path });
-    }
+    const where = r.item.where === r.item.path ? r.item.path : `${r.item.where}: ${r.item.path}`;
+    const boxed = res.ok && r.item.box ? boxProblem(r.item.box, res.info.oriented.width, res.info.oriented.height) : null;
+    if (!res.ok) problems.push({ where, message: res.error, path: r.item.path });
+    else if (boxed !== null) problems.push({ where, message: `face box ${boxed}`, path: r.item.path });
+    else good.push({ ...r, info: res.info });
   });
   if (problems.length && !opts.skipBad) throw problemsError(opts.source, problems);
   if (good.length === 0) throw new FerCleanError(`${opts.source}: no images to ingest${problems.length ? ` (all ${problems.length} had problems)` : ''}`);
 
-  const name = opts.name ?? listing.name;
-  const summary = db.transaction(() => write(db, { ...listing, format }, name, taxonomy, good, resolve(opts.source)))();
+  const summary = db.transaction(() => {
+    const ds = upsertDataset(db, { ...listing, format }, name, taxonomy, resolve(opts.source));
+    const counts = upsertImages(db, ds, good);
+    if (counts.added || counts.updated) touchDataset(db, ds.id, { ...listing, format }, resolve(opts.source));
+    return { dataset: { id: ds.id, name, format, root: listing.root }, ...counts, ...summarize(good) };
+  })();
   return { ...summary, skipped: problems, repeatedLines };
 }
 
@@ -139,41 +210,61 @@ interface StoredImage {
   split: string;
   given: string;
   given_raw: string;
+  trainable: number;
   reference: string | null;
   reference_votes: string | null;
   source_line: number | null;
   source_row: string | null;
+  crop_x: number | null;
+  crop_y: number | null;
+  crop_w: number | null;
+  crop_h: number | null;
+  crop_source: string | null;
+  quality: string | null;
 }
 
-function write(
-  db: DB,
-  listing: SourceListing,
-  name: string,
-  taxonomy: string[],
-  good: Resolved[],
-  source: string,
-): Omit<IngestSummary, 'skipped' | 'repeatedLines'> {
-  const now = nowIso();
-  let ds = db.prepare(`SELECT id, format, taxonomy FROM datasets WHERE name = ?`).get(name) as
+/** What a dataset row stores of its listing: columns and encoding, to write the format back. */
+const listingOptions = (listing: SourceListing): string => JSON.stringify({ ...listing.options, labelEncoding: listing.labelEncoding });
+
+/** The dataset row for `name`: created, or the existing one when its classes and format match. */
+function upsertDataset(db: DB, listing: SourceListing, name: string, taxonomy: string[], source: string): { id: number } {
+  const ds = db.prepare(`SELECT id, format, taxonomy FROM datasets WHERE name = ?`).get(name) as
     | { id: number; format: string; taxonomy: string }
     | undefined;
   if (ds && ds.taxonomy !== JSON.stringify(taxonomy)) {
-    throw new FerCleanError(`dataset '${name}' already exists with classes ${ds.taxonomy}; ingest under another --name`);
+    throw new FerCleanError(`dataset '${name}' already exists with classes ${ds.taxonomy}, not ${JSON.stringify(taxonomy)}; ingest under another --name`);
   }
   if (ds && ds.format !== listing.format) {
     throw new FerCleanError(`dataset '${name}' already exists in format ${ds.format}, not ${listing.format}; ingest under another --name`);
   }
-  const options = JSON.stringify({ ...listing.options, labelEncoding: listing.labelEncoding });
-  if (!ds) {
-    const id = db
-      .prepare(`INSERT INTO datasets (name, format, source, root, taxonomy, options, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(name, listing.format, source, listing.root, JSON.stringify(taxonomy), options, now, now).lastInsertRowid;
-    ds = { id: Number(id), format: listing.format, taxonomy: JSON.stringify(taxonomy) };
-  }
+  if (ds) return ds;
+  const now = nowIso();
+  const id = db
+    .prepare(`INSERT INTO datasets (name, format, source, root, taxonomy, options, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+    .run(name, listing.format, source, listing.root, JSON.stringify(taxonomy), listingOptions(listing), now, now).lastInsertRowid;
+  return { id: Number(id) };
+}
+
+/** A re-ingest that changed images also takes the listing's source, root and options. */
+function touchDataset(db: DB, id: number, listing: SourceListing, source: string): void {
+  db.prepare(`UPDATE datasets SET source = ?, root = ?, options = ?, updated_at = ? WHERE id = ?`).run(source, listing.root, listingOptions(listing), nowIso(), id);
+}
+
+/** What is stored of a source row for `export --format same`: the record, and its bytes when the format keeps them. */
+const sourceRowOf = (item: SourceItem): string | null =>
+  item.text !== undefined ? JSON.stringify({ record: item.record, text: item.text }) : item.record ? JSON.stringify(item.record) : null;
+
+/**
+ * Inserts new images with their labels and updates those whose file, label, split, source row, face box or quality
+ * flag changed. A face box or quality flag the source says nothing about (undefined) is left as stored (e.g. a box
+ * found by face detection). Returns the counts and how many stored images the source no longer lists.
+ */
+function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<IngestSummary, 'added' | 'updated' | 'unchanged' | 'missingFromSource'> {
   const existing = new Map<string, StoredImage>();
   for (const row of db
     .prepare(
-      `SELECT i.id, i.path, i.sha256, i.split, i.source_line, i.source_row, l.given, l.given_raw, l.reference, l.reference_votes
+      `SELECT i.id, i.path, i.sha256, i.split, i.source_line, i.source_row, i.crop_x, i.crop_y, i.crop_w, i.crop_h, i.crop_source, i.quality,
+              l.given, l.given_raw, l.trainable, l.reference, l.reference_votes
        FROM images i JOIN labels l ON l.image_id = i.id WHERE i.dataset_id = ?`,
     )
     .all(ds.id) as (StoredImage & { path: string })[]) {
@@ -185,57 +276,67 @@ function write(
   const updateImage = db.prepare(
     `UPDATE images SET sha256 = ?, width = ?, height = ?, channels = ?, split = ?, source_line = ?, source_row = ? WHERE id = ?`,
   );
+  const setBox = db.prepare(`UPDATE images SET crop_x = ?, crop_y = ?, crop_w = ?, crop_h = ?, crop_source = 'annotation' WHERE id = ?`);
+  const setQuality = db.prepare(`UPDATE images SET quality = ? WHERE id = ?`);
   const upsertLabel = db.prepare(
-    `INSERT INTO labels (image_id, given, given_raw, reference, reference_votes) VALUES (?, ?, ?, ?, ?)
+    `INSERT INTO labels (image_id, given, given_raw, reference, reference_votes, trainable) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (image_id) DO UPDATE SET given = excluded.given, given_raw = excluded.given_raw,
-       reference = excluded.reference, reference_votes = excluded.reference_votes`,
+       reference = excluded.reference, reference_votes = excluded.reference_votes, trainable = excluded.trainable`,
   );
   let added = 0;
   let updated = 0;
   let unchanged = 0;
   const seen = new Set<string>();
   for (const r of good) {
+    const { item } = r;
     const info = r.info!;
-    const votes = r.item.referenceVotes ? JSON.stringify(r.item.referenceVotes) : null;
-    const sourceRow = r.item.record ? JSON.stringify(r.item.record) : null;
-    const line = r.item.line ?? null;
-    const old = existing.get(r.item.path);
-    seen.add(r.item.path);
+    const votes = item.referenceVotes ? JSON.stringify(item.referenceVotes) : null;
+    const sourceRow = sourceRowOf(item);
+    const line = item.line ?? null;
+    const trainable = r.trainable ? 1 : 0;
+    const box = item.box;
+    const old = existing.get(item.path);
+    seen.add(item.path);
     if (!old) {
-      const id = insertImage.run(ds.id, r.item.path, info.sha256, info.width, info.height, info.channels, r.item.split, line, sourceRow).lastInsertRowid;
-      upsertLabel.run(id, r.given, r.item.labelRaw, r.reference, votes);
+      const id = insertImage.run(ds.id, item.path, info.sha256, info.width, info.height, info.channels, item.split, line, sourceRow).lastInsertRowid;
+      upsertLabel.run(id, r.given, item.labelRaw, r.reference, votes, trainable);
+      if (box) setBox.run(box.x, box.y, box.w, box.h, id);
+      if (item.quality) setQuality.run(item.quality, id);
       added++;
       continue;
     }
-    const same =
-      old.sha256 === info.sha256 &&
-      old.split === r.item.split &&
-      old.given === r.given &&
-      old.given_raw === r.item.labelRaw &&
-      old.reference === r.reference &&
-      old.reference_votes === votes &&
-      old.source_line === line &&
-      old.source_row === sourceRow;
-    if (same) {
+    const sameImage =
+      old.sha256 === info.sha256 && old.split === item.split && old.source_line === line && old.source_row === sourceRow;
+    const sameLabel =
+      old.given === r.given && old.given_raw === item.labelRaw && old.trainable === trainable && old.reference === r.reference && old.reference_votes === votes;
+    const sameBox =
+      !box || (old.crop_source === 'annotation' && old.crop_x === box.x && old.crop_y === box.y && old.crop_w === box.w && old.crop_h === box.h);
+    const sameQuality = item.quality === undefined || old.quality === item.quality;
+    if (sameImage && sameLabel && sameBox && sameQuality) {
       unchanged++;
       continue;
     }
-    updateImage.run(info.sha256, info.width, info.height, info.channels, r.item.split, line, sourceRow, old.id);
-    upsertLabel.run(old.id, r.given, r.item.labelRaw, r.reference, votes);
+    updateImage.run(info.sha256, info.width, info.height, info.channels, item.split, line, sourceRow, old.id);
+    upsertLabel.run(old.id, r.given, item.labelRaw, r.reference, votes, trainable);
+    if (!sameBox) setBox.run(box!.x, box!.y, box!.w, box!.h, old.id);
+    if (!sameQuality) setQuality.run(item.quality ?? null, old.id);
     updated++;
   }
-  if (added || updated) {
-    db.prepare(`UPDATE datasets SET source = ?, root = ?, options = ?, updated_at = ? WHERE id = ?`).run(source, listing.root, options, now, ds.id);
-  }
   const missingFromSource = [...existing.keys()].filter((p) => !seen.has(p)).length;
+  return { added, updated, unchanged, missingFromSource };
+}
 
+/** The ingest summary's figures over the images written: classes, non-expression labels, splits, agreement, duplicates. */
+function summarize(good: Resolved[]): Pick<IngestSummary, 'images' | 'classes' | 'nonExpression' | 'faceBoxes' | 'splits' | 'duplicates' | 'agreement'> {
   const classes: Record<string, number> = {};
+  const nonExpression: Record<string, number> = {};
   const splits: Record<string, number> = {};
   let compared = 0;
   let agree = 0;
   const byHash = new Map<string, Resolved[]>();
   for (const r of good) {
-    classes[r.given] = (classes[r.given] ?? 0) + 1;
+    const counts = r.trainable ? classes : nonExpression;
+    counts[r.given] = (counts[r.given] ?? 0) + 1;
     splits[r.item.split] = (splits[r.item.split] ?? 0) + 1;
     if (r.reference !== null) {
       compared++;
@@ -253,13 +354,10 @@ function write(
   }
   const hasReference = good.some((r) => r.item.reference !== undefined);
   return {
-    dataset: { id: ds.id, name, format: listing.format, root: listing.root },
     images: good.length,
-    added,
-    updated,
-    unchanged,
-    missingFromSource,
     classes,
+    nonExpression,
+    faceBoxes: good.filter((r) => r.item.box).length,
     splits,
     duplicates,
     agreement: hasReference ? { compared, agree } : null,

@@ -17,17 +17,16 @@ export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif
 const isImageFile = (name: string): boolean => IMAGE_EXTENSIONS.some((e) => name.toLowerCase().endsWith(e));
 
 /**
- * A path from a source, made relative to the dataset root ('/' separated).
- * Returns an error message when it is empty or escapes the root.
+ * An image path from a source as it is stored: an absolute path is taken as it is (normalised); a relative one is
+ * kept relative to the dataset root (`root`: --images or the source's folder), normalised and '/' separated, and may
+ * lead out of it (`../images/x.png`). Returns an error message when it is empty or names the root itself.
  */
-export function relativeToRoot(root: string, p: string): { path: string } | { error: string } {
+export function sourcePath(root: string, p: string): { path: string } | { error: string } {
   const raw = p.trim();
   if (raw === '') return { error: 'empty image path' };
-  const abs = isAbsolute(raw) ? resolve(raw) : resolve(root, raw);
-  const rel = relative(root, abs);
-  if (rel === '' || rel.startsWith('..' + sep) || rel === '..' || isAbsolute(rel)) {
-    return { error: `image path '${raw}' escapes the dataset root ${root}` };
-  }
+  if (isAbsolute(raw)) return { path: resolve(raw).split(sep).join('/') };
+  const rel = relative(root, resolve(root, raw));
+  if (rel === '') return { error: `image path '${raw}' names the folder ${root}, not an image file` };
   return { path: rel.split(sep).join('/') };
 }
 
@@ -43,12 +42,13 @@ export function detectFormat(source: string): Format {
   const firstLine = readFileSync(source, 'utf8').split(/\r?\n/, 1)[0] ?? '';
   const cols = firstLine.split(',').map((c) => c.trim().replace(/^"|"$/g, '').toLowerCase());
   if (cols.includes('pixels') && cols.includes('emotion')) return 'fer2013';
+  if (cols.includes('subdirectory_filepath') && cols.includes('face_x')) return 'affectnet';
   if (voteColumns(cols) !== undefined) return 'ferplus';
   if (/\.(csv|tsv|txt)$/i.test(source)) return 'csv';
-  throw new FerCleanError(`${source}: cannot tell the dataset format; pass --format (csv, ferplus, imagefolder, rafdb, fer2013)`);
+  throw new FerCleanError(`${source}: cannot tell the dataset format; pass --format (csv, ferplus, imagefolder, rafdb, fer2013, affectnet)`);
 }
 
-const datasetNameFor = (source: string): string => {
+export const datasetNameFor = (source: string): string => {
   const st = statSync(source);
   const dir = st.isDirectory() ? source : dirname(source);
   return basename(resolve(dir)) || 'dataset';
@@ -72,7 +72,7 @@ export function readCsvSource(opts: IngestOptions, format: 'csv' | 'ferplus'): S
   const items: SourceItem[] = [];
   for (const { line, record } of table.rows) {
     const where = `${table.file}:${line}`;
-    const rel = relativeToRoot(root, record[pathCol]!);
+    const rel = sourcePath(root, record[pathCol]!);
     if ('error' in rel) {
       problems.push({ where, message: rel.error, path: record[pathCol] });
       continue;

@@ -1,13 +1,17 @@
+import type { FaceBox } from '../features/facebox.js';
 import type { LabelEncoding } from '../taxonomy.js';
 
-export const FORMATS = ['csv', 'ferplus', 'imagefolder', 'rafdb', 'fer2013'] as const;
+export const FORMATS = ['csv', 'ferplus', 'imagefolder', 'rafdb', 'fer2013', 'affectnet'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export interface IngestOptions {
   /** A CSV file, a list file or a folder, depending on the format. */
   source: string;
   format?: Format;
-  /** Folder image paths are relative to (csv, ferplus), or where fer2013 pixels are written as PNGs. */
+  /**
+   * Folder relative image paths resolve against (csv, ferplus, affectnet; absolute paths are taken as they are), or
+   * where fer2013 pixels are written as PNGs.
+   */
   images?: string;
   /** Dataset name; default: derived from the source's folder name. */
   name?: string;
@@ -17,8 +21,10 @@ export interface IngestOptions {
   referenceColumn?: string;
   /** How numeric labels map to classes (csv, imagefolder); fer2013 and rafdb imply their own. */
   labelEncoding?: LabelEncoding;
-  /** Add contempt as an eighth class. */
+  /** Add contempt as an eighth class even when no label is contempt (it is added anyway when one is). */
   contempt?: boolean;
+  /** The dataset's own class list (2-9 names, in order; see parseClassList) instead of the FER classes. */
+  classes?: string[];
   /** Ingest the good rows and report the bad ones instead of failing the whole ingest. */
   skipBad?: boolean;
   /** Images decoded at once per thread (default 16). */
@@ -31,7 +37,7 @@ export interface IngestOptions {
 
 /** One image as a source describes it, before it is opened. */
 export interface SourceItem {
-  /** Path relative to the dataset root, '/' separated. */
+  /** Path relative to the dataset root, '/' separated, or absolute when the source wrote it so. */
   path: string;
   /** Label as written in the source. */
   labelRaw: string;
@@ -44,6 +50,12 @@ export interface SourceItem {
   referenceVotes?: Record<string, number>;
   /** Raw CSV record, for `export --format same`. */
   record?: Record<string, string>;
+  /** The source's bytes for this item, line ending included, when export writes them back verbatim (affectnet). */
+  text?: string;
+  /** The face box the source gives (checked against the image once it is opened); undefined = the source has none. */
+  box?: FaceBox;
+  /** A data-quality flag the source implies (images.quality), or null for none; undefined = the source says nothing. */
+  quality?: string | null;
 }
 
 /** What a format reader produces: the items and everything needed to resolve them. */
@@ -79,6 +91,10 @@ export interface IngestSummary {
   /** Images in the database that the source no longer lists (left in place). */
   missingFromSource: number;
   classes: Record<string, number>;
+  /** Images whose label is not an expression class (AffectNet none, uncertain, no-face): kept, not trained on. */
+  nonExpression: Record<string, number>;
+  /** Images with a face box from the source (cropped for embedding and review). */
+  faceBoxes: number;
   splits: Record<string, number>;
   duplicates: DuplicateGroup[];
   /** Given label vs reference label, over images that have a reference. */

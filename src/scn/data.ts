@@ -36,15 +36,24 @@ export interface DatasetView {
 /** Loads the dataset's images, labels and embeddings (rows in image-id order) and resolves the label source. */
 export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource): DatasetView {
   const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone });
-  const rows = db
+  const all = db
     .prepare(
-      `SELECT i.id, i.split, l.given, l.reference FROM images i LEFT JOIN labels l ON l.image_id = i.id
+      `SELECT i.id, i.split, l.given, l.reference, coalesce(l.trainable, 1) AS trainable FROM images i LEFT JOIN labels l ON l.image_id = i.id
        WHERE i.dataset_id = ? ORDER BY i.id`,
     )
-    .all(dataset.id) as { id: number; split: string; given: string | null; reference: string | null }[];
-  if (rows.length !== emb.imageIds.length) {
-    throw new FerCleanError(`dataset '${dataset.name}': ${rows.length} images but ${emb.imageIds.length} embeddings`);
+    .all(dataset.id) as { id: number; split: string; given: string | null; reference: string | null; trainable: number }[];
+  if (all.length !== emb.imageIds.length) {
+    throw new FerCleanError(`dataset '${dataset.name}': ${all.length} images but ${emb.imageIds.length} embeddings`);
   }
+  all.forEach((r, i) => {
+    if (r.id !== emb.imageIds[i]) throw new Error(`loadDatasetView: image ids of embeddings and images do not line up`);
+  });
+  // Labels that are not expression classes (labels.trainable = 0: AffectNet none, uncertain, no-face) are kept in the
+  // store for export but left out of the run: no training, no proposals.
+  const rows = all.filter((r) => r.trainable !== 0);
+  if (rows.length === 0) throw new FerCleanError(`dataset '${dataset.name}' has no image with an expression label to train on`);
+  const features = rows.length === all.length ? emb.data : keepRows(emb.data, emb.dim, all.map((r) => r.trainable !== 0));
+  const imageIds = rows.map((r) => r.id);
   const tax = dataset.taxonomy;
   const index = (cls: string | null, id: number): number => {
     if (cls === null) return -1;
@@ -56,7 +65,6 @@ export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, l
   const given = new Int32Array(N);
   const reference = new Int32Array(N);
   rows.forEach((r, i) => {
-    if (r.id !== emb.imageIds[i]) throw new Error(`loadDatasetView: image ids of embeddings and images do not line up`);
     if (r.given === null) throw new FerCleanError(`image ${r.id} of dataset '${dataset.name}' has no label`);
     given[i] = index(r.given, r.id);
     reference[i] = index(r.reference, r.id);
@@ -68,15 +76,25 @@ export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, l
     source = Int32Array.from(reference);
   } else source = runCorrectedLabels(db, dataset, labelSource.runId, rows.map((r) => r.id), given);
   return {
-    imageIds: emb.imageIds,
+    imageIds,
     splits: rows.map((r) => r.split),
     given,
     reference,
     source,
-    features: emb.data,
+    features,
     dim: emb.dim,
     backboneVersion: emb.backboneVersion,
   };
+}
+
+/** The rows of a row-major N x dim matrix where `keep` is true. */
+function keepRows(data: Float32Array, dim: number, keep: boolean[]): Float32Array {
+  const out = new Float32Array(keep.filter(Boolean).length * dim);
+  let k = 0;
+  keep.forEach((yes, i) => {
+    if (yes) out.set(data.subarray(i * dim, (i + 1) * dim), k++ * dim);
+  });
+  return out;
 }
 
 /** Another run's labels with its proposals applied (coalesce(proposed, given)); images it did not see keep labels.given. */

@@ -1,3 +1,4 @@
+import { isAbsolute, join } from 'node:path';
 import { FerCleanError } from '../errors.js';
 import type { DB } from './db.js';
 
@@ -12,6 +13,9 @@ export interface DatasetRow {
   created_at: string;
   updated_at: string;
 }
+
+/** The file of a stored image path: an absolute path as it is, a relative one under the dataset's root. */
+export const imageFile = (root: string, path: string): string => (isAbsolute(path) ? path : join(root, path));
 
 type RawDataset = Omit<DatasetRow, 'taxonomy' | 'options'> & { taxonomy: string; options: string };
 
