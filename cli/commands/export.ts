@@ -17,7 +17,10 @@ annotator, decided_at, importance, proposed_label, proposal_margin, reference_la
   --run ID                        run whose importance and proposals are exported (default: latest finished)
   --only-decided                  only images with a review decision
   --include-undecided-proposals   undecided images with a proposal take the proposed label
-  --format csv|same               same = the dataset's own format (csv, ferplus, rafdb list, fer2013.csv)
+  --format csv|same               same = the dataset's own format (csv, ferplus, rafdb list, fer2013.csv,
+                                  affectnet: the annotation file byte for byte, changed expressions rewritten)
+  --drop-non-expression           leave out images whose label is not an expression class (AffectNet 8 none,
+                                  9 uncertain, 10 no-face); by default they are written with their label unchanged
   --db PATH                       database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
 export const exportCommand: Command = {
@@ -30,6 +33,7 @@ export const exportCommand: Command = {
     'only-decided': { type: 'boolean' },
     'include-undecided-proposals': { type: 'boolean' },
     format: { type: 'string' },
+    'drop-non-expression': { type: 'boolean' },
   },
   async run({ values, positionals }, io) {
     if (positionals.length !== 1) throw new FerCleanError(`expected one output file, got ${positionals.length}\n\n${USAGE}`);
@@ -45,6 +49,7 @@ export const exportCommand: Command = {
         onlyDecided: Boolean(values['only-decided']),
         includeUndecidedProposals: Boolean(values['include-undecided-proposals']),
         format,
+        dropNonExpression: Boolean(values['drop-non-expression']),
       });
       const d = s.decisions;
       out(io, `wrote ${s.rows} rows to ${s.out}: ${s.changed} labels changed (${d.accepted} accepted, ${d.manual} manual, ${d.rejected} rejected${s.proposalsApplied ? `, ${s.proposalsApplied} unreviewed proposals applied` : ''})${s.runId !== null ? `; SCN fields from run ${s.runId}` : ''}`);

@@ -1,4 +1,5 @@
 import { FerCleanError } from '../../src/errors.js';
+import { datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
@@ -34,8 +35,12 @@ export const reportCommand: Command = {
         latestRun(db, values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string).id : undefined).id;
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
-      if (values['json']) out(io, JSON.stringify(report, null, 2));
-      else for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+      const labels = datasetLabelStats(db, { runId });
+      if (values['json']) out(io, JSON.stringify({ ...report, dataset_labels: labels }, null, 2));
+      else {
+        for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+        for (const line of formatLabelStats(labels)) out(io, line);
+      }
       return 0;
     } finally {
       db.close();

@@ -34,6 +34,8 @@ export interface ExportOptions {
   /** Undecided images that have a proposal take the proposed label (the run's proposals, unreviewed). */
   includeUndecidedProposals?: boolean;
   format?: ExportFormat;
+  /** Leave out images whose label is not an expression class (labels.trainable = 0: AffectNet none, uncertain, no-face); kept by default. */
+  dropNonExpression?: boolean;
 }
 
 export interface ExportRow {
@@ -49,6 +51,8 @@ export interface ExportRow {
   proposed_label: string | null;
   proposal_margin: number | null;
   reference_label: string | null;
+  /** 0 when the label is not an expression class (kept as it is, never trained on). */
+  trainable: number;
   // for --format same
   given_raw: string;
   source_line: number | null;
@@ -82,17 +86,17 @@ export function finalLabels(db: DB, opts: Omit<ExportOptions, 'out' | 'format'>)
   const runId = exportRunId(db, opts.dataset.id, opts.runId);
   const raw = db
     .prepare(
-      `SELECT i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.reference AS reference_label,
+      `SELECT i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.trainable, l.reference AS reference_label,
               d.action, d.new_label, d.annotator, d.decided_at,
               ri.importance, ri.proposed_label, ri.proposal_margin
        FROM images i
        JOIN labels l ON l.image_id = i.id
        LEFT JOIN effective_decisions d ON d.image_id = i.id
        LEFT JOIN run_images ri ON ri.run_id = ? AND ri.image_id = i.id
-       WHERE i.dataset_id = ?
+       WHERE i.dataset_id = ? AND (? = 0 OR l.trainable = 1)
        ORDER BY i.id`,
     )
-    .all(runId, opts.dataset.id) as (Omit<ExportRow, 'final_label' | 'changed' | 'decision'> & { action: string | null; new_label: string | null })[];
+    .all(runId, opts.dataset.id, opts.dropNonExpression ? 1 : 0) as (Omit<ExportRow, 'final_label' | 'changed' | 'decision'> & { action: string | null; new_label: string | null })[];
   const rows: ExportRow[] = [];
   for (const r of raw) {
     if (opts.onlyDecided && !r.action) continue;
@@ -151,6 +155,8 @@ async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<strin
       });
       return stringify(data, { header: true, columns: header });
     }
+    case 'affectnet':
+      return affectNetText(o as AffectNetOptions, ordered, label);
     case 'rafdb':
       return ordered.map((r) => `${(JSON.parse(r.source_row!) as { name: string }).name} ${encodeLabel(r.final_label, 'rafdb')}`).join('\n') + '\n';
     case 'fer2013': {
@@ -166,6 +172,35 @@ async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<strin
         `export --format same is not available for ${dataset.format} datasets (it would mean moving image files); export the default CSV`,
       );
   }
+}
+
+interface AffectNetOptions {
+  labelColumn: string;
+  header: string[];
+  /** The header line's bytes as read, BOM and line ending included. */
+  headerText: string;
+  /** Whatever followed the last row (blank lines). */
+  tailText: string;
+}
+
+/**
+ * AffectNet's annotation file as it was read: the header, then each row's own bytes in source order; a row whose
+ * expression changed is written anew (csv-stringify) with its line ending kept. Nothing changed = the same bytes.
+ */
+function affectNetText(o: AffectNetOptions, rows: ExportRow[], label: (r: ExportRow) => string): string {
+  const parts = [o.headerText];
+  for (const r of rows) {
+    const { record, text } = JSON.parse(r.source_row!) as { record: Record<string, string>; text: string };
+    if (r.final_label === r.original_label) {
+      parts.push(text);
+      continue;
+    }
+    const [, before, ending] = /^((?:\r?\n)*)[\s\S]*?(\r?\n)?$/.exec(text)!;
+    const line = stringify([o.header.map((h) => (h === o.labelColumn ? label(r) : record[h]!))], { record_delimiter: '' });
+    parts.push(`${before ?? ''}${line}${ending ?? ''}`);
+  }
+  parts.push(o.tailText);
+  return parts.join('');
 }
 
 /** Writes `text` to `path` so that a reader sees the old file or the whole new one, never a part. */

@@ -1,0 +1,45 @@
+import { FerCleanError } from '../errors.js';
+import type { DB } from '../store/db.js';
+
+/** What a dataset holds besides its expression labels: labels kept but not trained on, and data-quality flags. */
+export interface DatasetLabelStats {
+  dataset_id: number;
+  images: number;
+  /** Images whose label is not an expression class (labels.trainable = 0), by label: e.g. { none: 3, 'no-face': 1 }. */
+  non_expression: Record<string, number>;
+  /** Images with a data-quality flag (images.quality), by flag: e.g. { 'no-face': 1 }. */
+  quality: Record<string, number>;
+}
+
+/** Counts of non-expression labels and quality flags of a dataset, given by its id or by one of its runs (`runId`). */
+export function datasetLabelStats(db: DB, which: { datasetId: number } | { runId: number }): DatasetLabelStats {
+  let datasetId: number;
+  if ('runId' in which) {
+    const r = db.prepare(`SELECT dataset_id FROM runs WHERE id = ?`).get(which.runId) as { dataset_id: number } | undefined;
+    if (!r) throw new FerCleanError(`no run with id ${which.runId}`);
+    datasetId = r.dataset_id;
+  } else datasetId = which.datasetId;
+  const count = (sql: string): Record<string, number> =>
+    Object.fromEntries((db.prepare(sql).all(datasetId) as { k: string; n: number }[]).map((r) => [r.k, r.n]));
+  return {
+    dataset_id: datasetId,
+    images: (db.prepare(`SELECT count(*) AS n FROM images WHERE dataset_id = ?`).get(datasetId) as { n: number }).n,
+    non_expression: count(
+      `SELECT l.given AS k, count(*) AS n FROM labels l JOIN images i ON i.id = l.image_id
+       WHERE i.dataset_id = ? AND l.trainable = 0 GROUP BY l.given ORDER BY l.given`,
+    ),
+    quality: count(`SELECT quality AS k, count(*) AS n FROM images WHERE dataset_id = ? AND quality IS NOT NULL GROUP BY quality ORDER BY quality`),
+  };
+}
+
+/** One line for `report` when the dataset has non-expression labels or quality flags; none otherwise. */
+export function formatLabelStats(s: DatasetLabelStats): string[] {
+  const list = (o: Record<string, number>): string => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ');
+  const total = (o: Record<string, number>): number => Object.values(o).reduce((a, b) => a + b, 0);
+  const lines: string[] = [];
+  if (total(s.non_expression)) {
+    lines.push(`not an expression (kept, left out of training and proposals): ${total(s.non_expression)} of ${s.images} images — ${list(s.non_expression)}`);
+  }
+  if (total(s.quality)) lines.push(`data-quality flags: ${list(s.quality)}`);
+  return lines;
+}
