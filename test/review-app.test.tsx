@@ -67,6 +67,15 @@ describe('review App (ink-testing-library)', () => {
     for (const line of f.split('\n')) expect(line.length).toBeLessThanOrEqual(100);
   });
 
+  it("shows an image's data-quality flag (images.quality, e.g. AffectNet's no-face) beside its path", async () => {
+    s.db.prepare(`UPDATE images SET quality = 'no-face' WHERE id = ?`).run(s.images[1]!.imageId);
+    const { app, press } = mount();
+    const f0 = await until(app.lastFrame, showing(0), 'item 0');
+    expect(f0).not.toContain('[no-face]');
+    const f1 = await press('n', showing(1), 'item 1');
+    expect(f1).toContain(`${s.images[1]!.path} (train) [no-face]`);
+  });
+
   it('a and Enter accept, r rejects, digits set a label; each is stored and the next item shown', async () => {
     const { app, press } = mount();
     await until(app.lastFrame, showing(0), 'item 0');

@@ -243,6 +243,7 @@ function ItemView({
       <Box flexDirection="column" width={w}>
         <Text wrap="truncate-start">
           {item.path} <Text dimColor>({item.split})</Text>
+          {detail.quality ? <Text color="red"> [{detail.quality}]</Text> : null}
         </Text>
         <Text>
           given{'    '}<Text color="yellow" bold>{item.given}</Text>
