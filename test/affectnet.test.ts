@@ -82,6 +82,31 @@ describe('AffectNet annotation file (--format affectnet)', () => {
     expect((await ingest(db, { source: TRAINING })).unchanged).toBe(recs.length);
   });
 
+  it('a re-ingest follows a changed code and box: no-face cleared when 10 becomes 1, a flag set elsewhere kept', async () => {
+    const lists = join(dir, 'lists');
+    cpSync(fixture('affectnet', 'Manually_Annotated_file_lists'), lists, { recursive: true });
+    const csv = join(lists, 'training.csv');
+    await ingest(db, { source: csv, images: IMAGES });
+    const noFace = db.prepare(`SELECT id, source_line FROM images WHERE quality = 'no-face'`).get() as { id: number; source_line: number };
+    const other = db.prepare(`SELECT id, source_line FROM images WHERE quality IS NULL LIMIT 1`).get() as { id: number; source_line: number };
+    db.prepare(`UPDATE images SET quality = 'several-faces' WHERE id = ?`).run(other.id);
+    const ls = readFileSync(csv, 'utf8').split('\n');
+    const f = ls[noFace.source_line - 1]!.split(',');
+    f[6] = '1';
+    f[3] = String(Number(f[3]) - 1);
+    ls[noFace.source_line - 1] = f.join(',');
+    writeFileSync(csv, ls.join('\n'));
+    const s = await ingest(db, { source: csv, images: IMAGES });
+    expect(s).toMatchObject({ updated: 1, unchanged: 26 });
+    expect(db.prepare(`SELECT i.quality, i.crop_w, l.given, l.trainable FROM images i JOIN labels l ON l.image_id = i.id WHERE i.id = ?`).get(noFace.id)).toEqual({
+      quality: null,
+      crop_w: Number(f[3]),
+      given: 'happiness',
+      trainable: 1,
+    });
+    expect(db.prepare(`SELECT quality FROM images WHERE id = ?`).get(other.id)).toEqual({ quality: 'several-faces' });
+  });
+
   it('export --format same gives the file back byte for byte; a changed row changes only its expression', async () => {
     await ingest(db, { source: TRAINING });
     const ds = resolveDataset(db);

@@ -146,6 +146,13 @@ describe('classes from the data (issue 9.2)', () => {
     expect(missing.stderr).toMatch(/pain.csv:3: label 'confused' is not one of the declared classes \(pain, happiness, neutral\)/);
   });
 
+  it('--skip-bad skips the rows with unknown labels, listed once per label', async () => {
+    writeFileSync(join(dir, 'some.csv'), stringify(faces().map((f, i) => ({ path: f, label: i < 3 ? 'pain' : 'happy' })), { header: true }));
+    const s = await ingest(db, { source: join(dir, 'some.csv'), skipBad: true });
+    expect(s.images).toBe(5);
+    expect(s.skipped.map((p) => `${p.where}: ${p.message}`)).toEqual(["some.csv:2: unknown label 'pain' (3 rows): not a FER class"]);
+  });
+
   it('--classes is checked: 2 to 9 distinct names, no numbers', () => {
     expect(parseClassList('Happy, pain ,neutral')).toEqual(['happiness', 'pain', 'neutral']);
     expect(() => parseClassList('a,b,c,d,e,f,g,h,i,j')).toThrow(/10 classes; a dataset has 2 to 9 \(review picks them with the keys 1-9\)/);

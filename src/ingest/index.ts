@@ -8,6 +8,7 @@ import {
   describeLabels,
   LabelError,
   MAX_CLASSES,
+  NO_FACE,
   parseClassList,
   readLabel,
   taxonomyFor,
@@ -72,7 +73,7 @@ function resolveLabels(
   opts: Pick<IngestOptions, 'classes' | 'contempt' | 'source'>,
   existing: string[] | undefined,
   problems: Problem[],
-): { resolved: Resolved[]; repeatedLines: number; taxonomy: string[] } {
+): { resolved: Resolved[]; repeatedLines: number; taxonomy: string[]; hint?: string } {
   const read: Resolved[] = [];
   const unknown = new Map<string, { where: string; count: number }>();
   const found = new Map<string, number>();
@@ -97,17 +98,15 @@ function resolveLabels(
     if (label.trainable) found.set(label.cls, (found.get(label.cls) ?? 0) + 1);
     read.push({ item, given: label.cls, trainable: label.trainable, reference });
   }
+  let hint: string | undefined;
   if (unknown.size) {
     for (const [label, u] of unknown) {
       problems.push({ where: u.where, message: `unknown label '${label}'${u.count > 1 ? ` (${u.count} rows)` : ''}: not a FER class` });
     }
     const list = [...found].map(([c, n]) => `${c} ${n}`).join(', ');
-    problems.push({
-      where: basename(opts.source),
-      message:
-        `labels found: ${list}. FER classes are ${describeLabels()}. ` +
-        `To keep your own classes, declare them in order with --classes ${[...found.keys()].slice(0, MAX_CLASSES).join(',')} (2 to ${MAX_CLASSES}: review picks them with the keys 1-9)`,
-    });
+    hint =
+      `labels found: ${list}. FER classes are ${describeLabels()}. ` +
+      `To keep your own classes, declare them in order with --classes ${[...found.keys()].slice(0, MAX_CLASSES).join(',')} (2 to ${MAX_CLASSES}: review picks them with the keys 1-9)`;
   }
 
   const classes = [...found.keys()].filter((c) => !unknown.has(c));
@@ -143,12 +142,13 @@ function resolveLabels(
     }
     byPath.set(item.path, r);
   }
-  return { resolved: [...byPath.values()].filter((r) => !conflicted.has(r.item.path)), repeatedLines, taxonomy };
+  return { resolved: [...byPath.values()].filter((r) => !conflicted.has(r.item.path)), repeatedLines, taxonomy, hint };
 }
 
 /**
- * Ingests a dataset into the store: reads the source in its format, maps every label to the taxonomy, opens and
- * hashes every image with sharp, then writes everything in one transaction. Any problem fails the whole ingest
+ * Ingests a dataset into the store: reads the source in its format, reads every label (the dataset's classes follow
+ * the data, or `classes` when declared), opens and hashes every image with sharp, checks any face box the source
+ * gives against its image, then writes everything in one transaction. Any problem fails the whole ingest
  * (nothing written) unless `skipBad`, which ingests the rest and lists what it skipped. Re-ingesting the same
  * source changes nothing.
  */
@@ -162,9 +162,9 @@ export async function ingest(db: DB, opts: IngestOptions, onProgress?: ProgressF
   const name = opts.name ?? listing.name;
   const stored = db.prepare(`SELECT taxonomy FROM datasets WHERE name = ?`).get(name) as { taxonomy: string } | undefined;
   const problems: Problem[] = [...listing.problems];
-  const { resolved, repeatedLines, taxonomy } = resolveLabels(listing, opts, stored && (JSON.parse(stored.taxonomy) as string[]), problems);
+  const { resolved, repeatedLines, taxonomy, hint } = resolveLabels(listing, opts, stored && (JSON.parse(stored.taxonomy) as string[]), problems);
 
-  if (problems.length && !opts.skipBad) throw problemsError(opts.source, problems);
+  if (problems.length && !opts.skipBad) throw problemsError(opts.source, problems, hint);
   if (format === 'fer2013') await writeFer2013Images(listing, new Set(resolved.map((r) => imageFile(listing.root, r.item.path))));
 
   const results = await inspectAll(
@@ -193,9 +193,10 @@ export async function ingest(db: DB, opts: IngestOptions, onProgress?: ProgressF
   return { ...summary, skipped: problems, repeatedLines };
 }
 
-function problemsError(source: string, problems: Problem[]): FerCleanError {
+function problemsError(source: string, problems: Problem[], hint?: string): FerCleanError {
   const listed = problems.slice(0, MAX_LISTED).map(problemText);
   if (problems.length > MAX_LISTED) listed.push(`... and ${problems.length - MAX_LISTED} more`);
+  if (hint) listed.push(hint);
   const n = problems.length;
   return new FerCleanError(
     `${n} problem${n > 1 ? 's' : ''} in ${source}; nothing was written (fix ${n > 1 ? 'them' : 'it'}, or pass --skip-bad to ingest the rest):`,
@@ -311,7 +312,9 @@ function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<Ingest
       old.given === r.given && old.given_raw === item.labelRaw && old.trainable === trainable && old.reference === r.reference && old.reference_votes === votes;
     const sameBox =
       !box || (old.crop_source === 'annotation' && old.crop_x === box.x && old.crop_y === box.y && old.crop_w === box.w && old.crop_h === box.h);
-    const sameQuality = item.quality === undefined || old.quality === item.quality;
+    // null: the source implies no flag; it clears the one it implies (no-face), never a flag set elsewhere
+    const quality = item.quality === undefined ? old.quality : (item.quality ?? (old.quality === NO_FACE ? null : old.quality));
+    const sameQuality = old.quality === quality;
     if (sameImage && sameLabel && sameBox && sameQuality) {
       unchanged++;
       continue;
@@ -319,7 +322,7 @@ function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<Ingest
     updateImage.run(info.sha256, info.width, info.height, info.channels, item.split, line, sourceRow, old.id);
     upsertLabel.run(old.id, r.given, item.labelRaw, r.reference, votes, trainable);
     if (!sameBox) setBox.run(box!.x, box!.y, box!.w, box!.h, old.id);
-    if (!sameQuality) setQuality.run(item.quality ?? null, old.id);
+    if (!sameQuality) setQuality.run(quality, old.id);
     updated++;
   }
   const missingFromSource = [...existing.keys()].filter((p) => !seen.has(p)).length;
