@@ -60,6 +60,22 @@ describe('paths (issue 9.1)', () => {
     expect(readFileSync(join(dir, 'same.csv'), 'utf8')).toBe(readFileSync(csv, 'utf8'));
   });
 
+  it('export writes each path as the source wrote it (./, doubled slashes), though it is stored normalised', async () => {
+    const root = join(dir, 'set');
+    cpSync(fixture('csv', 'faces'), join(root, 'faces'), { recursive: true });
+    const names = readdirSync(join(root, 'faces')).slice(0, 3);
+    const written = [`./faces/${names[0]}`, `faces//${names[1]}`, `${root}/faces/./${names[2]}`];
+    writeFileSync(join(root, 'l.csv'), stringify(written.map((p) => ({ path: p, label: 'happy' })), { header: true }));
+    await ingest(db, { source: join(root, 'l.csv') });
+    expect((db.prepare(`SELECT path FROM images ORDER BY id`).all() as { path: string }[]).map((r) => r.path)).toEqual([
+      `faces/${names[0]}`,
+      `faces/${names[1]}`,
+      join(root, 'faces', names[2]!),
+    ]);
+    await exportLabels(db, { dataset: resolveDataset(db), out: join(dir, 'out.csv') });
+    expect((parse(readFileSync(join(dir, 'out.csv')), { columns: true }) as Record<string, string>[]).map((r) => r['path'])).toEqual(written);
+  });
+
   it('relative paths resolve against --images or the CSV folder, and may lead out of it', async () => {
     const [a, b] = faces();
     const sub = join(dir, 'lists');

@@ -106,12 +106,25 @@ export function finalLabels(db: DB, opts: Omit<ExportOptions, 'out' | 'format'>)
     const { action, new_label: _n, ...rest } = r;
     rows.push({
       ...rest,
+      path: pathAsWritten(opts.dataset, r),
       final_label: final,
       changed: final === r.original_label ? 0 : 1,
       decision: (action ?? 'none') as ExportRow['decision'],
     });
   }
   return { runId, rows };
+}
+
+/**
+ * An image's path as its source wrote it (the path column of its CSV record: `./faces/x.png` stays so, an absolute
+ * path stays absolute); the stored path for sources without one (class folders, RAF-DB, fer2013).
+ */
+function pathAsWritten(dataset: DatasetRow, r: { path: string; source_row: string | null }): string {
+  const col = (dataset.options as { pathColumn?: string }).pathColumn;
+  if (!col || !r.source_row) return r.path;
+  const row = JSON.parse(r.source_row) as Record<string, unknown>;
+  const record = (dataset.format === 'affectnet' ? row['record'] : row) as Record<string, string> | undefined;
+  return record?.[col] ?? r.path;
 }
 
 /** Writes the final labels as CSV (or in the dataset's own format), atomically: a temp file then a rename. */
