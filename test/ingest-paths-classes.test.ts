@@ -1,7 +1,7 @@
 /** Issue 9, items 1-2: paths as the source wrote them, and classes that follow the data. */
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
@@ -167,6 +167,13 @@ describe('classes from the data (issue 9.2)', () => {
     const s = await ingest(db, { source: join(dir, 'some.csv'), skipBad: true });
     expect(s.images).toBe(5);
     expect(s.skipped.map((p) => `${p.where}: ${p.message}`)).toEqual(["some.csv:2: unknown label 'pain' (3 rows): not a FER class"]);
+  });
+
+  it('a bad --classes is an error before anything is opened: exit 1, no database file', async () => {
+    const io = captureIo(dir);
+    expect(await run(['ingest', fixture('bad', 'good.csv'), '--classes', 'pain', '--db', join(dir, 'none.db')], io)).toBe(1);
+    expect(io.stderr.text).toMatch(/--classes: 1 classes; a dataset has 2 to 9/);
+    expect(existsSync(join(dir, 'none.db'))).toBe(false);
   });
 
   it('--classes is checked: 2 to 9 distinct names, no numbers', () => {

@@ -56,6 +56,7 @@ export const ingestCommand: Command = {
     const format = choiceFlag(values['format'], '--format', FORMATS);
     const labelEncoding = choiceFlag(values['label-encoding'], '--label-encoding', LABEL_ENCODINGS);
     const concurrency = parseIntFlag(values['concurrency'], '--concurrency');
+    const classes = values['classes'] !== undefined ? parseClassList(values['classes'] as string) : undefined;
     const store = openForWrite(values, io);
     let bar: ProgressBar | undefined;
     try {
@@ -71,7 +72,7 @@ export const ingestCommand: Command = {
           splitColumn: values['split-column'] as string | undefined,
           referenceColumn: values['reference-column'] as string | undefined,
           labelEncoding,
-          classes: values['classes'] !== undefined ? parseClassList(values['classes'] as string) : undefined,
+          classes,
           contempt: Boolean(values['contempt']),
           skipBad: Boolean(values['skip-bad']),
           concurrency,
