@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { openStore } from '../src/store/db.js';
 import { FerCleanError } from '../src/errors.js';
 import { ReviewSession } from '../src/review/session.js';
-import { loadQueue, resolveRun } from '../src/review/queue.js';
+import { loadQueue } from '../src/review/queue.js';
+import { resolveRun } from '../src/store/runs.js';
 import { claimImage, claimedByOthers } from '../src/review/claims.js';
 import { decisionsOfRun, effectiveForRun, recordDecision } from '../src/review/decisions.js';
 import { pixelsToLines, detectColorMode, grey256, renderFace } from '../src/review/face.js';
@@ -51,7 +52,7 @@ describe('review library', () => {
     expect(() => resolveRun(s.db, { runId: 99 })).toThrow(/no run with id 99 \(runs in this database: 1\)/);
     s.db.prepare(`UPDATE runs SET status = 'running'`).run();
     expect(() => resolveRun(s.db, { runId: s.runId })).toThrow(/status 'running'/);
-    expect(() => resolveRun(s.db)).toThrow(/has no finished run to review/);
+    expect(() => ReviewSession.open(s.db, { annotator: 'a' })).toThrow(/has no finished run to review/);
     const empty = openStore(join(t.dir, 'empty.db'));
     try {
       expect(() => ReviewSession.open(empty, { annotator: 'a' })).toThrow(FerCleanError);

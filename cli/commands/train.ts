@@ -4,7 +4,7 @@ import { DEFAULT_BACKBONE } from '../../src/features/store.js';
 import { CL_DEFAULT_FOLDS, SCN_PROPOSALS, trainRun } from '../../src/scn/index.js';
 import { parseLabelSource } from '../../src/scn/data.js';
 import { NOISE_TYPES } from '../../src/scn/noise.js';
-import { METHODS } from '../../src/scn/runs.js';
+import { METHODS } from '../../src/store/runs.js';
 import { HEAD_DEFAULTS, SCN_DEFAULTS, type HeadOptions, type ScnOptions } from '../../src/scn/train.js';
 import { err, out } from '../io.js';
 import { ProgressBar } from '../progress.js';

@@ -14,7 +14,9 @@ import {
   type Effective,
   type Verdict,
 } from './decisions.js';
-import { loadDetail, loadQueue, resolveRun, type ItemDetail, type QueueItem, type ReviewOrder, type RunInfo } from './queue.js';
+import { loadDetail, loadQueue, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
+import { resolveDataset } from '../store/datasets.js';
+import { resolveRun, type ResolvedRun } from '../store/runs.js';
 
 /** Which items the annotator wants to see: those whose given and/or proposed label is `cls`. */
 export interface Filter {
@@ -92,7 +94,7 @@ export class ReviewSession {
 
   private constructor(
     readonly db: DB,
-    readonly run: RunInfo,
+    readonly run: ResolvedRun,
     opts: SessionOptions,
   ) {
     this.now = opts.now ?? Date.now;
@@ -109,7 +111,8 @@ export class ReviewSession {
   /** Opens the run (by id, else the dataset's latest finished run) and loads its queue; shows nothing yet. */
   static open(db: DB, opts: SessionOptions): ReviewSession {
     if (!opts.annotator.trim()) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
-    return new ReviewSession(db, resolveRun(db, { runId: opts.runId, dataset: opts.dataset }), opts);
+    const dataset = opts.runId === undefined ? resolveDataset(db, opts.dataset) : undefined;
+    return new ReviewSession(db, resolveRun(db, { runId: opts.runId, dataset, purpose: 'to review' }), opts);
   }
 
   /** Goes to the first undecided item nobody else holds (where a previous session left off). */

@@ -5,6 +5,7 @@
 import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
+import { resolveRun } from '../store/runs.js';
 import { loadEmbeddings } from '../features/store.js';
 
 /** Where a run's labels come from: the dataset's labels, the reference labels, or another run's corrections. */
@@ -81,10 +82,7 @@ export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, l
 
 /** Another run's labels with its proposals applied (coalesce(proposed, given)); images it did not see keep labels.given. */
 function runCorrectedLabels(db: DB, dataset: DatasetRow, runId: number, ids: number[], given: Int32Array): Int32Array {
-  const run = db.prepare(`SELECT dataset_id, status FROM runs WHERE id = ?`).get(runId) as { dataset_id: number; status: string } | undefined;
-  if (!run) throw new FerCleanError(`--label-source run:${runId}: no such run`);
-  if (run.dataset_id !== dataset.id) throw new FerCleanError(`--label-source run:${runId}: that run is on another dataset`);
-  if (run.status !== 'done') throw new FerCleanError(`--label-source run:${runId}: that run is ${run.status}, not done`);
+  resolveRun(db, { runId, dataset, purpose: 'as a label source' });
   const byId = new Map<number, string>();
   for (const r of db
     .prepare(`SELECT image_id, coalesce(proposed_label, given_label) AS label FROM run_images WHERE run_id = ?`)

@@ -11,7 +11,17 @@ import { argmax, confidentLearning } from './cl.js';
 import { formatLabelSource, loadDatasetView, type LabelSource } from './data.js';
 import { scoreRun, type RunReport } from './metrics.js';
 import { injectNoise, type NoiseType } from './noise.js';
-import { createRun, failRun, getRun, runEpochs, runImagesForScoring, saveRunResults, setRunMetrics, type Method, type RunImageRow } from './runs.js';
+import {
+  createRun,
+  failRun,
+  resolveRun,
+  runEpochs,
+  runImagesForScoring,
+  saveRunResults,
+  setRunMetrics,
+  type Method,
+  type RunImageRow,
+} from '../store/runs.js';
 import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptions, type ScnOptions } from './train.js';
 
 export interface TrainRunOptions {
@@ -198,7 +208,7 @@ export const PROPOSAL_RULE: Record<Method, string> = {
 
 /** The scores of a stored run, recomputed from its stored rows. */
 export function reportRun(db: DB, runId: number): RunReport {
-  const run = getRun(db, runId);
+  const run = resolveRun(db, { runId, done: false });
   return scoreRun(run, runImagesForScoring(db, runId), runEpochs(db, runId).length);
 }
 

@@ -2,7 +2,7 @@
  * Scores of a run, computed from what it stored: test accuracy, noise detection (against injected flips for a
  * synthetic-noise run, else against reference-vs-given disagreements), relabel accuracy, importance histogram.
  */
-import type { RunRow, ScoredImageRow } from './runs.js';
+import type { RunRow, ScoredImageRow } from '../store/runs.js';
 
 export interface Detection {
   /** What counts as a wrong label: 'synthetic' (this run's flips) or 'reference' (given != reference). */
