@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/features/backend.js';
-import { crossEntropy, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from '../src/scn/losses.js';
+import { crossEntropy, proposeLabels, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from '../src/scn/losses.js';
+import { argmax } from '../src/scn/argmax.js';
 import { Head, denseMatMul } from '../src/scn/model.js';
 import { Rng } from '../src/scn/prng.js';
 
@@ -83,6 +84,22 @@ describe('relabeling (Eq. 4)', () => {
   it('leaves samples outside the eligible (low-importance) group alone', () => {
     const r = relabel(probs, [1, 1, 2], [0, 1, 1], 0.2, 3);
     expect(Array.from(r.labels)).toEqual([1, 1, 0]);
+  });
+
+  it('proposeLabels: Eq. 4 once on the eligible rows, -1 where nothing is proposed; -Infinity proposes the prediction', () => {
+    // Row 3 has no label (-1) and is not eligible: never read, never proposed.
+    const p4 = [...probs, 0.1, 0.8, 0.1];
+    expect(Array.from(proposeLabels(p4, [1, 1, 2, -1], [1, 1, 1, 0], 0.25, 3))).toEqual([-1, -1, 0, -1]);
+    expect(Array.from(proposeLabels(p4, [1, 1, 2, -1], [1, 1, 1, 0], 0.2, 3))).toEqual([0, -1, 0, -1]);
+    expect(Array.from(proposeLabels(p4, [2, 1, 2, -1], [1, 1, 0, 0], -Infinity, 3))).toEqual([0, -1, -1, -1]);
+    // A prediction tied with the given label is not a proposal at any margin.
+    expect(Array.from(proposeLabels([0.5, 0.5, 0], [1], [1], -Infinity, 3))).toEqual([0]);
+    expect(Array.from(proposeLabels([0.5, 0.5, 0], [0], [1], -Infinity, 3))).toEqual([-1]);
+  });
+
+  it('argmax picks the most likely class of a row, the first one on ties', () => {
+    expect([0, 1, 2].map((i) => argmax(probs, i, 3))).toEqual([0, 1, 0]);
+    expect(argmax([0.2, 0.4, 0.4], 0, 3)).toBe(1);
   });
 });
 

@@ -7,7 +7,9 @@ import type { DB } from '../store/db.js';
 import { resolveDataset } from '../store/datasets.js';
 import { initBackend, type BackendPreference } from '../features/backend.js';
 import { resolveBackbone } from '../features/store.js';
-import { argmax, confidentLearning } from './cl.js';
+import { argmax } from './argmax.js';
+import { confidentLearning } from './cl.js';
+import { proposeLabels } from './losses.js';
 import { formatLabelSource, loadDatasetView, type LabelSource } from './data.js';
 import { scoreRun, type RunReport } from './metrics.js';
 import { injectNoise, type NoiseType } from './noise.js';
@@ -131,31 +133,26 @@ export async function trainRun(
     let trainedLabels: Int32Array = labels;
     let importance: Float32Array | null = null;
     let importanceMean: Float32Array | null = null;
-    let proposed: (i: number) => number;
+    let proposed: Int32Array;
     if (opts.method === 'cl') {
       const r = confidentLearning(data, head, opts.folds, (_f, s) => tick(s));
       epochs = r.epochs;
       probs = r.probs;
-      proposed = (i) => (r.issues[i] ? argmax(probs, i, C) : -1);
+      // The flagged images' most likely out-of-fold class (never their given label: findLabelIssues drops those).
+      proposed = proposeLabels(probs, labels, Uint8Array.from(isTrain, (t, i) => t & (r.issues[i] ?? 0)), -Infinity, C);
     } else {
       const r = trainHead(data, { ...head, ...scn, method: opts.method }, tick);
       ({ epochs, probs, importance, importanceMean, trainedLabels } = r);
       if (opts.method === 'scn' && propose === 'relabeled') {
         // The label SCN trained with at the end, when relabeling changed it.
-        proposed = (i) => (trainedLabels[i] !== labels[i] ? trainedLabels[i]! : -1);
+        proposed = Int32Array.from(trainedLabels, (y, i) => (isTrain[i] && y !== labels[i] ? y : -1));
       } else if (opts.method === 'scn' && propose === 'predicted') {
-        // The self-cured classifier's prediction, when it differs from the given label.
-        proposed = (i) => {
-          const a = argmax(probs, i, C);
-          return a !== labels[i] ? a : -1;
-        };
+        // The self-cured classifier's prediction, when it differs from the given label (Eq. 4 with no margin).
+        proposed = proposeLabels(probs, labels, isTrain, -Infinity, C);
       } else {
         // Eq. 4's rule once more at the end, with the final classifier, on every training image: P_max - P_given > delta2.
-        // (For ce, the same rule on the baseline's in-sample predictions.)
-        proposed = (i) => {
-          const a = argmax(probs, i, C);
-          return a !== labels[i] && probs[i * C + a]! - probs[i * C + labels[i]!]! > scn.delta2 ? a : -1;
-        };
+        // (For ce, the same rule with the paper's delta2 on the baseline's in-sample predictions.)
+        proposed = proposeLabels(probs, labels, isTrain, opts.method === 'scn' ? scn.delta2 : SCN_DEFAULTS.delta2, C);
       }
     }
     const durationS = (performance.now() - t0) / 1000;
@@ -164,7 +161,7 @@ export async function trainRun(
     for (let i = 0; i < N; i++) {
       const y = labels[i]! >= 0 ? labels[i]! : view.given[i]!;
       const p = Array.from(probs.subarray(i * C, i * C + C));
-      const prop = isTrain[i] ? proposed(i) : -1;
+      const prop = proposed[i]!;
       images.push({
         image_id: view.imageIds[i]!,
         given_label: tax[y]!,

@@ -5,6 +5,7 @@
  * and gather's gradient fails on wasm), so the losses take constant 0/1 masks and stay differentiable.
  */
 import { tf } from '../features/backend.js';
+import { argmax } from './argmax.js';
 
 /** Eq. 2: L_WCE = -1/N sum_i log softmax(alpha_i * z_i)[y_i]; z = logits [N,C], alpha [N,1], y one-hot [N,C]. */
 export function weightedCrossEntropy(logits: tf.Tensor2D, alpha: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
@@ -84,20 +85,29 @@ export function relabel(
   let changed = 0;
   for (let i = 0; i < out.length; i++) {
     if (eligible && !eligible[i]) continue;
-    let argmax = 0;
-    let pMax = -Infinity;
-    for (let c = 0; c < classes; c++) {
-      const p = probs[i * classes + c]!;
-      if (p > pMax) {
-        pMax = p;
-        argmax = c;
-      }
-    }
+    const top = argmax(probs, i, classes);
+    const pMax = probs[i * classes + top]!;
     const pGiven = probs[i * classes + out[i]!]!;
-    if (argmax !== out[i] && pMax - pGiven > delta2) {
-      out[i] = argmax;
+    if (top !== out[i] && pMax - pGiven > delta2) {
+      out[i] = top;
       changed++;
     }
   }
   return { labels: out, changed };
+}
+
+/**
+ * A run's label proposals: Eq. 4 applied once to the rows with eligible[i] = 1 (the training images) with the final
+ * classifier's probabilities; proposed[i] is the class to relabel row i to, -1 for none. With delta2 = -Infinity the
+ * rule proposes the predicted class whenever it differs from the given label.
+ */
+export function proposeLabels(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  eligible: ArrayLike<number>,
+  delta2: number,
+  classes: number,
+): Int32Array {
+  const r = relabel(probs, labels, eligible, delta2, classes);
+  return r.labels.map((y, i) => (y !== labels[i] ? y : -1));
 }

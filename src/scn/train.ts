@@ -4,6 +4,7 @@
  * method 'ce': the same head trained with plain cross-entropy (the paper's baseline).
  */
 import { tf } from '../features/backend.js';
+import { argmax } from './argmax.js';
 import { Adam, Head } from './model.js';
 import { crossEntropy, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from './losses.js';
 import { permutation, Rng } from './prng.js';
@@ -175,12 +176,6 @@ export function predict(
   return { probs, alpha };
 }
 
-function argmaxRow(p: ArrayLike<number>, i: number, C: number): number {
-  let best = 0;
-  for (let c = 1; c < C; c++) if (p[i * C + c]! > p[i * C + best]!) best = c;
-  return best;
-}
-
 /**
  * Trains a head on the `train` rows and predicts every row. Seeded: the same inputs, options and backend give
  * the same result. `onEpoch` is called after each epoch (for progress).
@@ -259,7 +254,7 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
         lossSum += value.dataSync()[0]! * B;
         value.dispose();
         tf.dispose(grads);
-        for (let k = 0; k < B; k++) if (argmaxRow(probsB, k, C) === yb[k]) correct++;
+        for (let k = 0; k < B; k++) if (argmax(probsB, k, C) === yb[k]) correct++;
         const g = groups as ReturnType<typeof rankGroups> | null;
         if (g) {
           gapSum += g.gap;
@@ -279,7 +274,7 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
       if (validRows.length > 0) {
         const pv = predict(head, x, dim, validRows).probs;
         let ok = 0;
-        validRows.forEach((r, k) => (ok += argmaxRow(pv, k, C) === data.labels[r] ? 1 : 0));
+        validRows.forEach((r, k) => (ok += argmax(pv, k, C) === data.labels[r] ? 1 : 0));
         valAccuracy = ok / validRows.length;
       }
       if (epoch === o.epochs || (scn && epoch > o.epochs - o.importanceWindow)) {
