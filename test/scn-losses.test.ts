@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/features/backend.js';
-import { crossEntropy, proposeLabels, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from '../src/scn/losses.js';
+import { crossEntropy, proposeLabels, selfAttentionImportance, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from '../src/scn/losses.js';
 import { argmax } from '../src/scn/argmax.js';
 import { Head, denseMatMul } from '../src/scn/model.js';
 import { Rng } from '../src/scn/prng.js';
@@ -66,6 +66,28 @@ describe('rank regularization (Eq. 3)', () => {
   it('total loss is gamma * L_RR + (1 - gamma) * L_WCE', () => {
     expect(value(scnLoss(tf.scalar(0.2), tf.scalar(1.0), 0.5))).toBeCloseTo(0.6, 6);
     expect(value(scnLoss(tf.scalar(0.2), tf.scalar(1.0), 0.25))).toBeCloseTo(0.8, 6);
+  });
+});
+
+describe('importance (Eq. 1)', () => {
+  it('alpha = sigmoid(f·Wa + ba) per sample', () => {
+    const f = tf.tensor2d([1, 2, 0, 0, -1, 3], [3, 2]);
+    const alpha = selfAttentionImportance(f, tf.tensor2d([0.5, -1], [2, 1]), tf.tensor1d([0.25]));
+    expect(alpha.shape).toEqual([3, 1]);
+    const sig = (z: number) => 1 / (1 + Math.exp(-z));
+    // f·Wa + ba = 0.5 - 2 + 0.25, 0 + 0.25, -0.5 - 3 + 0.25
+    expect(Array.from(alpha.dataSync())).toEqual([-1.25, 0.25, -3.25].map((z) => expect.closeTo(sig(z), 6)));
+  });
+
+  it("is what the head's forward pass returns as alpha, on the head's own features", () => {
+    const shape = { inputDim: 3, hidden: 0, classes: 2, attention: true };
+    const head = new Head(shape, new Rng(5));
+    const x = tf.tensor2d([0.3, -0.2, 1, 2, 0.5, -1], [2, 3]);
+    const got = Array.from(head.forward(x).alpha!.dataSync());
+    const want = Array.from(selfAttentionImportance(x, head.Wa as tf.Tensor2D, head.ba as tf.Tensor1D).dataSync());
+    expect(got).toEqual(want.map((v) => expect.closeTo(v, 6)));
+    expect(new Set(got.map((v) => v.toFixed(6))).size).toBe(2); // two samples, two different weights
+    head.dispose();
   });
 });
 

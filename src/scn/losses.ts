@@ -1,11 +1,21 @@
 /**
- * The three parts of the Self-Cure Network (Wang et al., CVPR 2020, arXiv 2002.10392), on one mini-batch:
- * logit-weighted cross-entropy (Eq. 1-2), rank regularization (Eq. 3), relabeling (Eq. 4).
+ * The parts of the Self-Cure Network (Wang et al., CVPR 2020, arXiv 2002.10392), on one mini-batch: importance
+ * (Eq. 1), logit-weighted cross-entropy (Eq. 2), rank regularization (Eq. 3), relabeling (Eq. 4).
  * Group membership and relabeling read detached values (tfjs has no gradient for TopK/GatherNd/StridedSlice,
  * and gather's gradient fails on wasm), so the losses take constant 0/1 masks and stay differentiable.
  */
 import { tf } from '../features/backend.js';
 import { argmax } from './argmax.js';
+
+/** Eq. 1: alpha = sigmoid(f·Wa + ba), the importance of each sample; f features [N,F], Wa [F,1], ba [1] -> [N,1]. */
+export function selfAttentionImportance(
+  f: tf.Tensor2D,
+  Wa: tf.Tensor2D,
+  ba: tf.Tensor1D,
+  matMul: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.matMul,
+): tf.Tensor2D {
+  return tf.sigmoid(tf.add(matMul(f, Wa), ba)) as tf.Tensor2D;
+}
 
 /** Eq. 2: L_WCE = -1/N sum_i log softmax(alpha_i * z_i)[y_i]; z = logits [N,C], alpha [N,1], y one-hot [N,C]. */
 export function weightedCrossEntropy(logits: tf.Tensor2D, alpha: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
