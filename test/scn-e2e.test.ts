@@ -217,7 +217,17 @@ describe('train and report on the ferplus fixture (296 images: 192 train, 52 val
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/takes no SCN options/);
     const badPropose = await cli('train', '--method', 'cl', '--propose', 'relabeled');
-    expect(badPropose.stderr).toMatch(/takes no SCN options \(propose\)/);
+    expect(badPropose.stderr).toMatch(/--method cl takes no SCN options \(--propose\)/);
+    // Ranges are the library's, told in flags; the CLI only parses types.
+    const ranges = await cli('train', '--dropout', '1', '--beta', '0', '--delta1', '3', '--epochs', '1');
+    expect(ranges.code).toBe(1);
+    expect(ranges.stderr).toContain('2 bad options\n  --dropout 1: expected a rate in [0, 1)\n  --beta 0: expected a fraction in (0, 1)\n');
+    const noise = await cli('train', '--noise', '1');
+    expect(noise.stderr).toMatch(/--noise 1: expected a fraction in \[0, 1\)/);
+    const notNumber = await cli('train', '--lr', 'fast');
+    expect(notNumber.stderr).toMatch(/--lr must be a number, got 'fast'/);
+    const ceDelta2 = await cli('train', '--method', 'ce', '--delta2', '0.3');
+    expect(ceDelta2.stderr).toMatch(/--method ce takes no SCN options \(--delta2\)/);
     const noEmb = await cli('train', '--backbone', 'facerec', '--epochs', '1');
     expect(noEmb.code).toBe(1);
     expect(noEmb.stderr).toMatch(/fer-clean embed/);

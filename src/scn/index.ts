@@ -61,9 +61,9 @@ export async function trainRun(
   opts: TrainRunOptions,
   onProgress?: (p: TrainProgress) => void,
 ): Promise<{ runId: number; report: RunReport }> {
+  validateTrainOptions(opts);
   const head: HeadOptions = { ...HEAD_DEFAULTS, ...opts.head, seed: opts.seed };
   const scn: ScnOptions = { ...SCN_DEFAULTS, ...opts.scn };
-  validate(head, scn, opts);
   const propose = opts.propose ?? 'margin';
   const dataset = resolveDataset(db, opts.dataset);
   const backbone = resolveBackbone(opts.backbone).name;
@@ -222,26 +222,57 @@ export function summarize(r: RunReport): Record<string, unknown> {
   };
 }
 
-function validate(h: HeadOptions, s: ScnOptions, o: TrainRunOptions): void {
-  const bad: string[] = [];
-  const check = (ok: boolean, msg: string): void => void (ok || bad.push(msg));
-  check(Number.isInteger(h.hidden) && h.hidden >= 0, `--hidden ${h.hidden}: expected a whole number >= 0`);
-  check(h.dropout >= 0 && h.dropout < 1, `--dropout ${h.dropout}: expected a rate in [0, 1)`);
-  check(h.lr > 0, `--lr ${h.lr}: expected > 0`);
-  check(h.lrDecay > 0 && h.lrDecay <= 1, `--lr-decay ${h.lrDecay}: expected in (0, 1]`);
-  check(h.weightDecay >= 0, `--weight-decay ${h.weightDecay}: expected >= 0`);
-  check(Number.isInteger(h.batchSize) && h.batchSize >= 2, `--batch ${h.batchSize}: expected a whole number >= 2`);
-  check(Number.isInteger(h.epochs) && h.epochs >= 1, `--epochs ${h.epochs}: expected a whole number >= 1`);
-  check(s.beta > 0 && s.beta < 1, `--beta ${s.beta}: expected a fraction in (0, 1)`);
-  check(s.delta1 >= 0, `--delta1 ${s.delta1}: expected >= 0`);
-  check(s.delta2 >= 0 && s.delta2 < 1, `--delta2 ${s.delta2}: expected in [0, 1)`);
-  check(s.gamma >= 0 && s.gamma <= 1, `--gamma ${s.gamma}: expected in [0, 1]`);
-  check(Number.isInteger(s.relabelEpoch) && s.relabelEpoch >= 1, `--relabel-epoch ${s.relabelEpoch}: expected a whole number >= 1`);
-  check(s.relabelScope === 'low' || s.relabelScope === 'all', `--relabel-scope ${s.relabelScope}: expected low or all`);
-  check(Number.isInteger(s.importanceWindow) && s.importanceWindow >= 1, `--importance-window ${s.importanceWindow}: expected a whole number >= 1`);
-  check(Number.isInteger(o.folds) && o.folds >= 2, `--folds ${o.folds}: expected a whole number >= 2`);
-  check(o.noiseRate >= 0 && o.noiseRate < 1, `--noise ${o.noiseRate}: expected a fraction in [0, 1)`);
-  check(o.noiseType === 'symmetric' || o.noiseType === 'asymmetric', `--noise-type ${o.noiseType}: expected symmetric or asymmetric`);
-  check(Number.isInteger(o.seed) && o.seed >= 0, `--seed ${o.seed}: expected a whole number >= 0`);
-  if (bad.length) throw new FerCleanError(bad.length === 1 ? bad[0]! : `${bad.length} bad options`, bad.length > 1 ? bad : []);
+/** One option of trainRun out of its range: `option` is its name in TrainRunOptions (head.lr, scn.beta, noiseRate...). */
+export interface OptionProblem {
+  option: string;
+  value: unknown;
+  /** What is expected, e.g. 'a rate in [0, 1)'. */
+  expected: string;
+}
+
+/** trainRun's options out of range; the message names them as TrainRunOptions does, `problems` lists each one. */
+export class InvalidOptionsError extends FerCleanError {
+  constructor(readonly problems: OptionProblem[]) {
+    const lines = problems.map((p) => `${p.option} ${String(p.value)}: expected ${p.expected}`);
+    super(lines.length === 1 ? lines[0]! : `${lines.length} bad options`, lines.length > 1 ? lines : []);
+  }
+}
+
+/**
+ * Checks trainRun's options (with the defaults filled in): every range, and that SCN options come only with method
+ * 'scn'. Throws InvalidOptionsError (ranges) or FerCleanError (SCN options for another method).
+ */
+export function validateTrainOptions(opts: TrainRunOptions): void {
+  if (opts.method !== 'scn') {
+    const given = Object.entries(opts.scn ?? {}).filter(([, v]) => v !== undefined);
+    const scnOnly = [...given.map(([k]) => `scn.${k}`), ...(opts.propose ? ['propose'] : [])];
+    if (scnOnly.length) throw new FerCleanError(`method ${opts.method} takes no SCN options (${scnOnly.join(', ')})`);
+  }
+  const h: HeadOptions = { ...HEAD_DEFAULTS, ...opts.head, seed: opts.seed };
+  const s: ScnOptions = { ...SCN_DEFAULTS, ...opts.scn };
+  const bad: OptionProblem[] = [];
+  const check = (ok: boolean, option: string, value: unknown, expected: string): void =>
+    void (ok || bad.push({ option, value, expected }));
+  const num = (v: number): boolean => typeof v === 'number' && Number.isFinite(v);
+  const whole = (v: number, min: number): boolean => Number.isInteger(v) && v >= min;
+  check(whole(h.hidden, 0), 'head.hidden', h.hidden, 'a whole number >= 0');
+  check(num(h.dropout) && h.dropout >= 0 && h.dropout < 1, 'head.dropout', h.dropout, 'a rate in [0, 1)');
+  check(num(h.lr) && h.lr > 0, 'head.lr', h.lr, 'a number > 0');
+  check(num(h.lrDecay) && h.lrDecay > 0 && h.lrDecay <= 1, 'head.lrDecay', h.lrDecay, 'a factor in (0, 1]');
+  check(num(h.weightDecay) && h.weightDecay >= 0, 'head.weightDecay', h.weightDecay, 'a number >= 0');
+  check(whole(h.batchSize, 2), 'head.batchSize', h.batchSize, 'a whole number >= 2');
+  check(whole(h.epochs, 1), 'head.epochs', h.epochs, 'a whole number >= 1');
+  check(num(s.beta) && s.beta > 0 && s.beta < 1, 'scn.beta', s.beta, 'a fraction in (0, 1)');
+  check(num(s.delta1) && s.delta1 >= 0, 'scn.delta1', s.delta1, 'a number >= 0');
+  check(num(s.delta2) && s.delta2 >= 0 && s.delta2 < 1, 'scn.delta2', s.delta2, 'a number in [0, 1)');
+  check(num(s.gamma) && s.gamma >= 0 && s.gamma <= 1, 'scn.gamma', s.gamma, 'a weight in [0, 1]');
+  check(whole(s.relabelEpoch, 1), 'scn.relabelEpoch', s.relabelEpoch, 'a whole number >= 1');
+  check(s.relabelScope === 'low' || s.relabelScope === 'all', 'scn.relabelScope', s.relabelScope, 'low or all');
+  check(whole(s.importanceWindow, 1), 'scn.importanceWindow', s.importanceWindow, 'a whole number >= 1');
+  check(whole(opts.folds, 2), 'folds', opts.folds, 'a whole number >= 2');
+  check(num(opts.noiseRate) && opts.noiseRate >= 0 && opts.noiseRate < 1, 'noiseRate', opts.noiseRate, 'a fraction in [0, 1)');
+  check(opts.noiseType === 'symmetric' || opts.noiseType === 'asymmetric', 'noiseType', opts.noiseType, 'symmetric or asymmetric');
+  check(whole(opts.seed, 0), 'seed', opts.seed, 'a whole number >= 0');
+  check(opts.propose === undefined || SCN_PROPOSALS.includes(opts.propose), 'propose', opts.propose, SCN_PROPOSALS.join(', '));
+  if (bad.length) throw new InvalidOptionsError(bad);
 }
