@@ -4,7 +4,7 @@ import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { resolveRun } from '../../src/store/runs.js';
 import { out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean report [--run ID] [--json]

@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
 import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/face.js';

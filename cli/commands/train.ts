@@ -8,7 +8,7 @@ import { METHODS } from '../../src/store/runs.js';
 import { HEAD_DEFAULTS, SCN_DEFAULTS, type HeadOptions, type ScnOptions } from '../../src/scn/train.js';
 import { err, out } from '../io.js';
 import { ProgressBar } from '../progress.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseNumberFlag, parseWholeFlag } from './shared.js';
 import { formatReportSummary } from '../../src/scn/report.js';
 
