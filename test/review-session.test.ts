@@ -102,8 +102,7 @@ describe('review library', () => {
     expect(r.current?.imageId).toBe(i1!.imageId);
     r.undo();
     expect(r.current?.imageId).toBe(i0!.imageId);
-    expect(r.undo()).toBeUndefined();
-    expect(r.message).toBe('nothing to undo');
+    expect(r.undo()).toEqual({ status: 'nothing to undo' });
     const rows = decisionsOfRun(s.db, s.runId);
     expect(rows.map((x) => [x.action, x.undoes, x.previous_label, x.new_label])).toEqual([
       ['accepted', null, i0!.given, i0!.proposed],
@@ -190,8 +189,9 @@ describe('review library', () => {
     const b2 = ReviewSession.open(s.db, { annotator: 'bob', now: clock }).start();
     expect(b2.current?.imageId).toBe(first);
     // alice comes back to life and presses a: refused, nothing written for her.
-    a.decide('accepted');
-    expect(a.message).toMatch(/being reviewed by bob now/);
+    const refused = a.decide('accepted');
+    expect(refused.row).toBeUndefined();
+    expect(refused.status).toMatch(/being reviewed by bob now/);
     expect(decisionsOfRun(s.db, s.runId)).toHaveLength(0);
     expect(a.current?.imageId).not.toBe(first);
     // Renewal keeps a lease alive past its first term.
