@@ -10,7 +10,7 @@ import { resolveBackbone } from '../features/store.js';
 import { argmax } from './argmax.js';
 import { confidentLearning } from './cl.js';
 import { proposeLabels } from './losses.js';
-import { formatLabelSource, loadDatasetView, type LabelSource } from './data.js';
+import { formatLabelSource, loadDatasetView, type DatasetView, type LabelSource } from './data.js';
 import { scoreRun, type RunReport } from './metrics.js';
 import { injectNoise, type NoiseType } from './noise.js';
 import {
@@ -24,7 +24,7 @@ import {
   type Method,
   type RunImageRow,
 } from '../store/runs.js';
-import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptions, type ScnOptions } from './train.js';
+import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptions, type ScnOptions, type TrainData } from './train.js';
 
 export interface TrainRunOptions {
   dataset?: string;
@@ -91,23 +91,7 @@ export async function trainRun(
       : { labels: view.source, flips: [] };
   const labels = noise.labels;
 
-  const config = {
-    dataset: dataset.name,
-    method: opts.method,
-    label_source: formatLabelSource(opts.labelSource),
-    backbone,
-    backbone_version: view.backboneVersion,
-    backend: backend.name,
-    backend_provider: backend.provider,
-    seed: opts.seed,
-    noise: { rate: opts.noiseRate, type: opts.noiseRate > 0 ? opts.noiseType : null, flips: noise.flips.length },
-    head,
-    ...(opts.method === 'scn' ? { scn, loss: 'gamma * L_RR + (1 - gamma) * L_WCE', propose } : {}),
-    ...(opts.method === 'cl' ? { cl: { folds: opts.folds, filter: 'prune_by_noise_rate' } } : {}),
-    proposals: opts.method === 'scn' ? SCN_PROPOSAL_RULE[propose] : PROPOSAL_RULE[opts.method],
-    train_images: train.length,
-    valid_images: valid.length,
-  };
+  const config = runConfig(opts, { dataset: dataset.name, backbone, view, backend, head, scn, propose, flips: noise.flips.length, train, valid });
   const runId = createRun(db, {
     datasetId: dataset.id,
     method: opts.method,
@@ -121,64 +105,16 @@ export async function trainRun(
 
   const t0 = performance.now();
   try {
-    const data = { features: view.features, dim: view.dim, classes: C, labels, train, valid };
+    const data: TrainData = { features: view.features, dim: view.dim, classes: C, labels, train, valid };
     const total = opts.method === 'cl' ? head.epochs * opts.folds : head.epochs;
     let done = 0;
     const tick = (stats: EpochStats): void => onProgress?.({ done: ++done, total, stats });
-    const isTrain = new Uint8Array(N);
-    for (const r of train) isTrain[r] = 1;
-
-    let epochs: EpochStats[];
-    let probs: Float32Array;
-    let trainedLabels: Int32Array = labels;
-    let importance: Float32Array | null = null;
-    let importanceMean: Float32Array | null = null;
-    let proposed: Int32Array;
-    if (opts.method === 'cl') {
-      const r = confidentLearning(data, head, opts.folds, (_f, s) => tick(s));
-      epochs = r.epochs;
-      probs = r.probs;
-      // The flagged images' most likely out-of-fold class (never their given label: findLabelIssues drops those).
-      proposed = proposeLabels(probs, labels, Uint8Array.from(isTrain, (t, i) => t & (r.issues[i] ?? 0)), -Infinity, C);
-    } else {
-      const r = trainHead(data, { ...head, ...scn, method: opts.method }, tick);
-      ({ epochs, probs, importance, importanceMean, trainedLabels } = r);
-      if (opts.method === 'scn' && propose === 'relabeled') {
-        // The label SCN trained with at the end, when relabeling changed it.
-        proposed = Int32Array.from(trainedLabels, (y, i) => (isTrain[i] && y !== labels[i] ? y : -1));
-      } else if (opts.method === 'scn' && propose === 'predicted') {
-        // The self-cured classifier's prediction, when it differs from the given label (Eq. 4 with no margin).
-        proposed = proposeLabels(probs, labels, isTrain, -Infinity, C);
-      } else {
-        // Eq. 4's rule once more at the end, with the final classifier, on every training image: P_max - P_given > delta2.
-        // (For ce, the same rule with the paper's delta2 on the baseline's in-sample predictions.)
-        proposed = proposeLabels(probs, labels, isTrain, opts.method === 'scn' ? scn.delta2 : SCN_DEFAULTS.delta2, C);
-      }
-    }
+    const out = trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds }, tick);
     const durationS = (performance.now() - t0) / 1000;
-
-    const images: RunImageRow[] = [];
-    for (let i = 0; i < N; i++) {
-      const y = labels[i]! >= 0 ? labels[i]! : view.given[i]!;
-      const p = Array.from(probs.subarray(i * C, i * C + C));
-      const prop = proposed[i]!;
-      images.push({
-        image_id: view.imageIds[i]!,
-        given_label: tax[y]!,
-        trained_label: tax[isTrain[i] ? trainedLabels[i]! : y]!,
-        in_training: isTrain[i]!,
-        importance: importance ? importance[i]! : null,
-        importance_mean: importanceMean ? importanceMean[i]! : null,
-        probs: p,
-        predicted_label: tax[argmax(probs, i, C)]!,
-        proposed_label: prop >= 0 ? tax[prop]! : null,
-        proposal_margin: prop >= 0 ? p[prop]! - p[y]! : null,
-      });
-    }
     saveRunResults(db, runId, {
-      epochs,
+      epochs: out.epochs,
       noise: noise.flips.map((f) => ({ imageId: view.imageIds[f.index]!, original: tax[f.original]!, noisy: tax[f.noisy]! })),
-      images,
+      images: imageRows(view, labels, out, tax),
       durationS,
     });
     const report = reportRun(db, runId);
@@ -188,6 +124,108 @@ export async function trainRun(
     failRun(db, runId, (e as Error).message, (performance.now() - t0) / 1000);
     throw e;
   }
+}
+
+/** What a run records about how it was made (runs.config). */
+function runConfig(
+  opts: TrainRunOptions,
+  r: {
+    dataset: string;
+    backbone: string;
+    view: DatasetView;
+    backend: { name: string; provider: string };
+    head: HeadOptions;
+    scn: ScnOptions;
+    propose: ScnProposal;
+    flips: number;
+    train: number[];
+    valid: number[];
+  },
+): Record<string, unknown> {
+  return {
+    dataset: r.dataset,
+    method: opts.method,
+    label_source: formatLabelSource(opts.labelSource),
+    backbone: r.backbone,
+    backbone_version: r.view.backboneVersion,
+    backend: r.backend.name,
+    backend_provider: r.backend.provider,
+    seed: opts.seed,
+    noise: { rate: opts.noiseRate, type: opts.noiseRate > 0 ? opts.noiseType : null, flips: r.flips },
+    head: r.head,
+    ...(opts.method === 'scn' ? { scn: r.scn, loss: 'gamma * L_RR + (1 - gamma) * L_WCE', propose: r.propose } : {}),
+    ...(opts.method === 'cl' ? { cl: { folds: opts.folds, filter: 'prune_by_noise_rate' } } : {}),
+    proposals: opts.method === 'scn' ? SCN_PROPOSAL_RULE[r.propose] : PROPOSAL_RULE[opts.method],
+    train_images: r.train.length,
+    valid_images: r.valid.length,
+  };
+}
+
+/** What training says about every row, and the proposals drawn from it (class index, -1 for none). */
+interface Trained {
+  epochs: EpochStats[];
+  probs: Float32Array;
+  trainedLabels: Int32Array;
+  importance: Float32Array | null;
+  importanceMean: Float32Array | null;
+  proposed: Int32Array;
+  isTrain: Uint8Array;
+}
+
+/** Trains with the method and turns its output into proposals (on training rows only). */
+function trainAndPropose(
+  data: TrainData,
+  m: { method: Method; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number },
+  tick: (s: EpochStats) => void,
+): Trained {
+  const { labels, classes: C } = data;
+  const isTrain = new Uint8Array(labels.length);
+  for (const r of Array.from(data.train)) isTrain[r] = 1;
+  if (m.method === 'cl') {
+    const r = confidentLearning(data, m.head, m.folds, (_f, s) => tick(s));
+    // The flagged images' most likely out-of-fold class (never their given label: findLabelIssues drops those).
+    const flagged = Uint8Array.from(isTrain, (t, i) => t & (r.issues[i] ?? 0));
+    const proposed = proposeLabels(r.probs, labels, flagged, -Infinity, C);
+    return { epochs: r.epochs, probs: r.probs, trainedLabels: labels, importance: null, importanceMean: null, proposed, isTrain };
+  }
+  const r = trainHead(data, { ...m.head, ...m.scn, method: m.method }, tick);
+  let proposed: Int32Array;
+  if (m.method === 'scn' && m.propose === 'relabeled') {
+    // The label SCN trained with at the end, when relabeling changed it.
+    proposed = Int32Array.from(r.trainedLabels, (y, i) => (isTrain[i] && y !== labels[i] ? y : -1));
+  } else if (m.method === 'scn' && m.propose === 'predicted') {
+    // The self-cured classifier's prediction, when it differs from the given label (Eq. 4 with no margin).
+    proposed = proposeLabels(r.probs, labels, isTrain, -Infinity, C);
+  } else {
+    // Eq. 4's rule once more at the end, with the final classifier, on every training image: P_max - P_given > delta2.
+    // (For ce, the same rule with the paper's delta2 on the baseline's in-sample predictions.)
+    proposed = proposeLabels(r.probs, labels, isTrain, m.method === 'scn' ? m.scn.delta2 : SCN_DEFAULTS.delta2, C);
+  }
+  return { ...r, proposed, isTrain };
+}
+
+/** The rows stored per image: labels, importance, probabilities, prediction and proposal with its margin. */
+function imageRows(view: DatasetView, labels: Int32Array, t: Trained, tax: readonly string[]): RunImageRow[] {
+  const C = tax.length;
+  const images: RunImageRow[] = [];
+  for (let i = 0; i < view.imageIds.length; i++) {
+    const y = labels[i]! >= 0 ? labels[i]! : view.given[i]!;
+    const p = Array.from(t.probs.subarray(i * C, i * C + C));
+    const prop = t.proposed[i]!;
+    images.push({
+      image_id: view.imageIds[i]!,
+      given_label: tax[y]!,
+      trained_label: tax[t.isTrain[i] ? t.trainedLabels[i]! : y]!,
+      in_training: t.isTrain[i]!,
+      importance: t.importance ? t.importance[i]! : null,
+      importance_mean: t.importanceMean ? t.importanceMean[i]! : null,
+      probs: p,
+      predicted_label: tax[argmax(t.probs, i, C)]!,
+      proposed_label: prop >= 0 ? tax[prop]! : null,
+      proposal_margin: prop >= 0 ? p[prop]! - p[y]! : null,
+    });
+  }
+  return images;
 }
 
 const SCN_PROPOSAL_RULE: Record<ScnProposal, string> = {
