@@ -157,8 +157,11 @@ async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<strin
   }
 }
 
-/** Writes `text` to `path` so that a reader sees the old file or the whole new one, never a part. */
-export function writeAtomically(path: string, text: string): void {
+/**
+ * Writes `text` to `path` so that a reader sees the old file or the whole new one, never a part. `write` writes the
+ * text to the temp file's descriptor (a test passes one that fails like a full disk).
+ */
+export function writeAtomically(path: string, text: string, write: (fd: number, text: string) => void = (fd, t) => void writeSync(fd, t)): void {
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
   let fd: number;
   try {
@@ -167,7 +170,7 @@ export function writeAtomically(path: string, text: string): void {
     throw new FerCleanError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   try {
-    writeSync(fd, text);
+    write(fd, text);
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, path);

@@ -15,7 +15,7 @@ export function parseLabelSource(s: string): LabelSource {
   if (s === 'given' || s === 'reference') return { kind: s };
   const m = /^run:(\d+)$/.exec(s);
   if (m) return { kind: 'run', runId: Number(m[1]) };
-  throw new FerCleanError(`--label-source ${s}: expected given, reference or run:ID (another run's corrected labels)`);
+  throw new FerCleanError(`label source '${s}': expected given, reference or run:ID (another run's corrected labels)`);
 }
 
 export const formatLabelSource = (s: LabelSource): string => (s.kind === 'run' ? `run:${s.runId}` : s.kind);
@@ -65,7 +65,7 @@ export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, l
   let source: Int32Array;
   if (labelSource.kind === 'given') source = Int32Array.from(given);
   else if (labelSource.kind === 'reference') {
-    if (!reference.some((v) => v >= 0)) throw new FerCleanError(`dataset '${dataset.name}' has no reference labels (--label-source reference)`);
+    if (!reference.some((v) => v >= 0)) throw new FerCleanError(`dataset '${dataset.name}' has no reference labels (label source 'reference')`);
     source = Int32Array.from(reference);
   } else source = runCorrectedLabels(db, dataset, labelSource.runId, rows.map((r) => r.id), given);
   return {
