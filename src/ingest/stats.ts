@@ -1,5 +1,5 @@
-import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
+import { resolveRun } from '../store/runs.js';
 
 /** What a dataset holds besides its expression labels: labels kept but not trained on, and data-quality flags. */
 export interface DatasetLabelStats {
@@ -13,12 +13,7 @@ export interface DatasetLabelStats {
 
 /** Counts of non-expression labels and quality flags of a dataset, given by its id or by one of its runs (`runId`). */
 export function datasetLabelStats(db: DB, which: { datasetId: number } | { runId: number }): DatasetLabelStats {
-  let datasetId: number;
-  if ('runId' in which) {
-    const r = db.prepare(`SELECT dataset_id FROM runs WHERE id = ?`).get(which.runId) as { dataset_id: number } | undefined;
-    if (!r) throw new FerCleanError(`no run with id ${which.runId}`);
-    datasetId = r.dataset_id;
-  } else datasetId = which.datasetId;
+  const datasetId = 'runId' in which ? resolveRun(db, { runId: which.runId, done: false }).dataset_id : which.datasetId;
   const count = (sql: string): Record<string, number> =>
     Object.fromEntries((db.prepare(sql).all(datasetId) as { k: string; n: number }[]).map((r) => [r.k, r.n]));
   return {
