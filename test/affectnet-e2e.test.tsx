@@ -44,6 +44,7 @@ beforeAll(async () => {
   customCsv = join(tmp.dir, 'custom.csv');
   writeFileSync(customCsv, stringify(rows, { header: true }));
   await ingest(db, { source: customCsv, classes: ['pain', 'confused', 'happy', 'neutral'], name: 'custom' });
+  await ingest(db, { source: fixture('affectnet-folders'), labelEncoding: 'affectnet' });
   for (const { id } of db.prepare(`SELECT id FROM datasets ORDER BY id`).all() as { id: number }[]) {
     await embedDataset(db, { datasetId: id, backbone: 'faceexpr', workers: 0 });
   }
@@ -102,6 +103,26 @@ describe('AffectNet annotation file: embed, train, report, review, export', () =
     const r = await cli('export', join(tmp.dir, 'training.csv'), '--dataset', 'affectnet-training', '--format', 'same');
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(join(tmp.dir, 'training.csv')).equals(readFileSync(TRAINING))).toBe(true);
+  });
+});
+
+describe('AffectNet class folders (train/0 ... train/7): train, review, export', () => {
+  it('trains over the eight classes, review shows the whole (already cropped) image, export gives each folder code as its class', async () => {
+    const r = await cli('train', '--dataset', 'affectnet-folders', '--seed', '2', '--noise', '0.3', ...FAST);
+    expect(r.code, r.stderr).toBe(0);
+    const runId = Number(r.stdout.trim());
+    const run = resolveRun(db, { runId });
+    expect(run.dataset.taxonomy).toHaveLength(8);
+    const inTraining = db.prepare(`SELECT count(*) AS n FROM run_images WHERE run_id = ? AND in_training = 1`).get(runId) as { n: number };
+    expect(inTraining.n).toBe(16); // train/ ; val/ is the valid split
+    const some = db.prepare(`SELECT image_id FROM run_images WHERE run_id = ? LIMIT 1`).get(runId) as { image_id: number };
+    expect(loadDetail(db, run, some.image_id).box).toBeNull();
+    const out = await cli('export', join(tmp.dir, 'folders.csv'), '--dataset', 'affectnet-folders', '--run', String(runId));
+    expect(out.code, out.stderr).toBe(0);
+    const rows = parse(readFileSync(join(tmp.dir, 'folders.csv')), { columns: true }) as Record<string, string>[];
+    expect(rows).toHaveLength(24);
+    const CODES = ['neutral', 'happiness', 'sadness', 'surprise', 'fear', 'disgust', 'anger', 'contempt'];
+    for (const x of rows) expect(x['final_label']).toBe(CODES[Number(x['path']!.split('/')[1])]);
   });
 });
 
