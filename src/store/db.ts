@@ -94,8 +94,9 @@ function migrate(db: DB, path: string): void {
     }
     return { version: row.v, fresh: false };
   };
-  // Up to date (the usual case): a read, no write lock.
-  const seen = check();
+  // Up to date (the usual case): a read (one snapshot, so another opener's commit cannot fall between its two
+  // queries), no write lock.
+  const seen = db.transaction(check).deferred();
   if (!seen.fresh && seen.version === latest) return;
   if (db.readonly) {
     if (seen.fresh) throw new FerCleanError(`${path}: empty database opened read-only`);
