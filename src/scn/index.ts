@@ -29,6 +29,18 @@ export interface TrainRunOptions {
   folds: number;
   /** scn: which images become proposals (see SCN_PROPOSAL_RULE); default 'margin'. */
   propose?: ScnProposal;
+  /** Aborting it (the CLI does on Ctrl-C / SIGTERM) stops training within ~100 ms and marks the run interrupted. */
+  signal?: AbortSignal;
+}
+
+/** Training stopped because `signal` was aborted; the run is stored with status 'interrupted'. */
+export class RunInterruptedError extends FerCleanError {
+  constructor(
+    readonly runId: number,
+    readonly reason: string,
+  ) {
+    super(`interrupted (${reason}): run ${runId} is marked interrupted and holds no results; train again`);
+  }
 }
 
 export type ScnProposal = 'margin' | 'predicted' | 'relabeled';
@@ -123,12 +135,12 @@ export async function trainRun(
     let importanceMean: Float32Array | null = null;
     let proposed: (i: number) => number;
     if (opts.method === 'cl') {
-      const r = confidentLearning(data, head, opts.folds, (_f, s) => tick(s));
+      const r = await confidentLearning(data, head, opts.folds, (_f, s) => tick(s), opts.signal);
       epochs = r.epochs;
       probs = r.probs;
       proposed = (i) => (r.issues[i] ? argmax(probs, i, C) : -1);
     } else {
-      const r = trainHead(data, { ...head, ...scn, method: opts.method }, tick);
+      const r = await trainHead(data, { ...head, ...scn, method: opts.method }, tick, opts.signal);
       ({ epochs, probs, importance, importanceMean, trainedLabels } = r);
       if (opts.method === 'scn' && propose === 'relabeled') {
         // The label SCN trained with at the end, when relabeling changed it.
@@ -178,7 +190,13 @@ export async function trainRun(
     setRunMetrics(db, runId, summarize(report));
     return { runId, report };
   } catch (e) {
-    failRun(db, runId, (e as Error).message, (performance.now() - t0) / 1000);
+    const durationS = (performance.now() - t0) / 1000;
+    if (opts.signal?.aborted) {
+      const reason = String(opts.signal.reason instanceof Error ? opts.signal.reason.message : opts.signal.reason);
+      failRun(db, runId, `interrupted (${reason})`, durationS, 'interrupted');
+      throw new RunInterruptedError(runId, reason);
+    }
+    failRun(db, runId, (e as Error).message, durationS);
     throw e;
   }
 }

@@ -181,11 +181,20 @@ function argmaxRow(p: ArrayLike<number>, i: number, C: number): number {
   return best;
 }
 
+/** How often training lets the event loop run (so Ctrl-C is heard), in ms of work. */
+const YIELD_MS = 100;
+
 /**
  * Trains a head on the `train` rows and predicts every row. Seeded: the same inputs, options and backend give
- * the same result. `onEpoch` is called after each epoch (for progress).
+ * the same result. `onEpoch` is called after each epoch (for progress). Every ~100 ms it lets the event loop run;
+ * once `signal` is aborted it stops there, throwing the signal's reason.
  */
-export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: EpochStats) => void): TrainResult {
+export async function trainHead(
+  data: TrainData,
+  options: TrainOptions,
+  onEpoch?: (s: EpochStats) => void,
+  signal?: AbortSignal,
+): Promise<TrainResult> {
   const o: HeadOptions & ScnOptions & { method: 'scn' | 'ce' } = { ...SCN_DEFAULTS, ...options };
   const { dim, classes: C } = data;
   const N = data.labels.length;
@@ -213,8 +222,10 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
   const epochs: EpochStats[] = [];
   let lr = o.lr;
   let xbuf: Float32Array<ArrayBuffer> = new Float32Array(0);
+  let lastYield = performance.now();
 
   try {
+    signal?.throwIfAborted();
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const t0 = performance.now();
       const order = permutation(trainRows.length, shuffleRng);
@@ -272,6 +283,11 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
             if (r.labels[k] !== yb[k]) working[rows[k]!] = r.labels[k]!;
           }
           relabeled += r.changed;
+        }
+        if (performance.now() - lastYield > YIELD_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+          signal?.throwIfAborted();
         }
       }
       lr *= o.lrDecay;
