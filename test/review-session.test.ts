@@ -1,5 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import sharp from 'sharp';
 import { openStore } from '../src/store/db.js';
 import { FerCleanError } from '../src/errors.js';
 import { ReviewSession } from '../src/review/session.js';
@@ -252,6 +255,24 @@ describe('face drawing', () => {
     expect(lines).toHaveLength(18);
     for (const l of lines) expect(l.replace(/\x1b\[[0-9;]*m/g, '')).toBe('▀'.repeat(36));
     await expect(renderFace(join(fixture('ferplus'), 'nope.png'), 10, 5, '256')).rejects.toThrow(/nope\.png: cannot read image/);
+  });
+
+  it('draws only the face box when the image has one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fer-box-'));
+    try {
+      // a white square at (30, 10) in a black canvas: drawn with its box, every cell is white
+      const canvas = join(dir, 'canvas.png');
+      await sharp({ create: { width: 80, height: 60, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+        .composite([{ input: { create: { width: 20, height: 20, channels: 3, background: { r: 255, g: 255, b: 255 } } }, left: 30, top: 10 }])
+        .png()
+        .toFile(canvas);
+      const boxed = await renderFace(canvas, 4, 2, 'none', { x: 30, y: 10, w: 20, h: 20 });
+      expect(boxed).toEqual(['@@@@', '@@@@']);
+      const whole = await renderFace(canvas, 8, 3, 'none');
+      expect(whole.join('')).toContain(' ');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('picks the colour mode from the terminal environment', () => {

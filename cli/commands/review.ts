@@ -80,7 +80,7 @@ export const reviewCommand: Command = {
       const first = session.current;
       const layout = computeLayout(stdout.columns || 80, stdout.rows || 24, session.taxonomy.length);
       const firstFace = first
-        ? renderFace(session.detail(first).file, layout.faceCols, layout.faceRows, colorMode)
+        ? renderFace(session.detail(first).file, layout.faceCols, layout.faceRows, colorMode, session.detail(first).box)
             .then((lines) => void faces.set(faceKey(first.imageId, layout, colorMode), lines))
             .catch(() => undefined)
         : undefined;

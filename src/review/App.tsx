@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, type ReactElement } from 'react';
 import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { renderFace, type ColorMode } from './face.js';
+import type { FaceBox } from '../features/facebox.js';
 import { filterLines, helpLines } from './help.js';
 import { describeFilter, type Filter, type ReviewSession } from './session.js';
 import type { QueueItem } from './queue.js';
@@ -73,13 +74,14 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
       if (shown.current === key) bump();
     };
     let file: string;
+    let box: FaceBox | null;
     try {
-      file = session.detail(it).file;
+      ({ file, box } = session.detail(it));
     } catch (e) {
       done([`(${(e as Error).message})`]);
       return;
     }
-    void renderFace(file, layout.faceCols, layout.faceRows, colorMode)
+    void renderFace(file, layout.faceCols, layout.faceRows, colorMode, box)
       .catch((e: Error) => [`(cannot draw: ${e.message})`])
       .then(done);
   };

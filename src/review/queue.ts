@@ -1,5 +1,6 @@
 import { isAbsolute, join } from 'node:path';
 import { FerCleanError } from '../errors.js';
+import { boxOfRow, type FaceBox } from '../features/facebox.js';
 import type { DB } from '../store/db.js';
 import { getDatasetById, resolveDataset, type DatasetRow } from '../store/datasets.js';
 
@@ -34,6 +35,8 @@ export interface QueueItem {
 export interface ItemDetail {
   /** Absolute path of the image file. */
   file: string;
+  /** The face box within the file (images.crop_*), or null when the whole image is the face. */
+  box: FaceBox | null;
   /** Predicted probabilities in taxonomy order. */
   probs: number[];
   predicted: string;
@@ -112,12 +115,12 @@ export function loadQueue(db: DB, run: RunInfo, order: ReviewOrder = 'margin'): 
 export function loadDetail(db: DB, run: RunInfo, imageId: number): ItemDetail {
   const r = db
     .prepare(
-      `SELECT ri.probs, ri.predicted_label, ri.importance_mean, i.path
+      `SELECT ri.probs, ri.predicted_label, ri.importance_mean, i.path, i.crop_x, i.crop_y, i.crop_w, i.crop_h
        FROM run_images ri JOIN images i ON i.id = ri.image_id
        WHERE ri.run_id = ? AND ri.image_id = ?`,
     )
     .get(run.id, imageId) as
-    | { probs: string; predicted_label: string; importance_mean: number | null; path: string }
+    | ({ probs: string; predicted_label: string; importance_mean: number | null; path: string } & Parameters<typeof boxOfRow>[0])
     | undefined;
   if (!r) throw new FerCleanError(`run ${run.id} has no image ${imageId}`);
   let probs: number[];
@@ -128,6 +131,7 @@ export function loadDetail(db: DB, run: RunInfo, imageId: number): ItemDetail {
   }
   return {
     file: isAbsolute(r.path) ? r.path : join(run.dataset.root, r.path),
+    box: boxOfRow(r),
     probs,
     predicted: r.predicted_label,
     importanceMean: r.importance_mean,
