@@ -49,6 +49,10 @@ export interface SessionResult {
   /** Single keys that never brought a next face within the timeout. */
   noFace: number;
   exitCode: number;
+  /** From spawning the session to its first face drawn, ms. */
+  firstFaceMs: number;
+  /** Peak resident memory of the review process (VmHWM), bytes; NaN if unknown. */
+  peakRss: number;
 }
 
 export interface TeamResult {
@@ -69,6 +73,7 @@ const PATH_RE = /(\S+\.(?:png|jpe?g|webp|bmp|tiff?)) \((?:train|valid|test)\)/g;
 class Session {
   readonly exited: Promise<number>;
   private readonly child: ChildProcessWithoutNullStreams;
+  readonly startedAt = performance.now();
   private tail = '';
   private shown = new Set<string>();
   private fresh: string | null = null;
@@ -133,6 +138,17 @@ class Session {
   }
 
   /** Ends the CLI (its pid is in the pid file) and `script`, if still running. */
+  /** Peak resident memory of the CLI process so far (VmHWM), bytes. */
+  peakRss(): number {
+    try {
+      const pid = readFileSync(this.pidFile, 'utf8').trim();
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      return m ? Number(m[1]) * 1024 : NaN;
+    } catch {
+      return NaN;
+    }
+  }
+
   kill(): void {
     try {
       process.kill(Number(readFileSync(this.pidFile, 'utf8').trim()), 'SIGKILL');
@@ -177,8 +193,19 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
   try {
     const results = await Promise.all(
       sessions.map(async (s): Promise<SessionResult> => {
-        const res: SessionResult = { annotator: s.annotator, keysSent: 0, timed: [], handled: 0, burstKeys: 0, noFace: 0, exitCode: -1 };
-        if (!(await s.nextFace(faceCells, 60_000))) throw new Error(`${s.annotator}: no first face within 60 s:\n${stripAnsi(s.screen).slice(-2000)}`);
+        const res: SessionResult = {
+          annotator: s.annotator,
+          keysSent: 0,
+          timed: [],
+          handled: 0,
+          burstKeys: 0,
+          noFace: 0,
+          exitCode: -1,
+          firstFaceMs: NaN,
+          peakRss: NaN,
+        };
+        if (!(await s.nextFace(faceCells, 120_000))) throw new Error(`${s.annotator}: no first face within 120 s:\n${stripAnsi(s.screen).slice(-2000)}`);
+        res.firstFaceMs = performance.now() - s.startedAt;
         for (let step = 0; step < o.steps; step++) {
           const started = performance.now();
           if (burstEvery > 0 && step % burstEvery === burstEvery - 1) {
@@ -199,6 +226,7 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
           if (wait > 0) await sleep(wait);
         }
         await sleep(300);
+        res.peakRss = s.peakRss();
         s.write('q');
         const code = await Promise.race([s.exited, sleep(10_000).then(() => -2)]);
         res.exitCode = code;
