@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- scale [--sizes 100000,1000000] [--embeddings-from DB] [--steps ingest,embed,train-scn,...]`
+ * `npm run bench -- scale [--sizes 100000,1000000] [--embeddings-from DB] [--steps ingest,embed,train-scn,...]
+ *   [--replicate-from 100000] [--train-epochs E]`
  *
  * The whole workflow on datasets of N images made from the 35,710 shared FER2013 faces: row i is the face
  * i mod 35,710 under a path of its own (a symlink in .tmp/scale-N/links/), with that face's split, original label
@@ -25,6 +26,14 @@ import { packageRoot } from '../src/paths.js';
 import { openStore } from '../src/store/db.js';
 import { BENCH_DB, DATA_DIR, machine } from './common.js';
 import { median, runTeam } from './team-driver.js';
+
+/**
+ * Row j shows shared face (j mod PERIOD) mod 35,710: up to 100,000 rows that is face j mod 35,710; above, the
+ * dataset repeats every 100,000 rows, so a large database can also be made by replicating a 100,000-row one
+ * (--replicate-from) with every row still matching its face, labels and embedding.
+ */
+const PERIOD = 100_000;
+const faceOf = (j: number, faces: number): number => (j % PERIOD) % faces;
 
 const STEPS = ['ingest', 'embed', 'train-scn', 'train-cl', 'report', 'review', 'queue', 'export'] as const;
 type Step = (typeof STEPS)[number];
@@ -76,7 +85,7 @@ function makeSource(n: number, dir: string): string {
   const header = Object.keys(rows[0]!);
   const out: string[][] = [];
   for (let i = 0; i < n; i++) {
-    const src = rows[i % rows.length]!;
+    const src = rows[faceOf(i, rows.length)]!;
     const sub = `links/${Math.floor(i / 1000)}`;
     if (i % 1000 === 0) mkdirSync(join(dir, sub), { recursive: true });
     const path = `${sub}/${i}.png`;
@@ -114,7 +123,7 @@ function copyEmbeddings(dbPath: string, sourceDb: string): { seconds: number; no
   const write = db.transaction((batch: [number, string][]) => {
     for (const [id, path] of batch) {
       const i = Number(/(\d+)\.png$/.exec(path)![1]);
-      const v = byPath.get(rows[i % rows.length]!);
+      const v = byPath.get(rows[faceOf(i, rows.length)]!);
       if (!v) {
         missing++;
         continue;
@@ -128,6 +137,46 @@ function copyEmbeddings(dbPath: string, sourceDb: string): { seconds: number; no
   return { seconds: (performance.now() - t) / 1000, note: `copied from ${byPath.size} real embeddings` };
 }
 
+/**
+ * A database of n rows made from the `base`-row one (which must hold its ingest, embeddings and runs): rows
+ * base..n-1 are copies of rows j mod base (same face, labels, embedding and per-run output) under their own paths.
+ */
+async function replicate(base: number, n: number, baseDb: string, dbPath: string): Promise<number> {
+  if (n % base !== 0 || base % PERIOD !== 0) throw new Error(`--replicate-from ${base}: sizes must be multiples of it (and of ${PERIOD})`);
+  const t = performance.now();
+  for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
+  const src = new Database(baseDb, { readonly: true, fileMustExist: true });
+  await src.backup(dbPath);
+  src.close();
+  {
+    const db = openStore(dbPath, { mustExist: true });
+    const pathOf = (expr: string): string => `'links/' || ((${expr}) / 1000) || '/' || (${expr}) || '.png'`;
+    db.transaction(() => {
+      // images are numbered 1..base in the base database (one dataset), so row j = id - 1
+      for (let c = 1; c < n / base; c++) {
+        const off = c * base;
+        db.exec(`
+          INSERT INTO images (id, dataset_id, path, sha256, width, height, channels, split, source_line, source_row,
+                              crop_x, crop_y, crop_w, crop_h, crop_source, quality)
+          SELECT id + ${off}, dataset_id, ${pathOf(`id - 1 + ${off}`)}, sha256, width, height, channels, split,
+                 source_line + ${off}, json_set(source_row, '$.image', ${pathOf(`id - 1 + ${off}`)}),
+                 crop_x, crop_y, crop_w, crop_h, crop_source, quality
+          FROM images WHERE id <= ${base};
+          INSERT INTO labels (image_id, given, given_raw, reference, reference_votes, trainable)
+          SELECT image_id + ${off}, given, given_raw, reference, reference_votes, trainable FROM labels WHERE image_id <= ${base};
+          INSERT INTO embeddings (image_id, backbone, backbone_version, dim, vector, backend, created_at)
+          SELECT image_id + ${off}, backbone, backbone_version, dim, vector, backend, created_at FROM embeddings WHERE image_id <= ${base};
+          INSERT INTO run_images (run_id, image_id, given_label, trained_label, in_training, importance, importance_mean, probs,
+                                  predicted_label, proposed_label, proposal_margin)
+          SELECT run_id, image_id + ${off}, given_label, trained_label, in_training, importance, importance_mean, probs,
+                 predicted_label, proposed_label, proposal_margin FROM run_images WHERE image_id <= ${base};`);
+      }
+    })();
+    db.close();
+  }
+  return (performance.now() - t) / 1000;
+}
+
 const fmtS = (s: number): string => (s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
 const fmtMb = (b: number): string => (Number.isFinite(b) ? `${(b / 2 ** 20).toFixed(0)} MB` : '-');
 
@@ -139,7 +188,7 @@ export async function main(): Promise<void> {
   const all = new Map<number, Measure[]>();
   console.log(`## Scale (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`);
   console.log(`machine: ${machine()}`);
-  console.log(`command: npm run build && npm run bench -- scale --sizes ${sizes.join(',')}${arg('embeddings-from') ? ` --embeddings-from ${arg('embeddings-from')}` : ''}`);
+  console.log(`command: npm run build && npm run bench -- scale ${process.argv.slice(process.argv.indexOf('scale') + 1).join(' ')}`);
   for (const n of sizes) {
     const dir = join(base, `scale-${n}`);
     mkdirSync(dir, { recursive: true });
@@ -156,25 +205,36 @@ export async function main(): Promise<void> {
       console.error(`scale ${n}: ${m.step} ${fmtS(m.seconds)} ${fmtMb(m.peakRss)} ${m.note}`);
     };
     let scnRun = 0;
-    if (steps.includes('ingest')) {
+    const from = arg('replicate-from') ? Number(arg('replicate-from')) : 0;
+    if (from && n > from) {
+      const secs = await replicate(from, n, join(base, `scale-${from}`, 'scale.db'), dbPath);
+      note({ step: 'embed', seconds: secs, peakRss: NaN, note: `(set-up, not a product step: the ${from.toLocaleString('en')}-row database with its embeddings and runs, replicated)` });
+    } else if (steps.includes('ingest')) {
       for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) rmSync(f, { force: true });
       const r = timed(['ingest', csv, '--db', dbPath], dir);
       note({ step: 'ingest', seconds: r.seconds, peakRss: r.peakRss, note: `${(n / r.seconds).toFixed(0)} images/s` });
     }
-    if (steps.includes('embed')) {
+    if (steps.includes('embed') && !(from && n > from)) {
       const r = copyEmbeddings(dbPath, sourceDb);
       note({ step: 'embed', seconds: r.seconds, peakRss: NaN, note: `(set-up, not a product step: ${r.note})` });
     }
     for (const method of ['scn', 'cl'] as const) {
       if (!steps.includes(`train-${method}`)) continue;
-      const r = timed(['train', '--method', method, '--db', dbPath], dir);
+      const epochs = arg('train-epochs');
+      const r = timed(['train', '--method', method, '--db', dbPath, ...(epochs ? ['--epochs', epochs] : [])], dir);
       const id = Number(r.stdout.trim().split('\n').at(-1));
-      if (method === 'scn') scnRun = id;
-      note({ step: `train-${method}`, seconds: r.seconds, peakRss: r.peakRss, note: `run ${id}` });
+      // a run trained here with fewer epochs is not the one to review: keep the replicated full run for that
+      if (method === 'scn' && !epochs) scnRun = id;
+      note({ step: `train-${method}`, seconds: r.seconds, peakRss: r.peakRss, note: `run ${id}${epochs ? `, --epochs ${epochs} (default 20)` : ''}` });
     }
     if (!scnRun) {
       const db = openStore(dbPath, { mustExist: true });
-      scnRun = (db.prepare(`SELECT max(id) AS id FROM runs WHERE status = 'done' AND method = 'scn'`).get() as { id: number | null }).id ?? 0;
+      scnRun =
+        (
+          db
+            .prepare(`SELECT max(id) AS id FROM runs WHERE status = 'done' AND method = 'scn' AND json_extract(config, '$.head.epochs') = 20`)
+            .get() as { id: number | null }
+        ).id ?? 0;
       db.close();
     }
     if (steps.includes('report')) {
