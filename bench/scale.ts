@@ -227,7 +227,7 @@ export async function main(): Promise<void> {
       if (method === 'scn' && !epochs) scnRun = id;
       note({ step: `train-${method}`, seconds: r.seconds, peakRss: r.peakRss, note: `run ${id}${epochs ? `, --epochs ${epochs} (default 20)` : ''}` });
     }
-    if (!scnRun) {
+    if (!scnRun && ['report', 'review', 'export'].some((x) => steps.includes(x as Step))) {
       const db = openStore(dbPath, { mustExist: true });
       scnRun =
         (

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
+import { resolveRun } from '../store/runs.js';
 import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
 import { openOutput } from './output.js';
 
@@ -58,7 +59,7 @@ export interface ExportRow {
 }
 
 export interface ExportSummary {
-  /** The path written, or '-' for a stream. */
+  /** The path written, or 'standard output' for a stream. */
   out: string;
   runId: number | null;
   rows: number;
@@ -67,23 +68,15 @@ export interface ExportSummary {
   proposalsApplied: number;
 }
 
-/** The run whose fields are exported: the one asked for (must be this dataset's), else the latest finished one. */
-export function exportRunId(db: DB, datasetId: number, runId?: number): number | null {
-  if (runId !== undefined) {
-    const r = db.prepare(`SELECT dataset_id, status FROM runs WHERE id = ?`).get(runId) as { dataset_id: number; status: string } | undefined;
-    if (!r) throw new FerCleanError(`no run with id ${runId}`);
-    if (r.dataset_id !== datasetId) throw new FerCleanError(`run ${runId} belongs to another dataset`);
-    if (r.status !== 'done') throw new FerCleanError(`run ${runId} has status '${r.status}', not done`);
-    return runId;
-  }
-  const r = db.prepare(`SELECT max(id) AS id FROM runs WHERE dataset_id = ? AND status = 'done'`).get(datasetId) as { id: number | null };
-  return r.id;
-}
-
 /** Final labels: an accepted proposal or a manual label wins; rejected and undecided keep the original. */
 export function finalLabels(db: DB, opts: Omit<ExportOptions, 'out' | 'format'>): { runId: number | null; rows: ExportRow[] } {
-  const runId = exportRunId(db, opts.dataset.id, opts.runId);
+  const runId = exportRunIdOf(db, opts);
   return { runId, rows: [...finalLabelRows(db, runId, opts)] };
+}
+
+/** The run asked for (this dataset's, finished), else the dataset's latest finished run, else none. */
+function exportRunIdOf(db: DB, opts: Pick<ExportOptions, 'runId' | 'dataset'>): number | null {
+  return resolveRun(db, { runId: opts.runId, dataset: opts.dataset, purpose: 'to export', optional: true })?.id ?? null;
 }
 
 /**
@@ -131,9 +124,9 @@ const CHUNK_ROWS = 5000;
  */
 export async function exportLabels(db: DB, opts: ExportOptions): Promise<ExportSummary> {
   const format = opts.format ?? 'csv';
-  const runId = exportRunId(db, opts.dataset.id, opts.runId);
+  const runId = exportRunIdOf(db, opts);
   const summary: ExportSummary = {
-    out: typeof opts.out === 'string' ? opts.out : '-',
+    out: typeof opts.out === 'string' ? opts.out : 'standard output',
     runId,
     rows: 0,
     changed: 0,

@@ -56,8 +56,11 @@ function lstatOrNull(path: string): Stats | null {
   }
 }
 
+/** Writes bytes to a descriptor, returning how many were written (fs.writeSync; tests pass one that fails). */
+export type FdWrite = (fd: number, buf: Buffer, offset: number) => number;
+
 /** Opens `target` (a path, or a stream for standard output) for an export. */
-export function openOutput(target: string | Writable): Output {
+export function openOutput(target: string | Writable, writeFd: FdWrite = (fd, buf, off) => writeSync(fd, buf, off)): Output {
   if (typeof target !== 'string') return streamOutput(target);
   let path = target;
   let st = lstatOrNull(path);
@@ -68,21 +71,21 @@ export function openOutput(target: string | Writable): Output {
     } catch (e) {
       if (codeOf(e) === 'ELOOP') throw new FerCleanError(`${target}: symlink loop`);
       // A dangling link: writing through it creates what it points to.
-      return directOutput(target, target);
+      return directOutput(target, target, writeFd);
     }
   }
   if (st?.isDirectory()) throw new FerCleanError(`${target}: is a folder, not a file`);
-  if (st && !st.isFile()) return directOutput(target, path); // device, fifo, socket
-  return fileOutput(target, path, st);
+  if (st && !st.isFile()) return directOutput(target, path, writeFd); // device, fifo, socket
+  return fileOutput(target, path, st, writeFd);
 }
 
 /** Writes straight into an open file descriptor. */
-function fdWriter(fd: number, path: string): (text: string) => void {
+function fdWriter(fd: number, path: string, writeFd: FdWrite): (text: string) => void {
   return (text) => {
     const buf = Buffer.from(text);
     for (let off = 0; off < buf.length; ) {
       try {
-        off += writeSync(fd, buf, off);
+        off += writeFd(fd, buf, off);
       } catch (e) {
         if (codeOf(e) === 'EAGAIN') continue; // a non-blocking pipe that is full: try again
         throw cannot(path, e);
@@ -91,14 +94,14 @@ function fdWriter(fd: number, path: string): (text: string) => void {
   };
 }
 
-function directOutput(shown: string, path: string): Output {
+function directOutput(shown: string, path: string, writeFd: FdWrite): Output {
   let fd: number;
   try {
     fd = openSync(path, 'w');
   } catch (e) {
     throw cannot(shown, e);
   }
-  const write = fdWriter(fd, shown);
+  const write = fdWriter(fd, shown, writeFd);
   let open = true;
   const close = (): void => {
     if (open) closeSync(fd);
@@ -118,7 +121,7 @@ function directOutput(shown: string, path: string): Output {
   };
 }
 
-function fileOutput(shown: string, path: string, st: Stats | null): Output {
+function fileOutput(shown: string, path: string, st: Stats | null, writeFd: FdWrite): Output {
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
   let fd: number;
   try {
@@ -127,7 +130,7 @@ function fileOutput(shown: string, path: string, st: Stats | null): Output {
     throw cannot(shown, e);
   }
   let open = true;
-  const write = fdWriter(fd, shown);
+  const write = fdWriter(fd, shown, writeFd);
   const cleanup = (): void => {
     if (open) {
       try {
