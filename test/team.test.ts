@@ -29,10 +29,9 @@ describe('a review team under load (real pseudo-terminals, one database)', { tim
     expect(r.rows).toBe(r.keysSent);
   });
 
-  // Keys typed faster than the session reads them arrive as one chunk ("ar"): today every key of such a chunk is
-  // dropped. The fix is in the `core` branch (issue 12: review keys through a pure handleKey); once it is merged
-  // this test fails, and `it.fails` must become `it`.
-  it.fails('keys arriving in one chunk are each handled', async () => {
+  // Keys typed faster than the session reads them arrive as one chunk ("ara"): each must count (issue 10; the
+  // handling is core's handleKey, issue 12).
+  it('keys arriving in one chunk are each handled, none decided twice', async () => {
     const r = await runTeam({ dbPath, workDir: t.dir, sessions: 2, steps: 6, paceMs: 20, burstEvery: 2, burst: 3 });
     expect(r.decidedTwice).toBe(0);
     for (const s of r.sessions) expect([s.annotator, s.exitCode, s.handled]).toEqual([s.annotator, 0, s.keysSent]);
