@@ -35,8 +35,6 @@ export interface Output {
   commit(): Promise<void>;
   /** Drops what was written (the target is left as it was, where the kind of target allows). */
   abort(): void;
-  /** What was written to, for messages: the path (a symlink's target) or 'standard output'. */
-  readonly describe: string;
 }
 
 const codeOf = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -108,7 +106,6 @@ function directOutput(shown: string, path: string, writeFd: FdWrite): Output {
     open = false;
   };
   return {
-    describe: shown,
     write: async (text) => write(text),
     commit: async () => close(),
     abort: () => {
@@ -143,7 +140,6 @@ function fileOutput(shown: string, path: string, st: Stats | null, writeFd: FdWr
     rmSync(tmp, { force: true });
   };
   return {
-    describe: shown === path ? path : `${path} (through ${shown})`,
     write: async (text) => {
       try {
         write(text);
@@ -216,7 +212,6 @@ function streamOutput(stream: Writable): Output {
     if (failed) throw cannot('standard output', failed);
   };
   return {
-    describe: 'standard output',
     write: async (text) => {
       check();
       if (!stream.write(text)) {
