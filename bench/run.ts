@@ -3,9 +3,12 @@
  * ../shared/data/fer2013plus (FER_DATA to change) with a shared database at .tmp/bench.db (FER_BENCH_DB).
  * Each benchmark prints a markdown section to paste into docs/BENCHMARKS.md.
  */
-const ORDER = ['ingest', 'embed', 'scn', 'review'] as const;
+const ORDER = ['ingest', 'embed', 'scn', 'review', 'yield'] as const;
 
-const names = process.argv.slice(2).length ? process.argv.slice(2) : [...ORDER];
+// Benchmark names; `--flag VALUE` pairs are left for the benchmarks to read (e.g. `yield --db PATH`).
+const args = process.argv.slice(2);
+const named = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+const names = named.length ? named : [...ORDER];
 for (const name of names) {
   if (!(ORDER as readonly string[]).includes(name)) {
     console.error(`bench: unknown benchmark '${name}' (known: ${ORDER.join(', ')})`);

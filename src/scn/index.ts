@@ -29,6 +29,11 @@ export interface TrainRunOptions {
   folds: number;
   /** scn: which images become proposals (see SCN_PROPOSAL_RULE); default 'margin'. */
   propose?: ScnProposal;
+  /**
+   * Take the review decisions in force as trusted labels (see docs/SCN.md): decided training images train with the
+   * decided label, are never relabeled, always rank in the high-importance group, and get no proposal.
+   */
+  trustDecisions?: boolean;
 }
 
 export type ScnProposal = 'margin' | 'predicted' | 'relabeled';
@@ -68,6 +73,11 @@ export async function trainRun(
   };
   const train = rowsWhere('train');
   const valid = rowsWhere('valid');
+  let trusted: Uint8Array | undefined;
+  if (opts.trustDecisions) {
+    if (opts.noiseRate > 0) throw new FerCleanError('--trust-decisions cannot be combined with --noise (synthetic noise would flip reviewed labels)');
+    trusted = trustedLabels(db, dataset.id, view.imageIds, train, view.source, tax);
+  }
   if (train.length < Math.max(2, opts.method === 'cl' ? opts.folds : 2)) {
     throw new FerCleanError(
       `dataset '${dataset.name}' has ${train.length} labelled training images (split 'train'${opts.labelSource.kind === 'reference' ? ' with a reference label' : ''}): too few to train`,
@@ -95,6 +105,7 @@ export async function trainRun(
     proposals: opts.method === 'scn' ? SCN_PROPOSAL_RULE[propose] : PROPOSAL_RULE[opts.method],
     train_images: train.length,
     valid_images: valid.length,
+    ...(trusted ? { trusted_decisions: trusted.reduce((a, b) => a + b, 0) } : {}),
   };
   const runId = createRun(db, {
     datasetId: dataset.id,
@@ -109,7 +120,7 @@ export async function trainRun(
 
   const t0 = performance.now();
   try {
-    const data = { features: view.features, dim: view.dim, classes: C, labels, train, valid };
+    const data = { features: view.features, dim: view.dim, classes: C, labels, train, valid, trusted };
     const total = opts.method === 'cl' ? head.epochs * opts.folds : head.epochs;
     let done = 0;
     const tick = (stats: EpochStats): void => onProgress?.({ done: ++done, total, stats });
@@ -154,7 +165,7 @@ export async function trainRun(
     for (let i = 0; i < N; i++) {
       const y = labels[i]! >= 0 ? labels[i]! : view.given[i]!;
       const p = Array.from(probs.subarray(i * C, i * C + C));
-      const prop = isTrain[i] ? proposed(i) : -1;
+      const prop = isTrain[i] && !trusted?.[i] ? proposed(i) : -1;
       images.push({
         image_id: view.imageIds[i]!,
         given_label: tax[y]!,
@@ -181,6 +192,30 @@ export async function trainRun(
     failRun(db, runId, (e as Error).message, (performance.now() - t0) / 1000);
     throw e;
   }
+}
+
+/**
+ * Applies the review decisions in force (any annotator, any run) to the training rows' labels, in place, and marks
+ * those rows trusted. Returns the mask (1 = trusted), per row.
+ */
+function trustedLabels(db: DB, datasetId: number, imageIds: number[], train: number[], labels: Int32Array, tax: string[]): Uint8Array {
+  const decided = new Map(
+    (
+      db
+        .prepare(`SELECT e.image_id, e.new_label FROM effective_decisions e JOIN images i ON i.id = e.image_id WHERE i.dataset_id = ?`)
+        .all(datasetId) as { image_id: number; new_label: string }[]
+    ).map((r) => [r.image_id, r.new_label]),
+  );
+  const mask = new Uint8Array(imageIds.length);
+  for (const i of train) {
+    const label = decided.get(imageIds[i]!);
+    if (label === undefined) continue;
+    const k = tax.indexOf(label);
+    if (k < 0) throw new FerCleanError(`image ${imageIds[i]}: decided label '${label}' is not a class of this dataset`);
+    labels[i] = k;
+    mask[i] = 1;
+  }
+  return mask;
 }
 
 const SCN_PROPOSAL_RULE: Record<ScnProposal, string> = {

@@ -79,6 +79,8 @@ export interface TrainData {
   train: ArrayLike<number>;
   /** Rows (with labels) whose accuracy is tracked per epoch, e.g. the valid split. */
   valid?: ArrayLike<number>;
+  /** 1 for rows whose label a reviewer decided (trusted): never relabeled, always in the high-importance group. */
+  trusted?: Uint8Array;
 }
 
 export interface EpochStats {
@@ -229,9 +231,11 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
         const B = e - s;
         const rows = new Int32Array(B);
         const yb = new Int32Array(B);
+        const pinned = data.trusted ? new Uint8Array(B) : undefined;
         for (let k = 0; k < B; k++) {
           rows[k] = trainRows[order[s + k]!]!;
           yb[k] = working[rows[k]!]!;
+          if (pinned) pinned[k] = data.trusted![rows[k]!]!;
         }
         xbuf = gatherRows(x, dim, rows, 0, B, xbuf);
         let mask: Float32Array | null = null;
@@ -248,7 +252,7 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
           const y = tf.oneHot(tf.tensor1d(yb, 'int32'), C) as tf.Tensor2D;
           const { logits, alpha } = head.forward(xt, mask ? tf.tensor2d(mask, [B, F]) : undefined);
           if (scn && alpha) {
-            groups = rankGroups(alpha.dataSync(), o.beta);
+            groups = rankGroups(alpha.dataSync(), o.beta, pinned);
             probsB = tf.softmax(tf.mul(alpha, logits)).dataSync() as Float32Array;
             return scnLoss(rankRegularization(alpha, groups, o.delta1), weightedCrossEntropy(logits, alpha, y), o.gamma);
           }
@@ -267,7 +271,9 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
         }
         // Eq. 4, after the warm-up: relabel in the low-importance group (or every sample with scope 'all').
         if (scn && g && epoch >= o.relabelEpoch) {
-          const r = relabel(probsB, yb, o.relabelScope === 'low' ? g.low : null, o.delta2, C);
+          let eligible: ArrayLike<number> | null = o.relabelScope === 'low' ? g.low : null;
+          if (pinned) eligible = Uint8Array.from(pinned, (t, k) => (t ? 0 : eligible ? eligible[k]! : 1)); // trusted: never
+          const r = relabel(probsB, yb, eligible, o.delta2, C);
           for (let k = 0; k < B; k++) {
             if (r.labels[k] !== yb[k]) working[rows[k]!] = r.labels[k]!;
           }

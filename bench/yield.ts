@@ -1,0 +1,251 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { embedDataset } from '../src/features/embed.js';
+import { DEFAULT_BACKBONE } from '../src/features/store.js';
+import { ingest } from '../src/ingest/index.js';
+import { calibrationByDecile, type CalibrationBin } from '../src/estimate/model.js';
+import { finalLabels } from '../src/export/index.js';
+import { learningOrder, loadEstimates, refit } from '../src/review/estimates.js';
+import { resolveRun } from '../src/review/queue.js';
+import { bulkAccept, decideFromCsv, nextItems, type QueueOrder } from '../src/review/scripted.js';
+import { trainRun } from '../src/scn/index.js';
+import { openStore, type DB } from '../src/store/db.js';
+import { resolveDataset } from '../src/store/datasets.js';
+import { DATA_DIR, machine } from './common.js';
+
+/**
+ * Annotator yield: a simulated annotator whose truth is the FER+ majority (reference) walks a run's queue through
+ * the scripted verbs (nextItems = `fer-clean queue`, decideFromCsv = `fer-clean decide`) in batches of BATCH:
+ * accept when proposed = reference, reject when given = reference (or when there is no reference: the crowd did not
+ * agree, keep the given label), set the reference by hand otherwise. Margin order and learning order run one after
+ * the other on the same run, each inside a transaction that is rolled back, so the database is left as it was.
+ *
+ * `npm run bench -- yield [--db PATH]`: PATH must hold the shared FER2013/FER+ data ingested and embedded (the
+ * latest finished scn run with seed 1 on the given labels is used, else one is trained); without --db, a database
+ * is built once under .tmp/yield.db (ingest, embed, train: minutes) and reused.
+ */
+const CHECKPOINTS = [500, 1000, 2000, 4000];
+const BATCH = 50;
+const BULK_AT = 1000;
+const BULK_P = 0.95;
+
+interface Truth {
+  given: string;
+  proposed: string;
+  reference: string | null;
+}
+
+interface Checkpoint {
+  decisions: number;
+  accepted: number;
+  fixed: number;
+  nextPrecision: number;
+  calibration: CalibrationBin[];
+  exportAccuracy: number;
+  bulk?: { items: number; right: number; expectedWrong: number };
+}
+
+function dbPathFromArgs(): string | undefined {
+  const i = process.argv.indexOf('--db');
+  return i >= 0 ? resolve(process.argv[i + 1] ?? '') : undefined;
+}
+
+async function prepare(path: string, build: boolean): Promise<{ db: DB; runId: number }> {
+  const db = openStore(path);
+  if (build) {
+    console.error(`yield: building ${path} (ingest, embed, train)`);
+    await ingest(db, { source: join(DATA_DIR, 'labels.csv'), name: 'fer2013plus' });
+    const dataset = resolveDataset(db, 'fer2013plus');
+    await embedDataset(db, { datasetId: dataset.id, backbone: DEFAULT_BACKBONE });
+  }
+  const dataset = resolveDataset(db, process.env['YIELD_DATASET'] ?? 'fer2013plus');
+  const runs = db
+    .prepare(`SELECT id, config FROM runs WHERE dataset_id = ? AND status = 'done' AND method = 'scn' AND seed = 1 ORDER BY id DESC`)
+    .all(dataset.id) as { id: number; config: string }[];
+  const found = runs.find((r) => {
+    const c = JSON.parse(r.config) as { label_source?: string; noise?: { rate: number }; propose?: string; trusted_decisions?: number };
+    return c.label_source === 'given' && (c.noise?.rate ?? 0) === 0 && (c.propose ?? 'margin') === 'margin' && !c.trusted_decisions;
+  });
+  if (found) return { db, runId: found.id };
+  console.error('yield: training scn (defaults, seed 1)');
+  const { runId } = await trainRun(db, {
+    dataset: dataset.name,
+    method: 'scn',
+    backbone: DEFAULT_BACKBONE,
+    backend: 'auto',
+    labelSource: { kind: 'given' },
+    noiseRate: 0,
+    noiseType: 'symmetric',
+    seed: 1,
+    folds: 5,
+  });
+  return { db, runId };
+}
+
+function simulate(db: DB, runId: number, order: QueueOrder, truth: Map<string, Truth>, tmp: string): { checkpoints: Checkpoint[]; prior: CalibrationBin[]; seconds: number } {
+  const run = resolveRun(db, { runId });
+  const checkpoints: Checkpoint[] = [];
+  let decisions = 0;
+  let accepted = 0;
+  let fixed = 0;
+  const t0 = performance.now();
+  const right = (p: string) => truth.get(p)!.reference === truth.get(p)!.proposed;
+  const calibrationNow = (): CalibrationBin[] => {
+    const all = nextItems(db, { runId, order });
+    return calibrationByDecile(all.items.map((i) => i.estimate), all.items.map((i) => right(i.path)));
+  };
+  const prior = calibrationNow();
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    for (const stop of CHECKPOINTS) {
+      while (decisions < stop) {
+        const q = nextItems(db, { runId, order, annotator: 'sim', limit: Math.min(BATCH, stop - decisions) });
+        if (q.items.length === 0) break;
+        const rows = q.items.map((it) => {
+          const t = truth.get(it.path)!;
+          if (t.reference === t.proposed) {
+            accepted++;
+            fixed++;
+            return [it.path, 'accepted', ''];
+          }
+          if (t.reference === null || t.reference === t.given) return [it.path, 'rejected', ''];
+          fixed++;
+          return [it.path, 'manual', t.reference];
+        });
+        const file = join(tmp, 'batch.csv');
+        writeFileSync(file, stringify(rows, { header: true, columns: ['path', 'action', 'label'] }));
+        decideFromCsv(db, { runId, annotator: 'sim', file });
+        decisions += rows.length;
+      }
+      const next = nextItems(db, { runId, order, limit: 1000 });
+      const cal = calibrationNow();
+      const exp = finalLabels(db, { dataset: run.dataset, runId }).rows.filter((r) => r.split === 'train' && r.reference_label !== null);
+      const cp: Checkpoint = {
+        decisions,
+        accepted,
+        fixed,
+        nextPrecision: next.items.filter((i) => right(i.path)).length / Math.max(1, next.items.length),
+        calibration: cal,
+        exportAccuracy: exp.filter((r) => r.final_label === r.reference_label).length / exp.length,
+      };
+      if (stop === BULK_AT && order === 'estimate') {
+        db.exec('SAVEPOINT bulk');
+        const b = bulkAccept(db, { runId, annotator: 'bulk', minEstimate: BULK_P });
+        const rows = db.prepare(`SELECT i.path FROM decisions d JOIN images i ON i.id = d.image_id WHERE d.bulk_id = ?`).all(b.bulkId) as { path: string }[];
+        cp.bulk = { items: b.items, right: rows.filter((r) => right(r.path)).length, expectedWrong: b.expectedWrong };
+        db.exec('ROLLBACK TO bulk');
+        db.exec('RELEASE bulk');
+      }
+      checkpoints.push(cp);
+      console.error(`  ${order}: ${decisions} decisions, next-1000 precision ${cp.nextPrecision.toFixed(3)}, fixed ${fixed} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+    }
+  } finally {
+    db.exec('ROLLBACK');
+  }
+  return { checkpoints, prior, seconds: (performance.now() - t0) / 1000 };
+}
+
+export async function main(): Promise<void> {
+  const given = dbPathFromArgs();
+  const path = given ?? resolve('.tmp/yield.db');
+  if (given && !existsSync(given)) throw new Error(`bench yield: --db ${given}: no such file`);
+  const { db, runId } = await prepare(path, !given && !existsSync(path));
+  const run = resolveRun(db, { runId });
+  const truth = new Map<string, Truth>();
+  for (const r of db
+    .prepare(
+      `SELECT i.path, l.given, ri.proposed_label AS proposed, l.reference FROM run_images ri JOIN images i ON i.id = ri.image_id
+       JOIN labels l ON l.image_id = ri.image_id WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL`,
+    )
+    .all(runId) as (Truth & { path: string })[]) {
+    truth.set(r.path, r);
+  }
+  const decided = (db.prepare(`SELECT count(*) AS n FROM decisions WHERE run_id = ?`).get(runId) as { n: number }).n;
+  if (decided > 0) throw new Error(`bench yield: run ${runId} already has ${decided} decision rows; use a database without review decisions`);
+
+  // Speed of one refit + re-rank on this run (after the margin walk's 4,000 decisions it is timed again below).
+  const tmp = mkdtempSync(join(tmpdir(), 'fer-bench-yield-'));
+  try {
+    const margin = simulate(db, runId, 'margin', truth, tmp);
+    const learning = simulate(db, runId, 'estimate', truth, tmp);
+    const speed = timeRefit(db, run, tmp, truth);
+
+    console.log(`## Annotator yield (${new Date().toISOString().slice(0, 10)})`);
+    console.log(`machine: ${machine()} (measured under load: other jobs on the 2 cores; the quality figures do not depend on it)`);
+    console.log(`command: npm run build && npm run bench -- yield${given ? ` --db ${given}` : ''}`);
+    console.log(
+      `run ${runId} (${run.method}, dataset ${run.dataset.name}): ${truth.size} proposals, ` +
+        `${[...truth.values()].filter((t) => t.reference === t.proposed).length} of them right (proposed = FER+ majority), ` +
+        `${[...truth.values()].filter((t) => t.reference === null).length} without a reference (simulated annotator rejects them). Batches of ${BATCH}.\n`,
+    );
+    console.log('| decisions | order | accepted / 1,000 decisions | wrong labels fixed (per 1,000) | precision of the next 1,000 | export accuracy (train, vs FER+) |');
+    console.log('|---|---|---|---|---|---|');
+    CHECKPOINTS.forEach((_, k) => {
+      for (const [name, r] of [['margin', margin], ['learning', learning]] as const) {
+        const c = r.checkpoints[k];
+        if (!c) continue;
+        console.log(
+          `| ${c.decisions} | ${name} | ${Math.round((1000 * c.accepted) / c.decisions)} | ${c.fixed} (${Math.round((1000 * c.fixed) / c.decisions)}) | ` +
+            `${c.nextPrecision.toFixed(3)} | ${(100 * c.exportAccuracy).toFixed(2)}% |`,
+        );
+      }
+    });
+    console.log('\nCalibration of the learning order\'s estimate on the undecided proposals (predicted / observed acceptance, items):\n');
+    const header = ['bin', 'before any decision', ...CHECKPOINTS.map((c) => `after ${c}`)];
+    console.log(`| ${header.join(' | ')} |`);
+    console.log(`|${header.map(() => '---').join('|')}|`);
+    for (let b = 0; b < 10; b++) {
+      const cell = (bin: CalibrationBin | undefined) =>
+        bin && bin.n ? `${bin.predicted!.toFixed(3)} / ${bin.observed!.toFixed(3)} (${bin.n})` : '-';
+      console.log(`| ${b / 10}-${(b + 1) / 10} | ${cell(learning.prior[b])} | ${learning.checkpoints.map((c) => cell(c.calibration[b])).join(' | ')} |`);
+    }
+    const worst = (c: Checkpoint | undefined) =>
+      c ? Math.max(0, ...c.calibration.filter((b) => b.n >= 200).map((b) => Math.abs(b.predicted! - b.observed!))) : NaN;
+    console.log(`\nlargest gap in a bin with >= 200 items after 1,000 decisions: ${(100 * worst(learning.checkpoints[1])).toFixed(1)} points.`);
+    const bulk = learning.checkpoints[1]?.bulk;
+    if (bulk) {
+      console.log(
+        `bulk accept at --min-estimate ${BULK_P} after ${BULK_AT} decisions (learning order): ${bulk.items} proposals, ${bulk.right} right ` +
+          `(${bulk.items ? ((100 * bulk.right) / bulk.items).toFixed(1) : '-'}%), expected wrong ${bulk.expectedWrong.toFixed(1)}, observed wrong ${bulk.items - bulk.right}.`,
+      );
+    }
+    console.log(
+      `refit + re-rank of the run's ${truth.size} proposals after 4,000 decisions: median ${speed.median.toFixed(0)} ms of ${speed.n} (load, parse and features once: ${speed.load.toFixed(0)} ms); ` +
+        `walks took ${margin.seconds.toFixed(0)} s (margin) and ${learning.seconds.toFixed(0)} s (learning), each batch re-reading the run through the verbs.`,
+    );
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+    db.close();
+  }
+}
+
+/** Times refit + learning order on the run with 4,000 simulated decisions in force (rolled back afterwards). */
+function timeRefit(db: DB, run: ReturnType<typeof resolveRun>, tmp: string, truth: Map<string, Truth>): { median: number; load: number; n: number } {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const q = nextItems(db, { runId: run.id, order: 'margin', limit: 4000 });
+    const rows = q.items.map((it) => {
+      const t = truth.get(it.path)!;
+      return [it.path, t.reference === t.proposed ? 'accepted' : 'rejected', ''];
+    });
+    const file = join(tmp, 'speed.csv');
+    writeFileSync(file, stringify(rows, { header: true, columns: ['path', 'action', 'label'] }));
+    decideFromCsv(db, { runId: run.id, annotator: 'speed', file });
+    const t0 = performance.now();
+    const e = loadEstimates(db, run);
+    const load = performance.now() - t0;
+    const times: number[] = [];
+    for (let k = 0; k < 7; k++) {
+      const t = performance.now();
+      const decided = refit(db, e);
+      learningOrder(e, decided);
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    return { median: times[3]!, load, n: times.length };
+  } finally {
+    db.exec('ROLLBACK');
+  }
+}
