@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { run } from '../cli/run.js';
 import { claimImage } from '../src/review/claims.js';
 import { decisionsOfRun, effectiveForRun } from '../src/review/decisions.js';
-import { MIN_DECISIONS_FOR_BULK } from '../src/review/estimates.js';
+import { finalLabels } from '../src/export/index.js';
+import { formatEstimateSummary, MIN_DECISIONS_FOR_BULK, summarizeEstimates } from '../src/review/estimates.js';
 import { loadQueue, resolveRun } from '../src/review/queue.js';
 import { bulkAccept, decideFromCsv, nextItems, previewBulkAccept, undoLastScripted } from '../src/review/scripted.js';
 import { captureIo, tempDir } from './helpers.js';
@@ -180,6 +181,29 @@ describe('bulk accept', () => {
     expect(s.db.prepare(`SELECT count(*) AS n FROM claims`).get()).toEqual({ n: 0 });
     // The next undo goes to ana's previous action: there is none.
     expect(undoLastScripted(s.db, { runId: s.runId, annotator: 'ana' })).toBeUndefined();
+  });
+});
+
+describe('the estimate in report and export', () => {
+  it('report: source, what is left, and the estimates shown at decision time against the outcome', () => {
+    decideNext(100);
+    const run = resolveRun(s.db, { runId: s.runId });
+    const sum = summarizeEstimates(s.db, run);
+    expect(sum).toMatchObject({ prior: 'valid-reference', priorRows: 300, fittedOn: 100, proposals: 400, undecided: 300 });
+    expect(sum.histogram.reduce((a, b) => a + b, 0)).toBe(300);
+    expect(sum.calibration.reduce((a, b) => a + b.n, 0)).toBe(100);
+    const q = nextItems(s.db, { runId: s.runId });
+    expect(sum.expectedAccepted).toBeCloseTo(q.items.reduce((a, i) => a + i.estimate, 0), 6);
+    const lines = formatEstimateSummary(sum);
+    expect(lines[0]).toMatch(/^estimated correctness \(P a reviewer accepts\): prior valid-reference \(300 validation images\), refitted on 100 reviewer decision\(s\); 300 of 400 proposals undecided/);
+    // export: every proposal carries the same estimate as the queue, other images none.
+    const rows = finalLabels(s.db, { dataset: run.dataset, runId: s.runId }).rows;
+    const est = new Map(q.items.map((i) => [i.path, i.estimate]));
+    for (const r of rows) {
+      if (r.split === 'valid') expect(r.estimate).toBeNull();
+      else if (est.has(r.path)) expect(r.estimate).toBeCloseTo(est.get(r.path)!, 3);
+      else expect(r.estimate).toBeGreaterThan(0);
+    }
   });
 });
 

@@ -3,6 +3,8 @@ import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { latestRun } from '../../src/scn/runs.js';
+import { formatEstimateSummary, summarizeEstimates } from '../../src/review/estimates.js';
+import { resolveRun } from '../../src/review/queue.js';
 import { out } from '../io.js';
 import type { Command } from '../run.js';
 import { openExisting, parseIntFlag } from './shared.js';
@@ -34,8 +36,12 @@ export const reportCommand: Command = {
         latestRun(db, values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string).id : undefined).id;
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
-      if (values['json']) out(io, JSON.stringify(report, null, 2));
-      else for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+      const estimate = summarizeEstimates(db, resolveRun(db, { runId }));
+      if (values['json']) out(io, JSON.stringify({ ...report, estimate }, null, 2));
+      else {
+        for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+        if (estimate.proposals > 0) for (const line of ['', ...formatEstimateSummary(estimate)]) out(io, line);
+      }
       return 0;
     } finally {
       db.close();

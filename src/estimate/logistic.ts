@@ -60,6 +60,9 @@ export function fitLogistic(p: LogisticProblem, opts: { maxIter?: number; tol?: 
   if (lam.some((l) => !(l > 0))) throw new Error('fitLogistic: every l2 penalty must be > 0');
   if (p.y.length !== n) throw new Error(`fitLogistic: ${n} rows but ${p.y.length} outcomes`);
   const off = (i: number): number => (p.offset ? p.offset[i]! : 0);
+  for (let i = 0; i < n; i++) {
+    if (!Number.isFinite(off(i)) || !p.rows[i]!.val.every(Number.isFinite)) throw new Error(`fitLogistic: row ${i} has a value that is not a finite number`);
+  }
 
   const lossAt = (w: Float64Array): number => {
     let l = 0;

@@ -6,6 +6,8 @@ import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
 import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
+import { loadEstimates, refit } from '../review/estimates.js';
+import { resolveRun } from '../review/queue.js';
 
 export const EXPORT_COLUMNS = [
   'path',
@@ -19,6 +21,7 @@ export const EXPORT_COLUMNS = [
   'importance',
   'proposed_label',
   'proposal_margin',
+  'estimate',
   'reference_label',
 ] as const;
 
@@ -48,6 +51,8 @@ export interface ExportRow {
   importance: number | null;
   proposed_label: string | null;
   proposal_margin: number | null;
+  /** Estimated P(a reviewer accepts the proposal), refitted on the decisions so far; null without a proposal. */
+  estimate: number | null;
   reference_label: string | null;
   // for --format same
   given_raw: string;
@@ -92,7 +97,8 @@ export function finalLabels(db: DB, opts: Omit<ExportOptions, 'out' | 'format'>)
        WHERE i.dataset_id = ?
        ORDER BY i.id`,
     )
-    .all(runId, opts.dataset.id) as (Omit<ExportRow, 'final_label' | 'changed' | 'decision'> & { action: string | null; new_label: string | null })[];
+    .all(runId, opts.dataset.id) as (Omit<ExportRow, 'final_label' | 'changed' | 'decision' | 'estimate'> & { action: string | null; new_label: string | null })[];
+  const estimates = runId === null ? new Map<string, number>() : proposalEstimates(db, runId);
   const rows: ExportRow[] = [];
   for (const r of raw) {
     if (opts.onlyDecided && !r.action) continue;
@@ -103,11 +109,19 @@ export function finalLabels(db: DB, opts: Omit<ExportOptions, 'out' | 'format'>)
     rows.push({
       ...rest,
       final_label: final,
+      estimate: estimates.get(r.path) ?? null,
       changed: final === r.original_label ? 0 : 1,
       decision: (action ?? 'none') as ExportRow['decision'],
     });
   }
   return { runId, rows };
+}
+
+/** The run's estimate for each proposal, by image path (rounded to 4 decimals). */
+function proposalEstimates(db: DB, runId: number): Map<string, number> {
+  const e = loadEstimates(db, resolveRun(db, { runId }));
+  refit(db, e);
+  return new Map(e.items.map((it, i) => [it.path, Math.round(e.model.estimate(i) * 1e4) / 1e4]));
 }
 
 /** Writes the final labels as CSV (or in the dataset's own format), atomically: a temp file then a rename. */

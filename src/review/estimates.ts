@@ -3,7 +3,7 @@
  * validation split, and a refit on the review decisions so far (see src/estimate/model.ts).
  */
 import type { DB } from '../store/db.js';
-import { EstimateModel, fitPrior, pairCounts, rankByEstimate, type HeldOutRow, type Outcome, type ProposalFeatures } from '../estimate/model.js';
+import { calibrationByDecile, EstimateModel, fitPrior, pairCounts, rankByEstimate, type HeldOutRow, type Outcome, type ProposalFeatures } from '../estimate/model.js';
 import { loadQueue, type QueueItem, type RunInfo } from './queue.js';
 
 /** Decisions a bulk accept needs first (reviewer decisions on the run's proposals, bulk ones not counted). */
@@ -33,7 +33,8 @@ export function loadEstimates(db: DB, run: RunInfo): RunEstimates {
     const p = probsOf.get(it.imageId)!;
     const g = cls(it.given);
     const q = cls(it.proposed);
-    return { given: g, proposed: q, margin: it.margin ?? 0, importance: it.importance, pProposed: p[q] ?? 0, pGiven: p[g] ?? 0 };
+    const at = (k: number): number => (Number.isFinite(p[k]) ? p[k]! : 0);
+    return { given: Math.max(0, g), proposed: Math.max(0, q), margin: it.margin ?? 0, importance: it.importance, pProposed: at(q), pGiven: at(g) };
   });
   const heldOut: HeldOutRow[] = (
     db
@@ -43,7 +44,9 @@ export function loadEstimates(db: DB, run: RunInfo): RunEstimates {
          WHERE ri.run_id = ? AND i.split = 'valid'`,
       )
       .all(run.id) as { probs: string; given_label: string; reference: string | null }[]
-  ).map((r) => ({ given: cls(r.given_label), reference: cls(r.reference), probs: JSON.parse(r.probs) as number[] }));
+  )
+    .map((r) => ({ given: cls(r.given_label), reference: cls(r.reference), probs: JSON.parse(r.probs) as number[] }))
+    .filter((r) => r.given >= 0 && r.probs.length === tax.length && r.probs.every(Number.isFinite));
   const model = new EstimateModel(features, fitPrior(heldOut), tax.length);
   return { run, items, index: new Map(items.map((it, i) => [it.imageId, i])), model };
 }
@@ -91,4 +94,70 @@ export function learningOrder(e: RunEstimates, decided: Map<number, unknown>): n
   const open: number[] = [];
   e.items.forEach((it, i) => (decided.has(it.imageId) ? decidedIdx.push(i) : open.push(i)));
   return rankByEstimate(e.model, open, pairCounts(e.model, decidedIdx));
+}
+
+export interface EstimateSummary {
+  prior: string;
+  priorRows: number;
+  /** Reviewer decisions the refit used. */
+  fittedOn: number;
+  proposals: number;
+  undecided: number;
+  /** Sum of the estimates over the undecided proposals: how many of them a reviewer is expected to accept. */
+  expectedAccepted: number;
+  /** Undecided proposals by tenths of the estimate (0-0.1, ..., 0.9-1). */
+  histogram: number[];
+  /**
+   * Out-of-sample check: for decisions that stored the estimate shown when they were made (bulk ones left out),
+   * the mean estimate and the rate accepted, by tenths.
+   */
+  calibration: { lo: number; hi: number; n: number; predicted: number | null; observed: number | null }[];
+}
+
+/** The run's estimates for `fer-clean report`: where they come from, what is left, how well they held so far. */
+export function summarizeEstimates(db: DB, run: RunInfo): EstimateSummary {
+  const e = loadEstimates(db, run);
+  const decided = refit(db, e);
+  const histogram = new Array<number>(10).fill(0);
+  let expectedAccepted = 0;
+  e.items.forEach((it, i) => {
+    if (decided.has(it.imageId)) return;
+    const p = e.model.estimate(i);
+    expectedAccepted += p;
+    histogram[Math.min(9, Math.floor(p * 10))]!++;
+  });
+  const shown = db
+    .prepare(
+      `SELECT e.estimate, e.new_label = ri.proposed_label AS accepted FROM effective_decisions e
+       JOIN run_images ri ON ri.run_id = ? AND ri.image_id = e.image_id
+       WHERE e.run_id = ? AND e.bulk_id IS NULL AND e.estimate IS NOT NULL AND ri.proposed_label IS NOT NULL`,
+    )
+    .all(run.id, run.id) as { estimate: number; accepted: number }[];
+  return {
+    prior: e.model.prior.source,
+    priorRows: e.model.prior.rows,
+    fittedOn: e.model.fittedOn,
+    proposals: e.items.length,
+    undecided: e.items.length - decided.size,
+    expectedAccepted,
+    histogram,
+    calibration: calibrationByDecile(shown.map((r) => r.estimate), shown.map((r) => r.accepted === 1)),
+  };
+}
+
+/** Lines for the terminal report. */
+export function formatEstimateSummary(s: EstimateSummary): string[] {
+  const lines = [
+    `estimated correctness (P a reviewer accepts): prior ${s.prior}${s.priorRows ? ` (${s.priorRows} validation images)` : ''}, ` +
+      `refitted on ${s.fittedOn} reviewer decision(s); ${s.undecided} of ${s.proposals} proposals undecided, ` +
+      `${Math.round(s.expectedAccepted)} of them expected to be accepted`,
+    `  undecided by estimate: ${s.histogram.map((n, k) => `${(k / 10).toFixed(1)}+ ${n}`).join(', ')}`,
+  ];
+  const used = s.calibration.filter((b) => b.n > 0);
+  if (used.length) {
+    lines.push(
+      `  estimate shown vs accepted, decisions so far: ${used.map((b) => `${b.predicted!.toFixed(2)}/${b.observed!.toFixed(2)} (${b.n})`).join(', ')}`,
+    );
+  }
+  return lines;
 }
