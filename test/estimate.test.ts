@@ -130,11 +130,27 @@ describe('EstimateModel: refit on decisions', () => {
       { given: 0, proposed: 1, margin: 0.1, importance: 0.5, pProposed: 0.4, pGiven: 0.3 },
     ];
     const m = new EstimateModel(ps, prior, C);
-    expect(rankByEstimate(m, [0, 1, 2], new Map(), 0)).toEqual([0, 1, 2]);
+    expect(rankByEstimate(m, [0, 1, 2], new Map(), { explore: 0 }).order).toEqual([0, 1, 2]);
     // Pair 0->1 has 100 decisions, pair 2->1 none: the bonus puts item 1 first.
     const counts = pairCounts(m, Array.from({ length: 100 }, () => 0));
     expect(counts.get(0 * C + 1)).toBe(100);
-    expect(rankByEstimate(m, [0, 1, 2], counts, 0.05)).toEqual([1, 0, 2]);
+    expect(rankByEstimate(m, [0, 1, 2], counts, { explore: 0.05 }).order).toEqual([1, 0, 2]);
+  });
+
+  it('gives every tenth place to a random draw, the same for the same seed', () => {
+    const m = new EstimateModel(proposals(200, new Rng(5)), prior, C);
+    const all = Array.from({ length: 200 }, (_, i) => i);
+    const plain = rankByEstimate(m, all, new Map(), { explore: 0, every: 0 });
+    expect(plain.explored.size).toBe(0);
+    const r = rankByEstimate(m, all, new Map(), { explore: 0, seed: 3 });
+    expect([...r.order].sort((a, b) => a - b)).toEqual(all);
+    expect(r.explored.size).toBe(20);
+    r.order.forEach((i, p) => expect(r.explored.has(i)).toBe((p + 1) % 10 === 0));
+    // The other places keep the estimate order.
+    const rest = r.order.filter((i) => !r.explored.has(i));
+    expect(rest).toEqual(plain.order.filter((i) => !r.explored.has(i)));
+    expect(rankByEstimate(m, all, new Map(), { explore: 0, seed: 3 }).order).toEqual(r.order);
+    expect(rankByEstimate(m, all, new Map(), { explore: 0, seed: 4 }).order).not.toEqual(r.order);
   });
 });
 

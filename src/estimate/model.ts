@@ -10,6 +10,7 @@
  * Pure: plain arrays in, numbers out; src/review/estimates.ts reads them from the store.
  */
 import { fitLogistic, linear, logit, sigmoid, type SparseRow } from './logistic.js';
+import { Rng } from '../scn/prng.js';
 
 /** What the model sees of one proposal (class indices in taxonomy order). */
 export interface ProposalFeatures {
@@ -202,24 +203,69 @@ export class EstimateModel {
 
 /** Exploration bonus added to the estimate when ranking: EXPLORE / sqrt(1 + decisions on the item's class pair). */
 export const EXPLORE = 0.05;
+/** Every EXPLORE_EVERY-th place of the order goes to an undecided proposal drawn at random (0: none). */
+export const EXPLORE_EVERY = 10;
+
+export interface RankOptions {
+  /** Bonus for class pairs with few decisions (default EXPLORE). */
+  explore?: number;
+  /** Every k-th place is a random draw (default EXPLORE_EVERY; 0 turns it off). */
+  every?: number;
+  /** Seeds the draws; the same seed gives the same order (default 0). Callers pass the number of decisions. */
+  seed?: number;
+}
 
 /**
- * The review order by estimate: the candidates (proposal indices) sorted by estimate + explore / sqrt(1 + n_pair),
- * highest first, n_pair = decisions so far on the item's (given, proposed) pair. The bonus puts pairs with few
- * decisions earlier than their estimate alone would (so the estimate sees them and does not lock in its first
- * guess) and fades as decisions arrive. Ties: larger margin, then lower index.
+ * The review order by estimate. Two kinds of exploration, so the estimate does not lock in its first guess:
+ * - the candidates (proposal indices) are sorted by estimate + explore / sqrt(1 + n_pair), highest first, n_pair =
+ *   decisions so far on the item's (given, proposed) pair: pairs with few decisions come earlier than their estimate
+ *   alone would put them, and the bonus fades as decisions arrive (ties: larger margin, then lower index);
+ * - every `every`-th place goes to a candidate drawn uniformly at random from the rest (seeded): decisions on
+ *   those are a sample of the whole queue, not only of its top, which keeps the refit honest below the top.
+ * Returns the order and which places are random draws.
  */
 export function rankByEstimate(
   model: EstimateModel,
   candidates: number[],
   decidedPairs: Map<number, number>,
-  explore = EXPLORE,
-): number[] {
+  opts: RankOptions = {},
+): { order: number[]; explored: Set<number> } {
+  const explore = opts.explore ?? EXPLORE;
+  const every = opts.every ?? EXPLORE_EVERY;
   const C = model.classes;
   const pairOf = (i: number): number => model.proposals[i]!.given * C + model.proposals[i]!.proposed;
   const score = new Float64Array(model.n);
   for (const i of candidates) score[i] = model.estimate(i) + explore / Math.sqrt(1 + (decidedPairs.get(pairOf(i)) ?? 0));
-  return [...candidates].sort((x, y) => score[y]! - score[x]! || model.proposals[y]!.margin - model.proposals[x]!.margin || x - y);
+  const sorted = [...candidates].sort((x, y) => score[y]! - score[x]! || model.proposals[y]!.margin - model.proposals[x]!.margin || x - y);
+  const explored = new Set<number>();
+  if (!(every > 0) || sorted.length < every) return { order: sorted, explored };
+  const rng = new Rng((opts.seed ?? 0) + 17);
+  const placed = new Uint8Array(model.n);
+  const order: number[] = [];
+  let next = 0;
+  // Random draws by rejection from the sorted list (the few already placed are skipped).
+  for (let p = 0; p < sorted.length; p++) {
+    if ((p + 1) % every === 0) {
+      let pick = -1;
+      for (let tries = 0; tries < 64 && pick < 0; tries++) {
+        const c = sorted[next + rng.int(sorted.length - next)]!;
+        if (!placed[c]) pick = c;
+      }
+      if (pick >= 0) {
+        placed[pick] = 1;
+        order.push(pick);
+        explored.add(pick);
+        continue;
+      }
+    }
+    while (next < sorted.length && placed[sorted[next]!]) next++;
+    if (next >= sorted.length) break;
+    placed[sorted[next]!] = 1;
+    order.push(sorted[next]!);
+    next++;
+  }
+  for (const c of sorted) if (!placed[c]) order.push(c);
+  return { order, explored };
 }
 
 /** Counts decisions per (given, proposed) pair key (given * C + proposed). */

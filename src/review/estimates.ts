@@ -86,14 +86,15 @@ export function refit(db: DB, e: RunEstimates): Map<number, { label: string; bul
 }
 
 /**
- * The undecided proposals in learning order: by estimate with the exploration bonus for class pairs with few
- * decisions (rankByEstimate). Returns indices into e.items.
+ * The undecided proposals in learning order: by estimate, with exploration (a bonus for class pairs with few
+ * decisions, and every tenth place a random draw; see rankByEstimate), seeded by the number of decisions so the
+ * order is stable until the next decision. Returns indices into e.items and which of them are random draws.
  */
-export function learningOrder(e: RunEstimates, decided: Map<number, unknown>): number[] {
+export function learningOrder(e: RunEstimates, decided: Map<number, unknown>): { order: number[]; explored: Set<number> } {
   const decidedIdx: number[] = [];
   const open: number[] = [];
   e.items.forEach((it, i) => (decided.has(it.imageId) ? decidedIdx.push(i) : open.push(i)));
-  return rankByEstimate(e.model, open, pairCounts(e.model, decidedIdx));
+  return rankByEstimate(e.model, open, pairCounts(e.model, decidedIdx), { seed: decidedIdx.length });
 }
 
 export interface EstimateSummary {

@@ -26,6 +26,8 @@ export interface QueueEntry {
   importance: number | null;
   /** Estimated probability that a reviewer accepts the proposal (refitted on the decisions so far). */
   estimate: number;
+  /** Placed here by exploration (a random draw), not by its estimate. */
+  explore: boolean;
 }
 
 export interface EstimateInfo {
@@ -76,7 +78,8 @@ export function nextItems(db: DB, opts: QueueOptions = {}): QueueResult {
     return who !== undefined && who !== opts.annotator;
   };
   let indices: number[];
-  if (order === 'estimate') indices = learningOrder(e, decided);
+  let explored = new Set<number>();
+  if (order === 'estimate') ({ order: indices, explored } = learningOrder(e, decided));
   else {
     indices = loadQueue(db, run, order)
       .map((it) => e.index.get(it.imageId)!)
@@ -95,6 +98,7 @@ export function nextItems(db: DB, opts: QueueOptions = {}): QueueResult {
       margin: it.margin,
       importance: it.importance,
       estimate: e.model.estimate(i),
+      explore: explored.has(i),
     });
     if (opts.limit !== undefined && items.length >= opts.limit) break;
   }
