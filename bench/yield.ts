@@ -29,7 +29,8 @@ import { DATA_DIR, machine } from './common.js';
 const CHECKPOINTS = [500, 1000, 2000, 4000];
 const BATCH = 50;
 const BULK_AT = 1000;
-const BULK_P = 0.95;
+/** Bulk accept thresholds tried (each rolled back): the target's 0.95, and lower ones to show the trade-off. */
+const BULK_P = [0.95, 0.9, 0.8, 0.7];
 
 interface Truth {
   given: string;
@@ -44,7 +45,7 @@ interface Checkpoint {
   nextPrecision: number;
   calibration: CalibrationBin[];
   exportAccuracy: number;
-  bulk?: { items: number; right: number; expectedWrong: number };
+  bulk?: { p: number; items: number; right: number; expectedWrong: number }[];
 }
 
 function dbPathFromArgs(): string | undefined {
@@ -131,12 +132,15 @@ function simulate(db: DB, runId: number, order: QueueOrder, truth: Map<string, T
         exportAccuracy: exp.filter((r) => r.final_label === r.reference_label).length / exp.length,
       };
       if (stop === BULK_AT && order === 'estimate') {
-        db.exec('SAVEPOINT bulk');
-        const b = bulkAccept(db, { runId, annotator: 'bulk', minEstimate: BULK_P });
-        const rows = db.prepare(`SELECT i.path FROM decisions d JOIN images i ON i.id = d.image_id WHERE d.bulk_id = ?`).all(b.bulkId) as { path: string }[];
-        cp.bulk = { items: b.items, right: rows.filter((r) => right(r.path)).length, expectedWrong: b.expectedWrong };
-        db.exec('ROLLBACK TO bulk');
-        db.exec('RELEASE bulk');
+        cp.bulk = [];
+        for (const p of BULK_P) {
+          db.exec('SAVEPOINT bulk');
+          const b = bulkAccept(db, { runId, annotator: 'bulk', minEstimate: p });
+          const rows = db.prepare(`SELECT i.path FROM decisions d JOIN images i ON i.id = d.image_id WHERE d.bulk_id = ?`).all(b.bulkId) as { path: string }[];
+          cp.bulk.push({ p, items: b.items, right: rows.filter((r) => right(r.path)).length, expectedWrong: b.expectedWrong });
+          db.exec('ROLLBACK TO bulk');
+          db.exec('RELEASE bulk');
+        }
       }
       checkpoints.push(cp);
       console.error(`  ${order}: ${decisions} decisions, next-1000 precision ${cp.nextPrecision.toFixed(3)}, fixed ${fixed} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
@@ -204,11 +208,10 @@ export async function main(): Promise<void> {
     const worst = (c: Checkpoint | undefined) =>
       c ? Math.max(0, ...c.calibration.filter((b) => b.n >= 200).map((b) => Math.abs(b.predicted! - b.observed!))) : NaN;
     console.log(`\nlargest gap in a bin with >= 200 items after 1,000 decisions: ${(100 * worst(learning.checkpoints[1])).toFixed(1)} points.`);
-    const bulk = learning.checkpoints[1]?.bulk;
-    if (bulk) {
+    for (const b of learning.checkpoints[1]?.bulk ?? []) {
       console.log(
-        `bulk accept at --min-estimate ${BULK_P} after ${BULK_AT} decisions (learning order): ${bulk.items} proposals, ${bulk.right} right ` +
-          `(${bulk.items ? ((100 * bulk.right) / bulk.items).toFixed(1) : '-'}%), expected wrong ${bulk.expectedWrong.toFixed(1)}, observed wrong ${bulk.items - bulk.right}.`,
+        `bulk accept at --min-estimate ${b.p} after ${BULK_AT} decisions (learning order): ${b.items} proposals, ${b.right} right ` +
+          `(${b.items ? ((100 * b.right) / b.items).toFixed(1) : '-'}%), expected wrong ${b.expectedWrong.toFixed(1)}, observed wrong ${b.items - b.right}.`,
       );
     }
     console.log(
