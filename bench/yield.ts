@@ -8,7 +8,7 @@ import { ingest } from '../src/ingest/index.js';
 import { calibrationByDecile, type CalibrationBin } from '../src/estimate/model.js';
 import { finalLabels } from '../src/export/index.js';
 import { learningOrder, loadEstimates, refit } from '../src/review/estimates.js';
-import { resolveRun } from '../src/review/queue.js';
+import { resolveRun } from '../src/store/runs.js';
 import { bulkAccept, decideFromCsv, nextItems, type QueueOrder } from '../src/review/scripted.js';
 import { trainRun } from '../src/scn/index.js';
 import { openStore, type DB } from '../src/store/db.js';

@@ -11,7 +11,7 @@ import { BACKBONES, backboneVersion, manifestPath, packageDir, resolveBackbone }
 import { embedDataset } from '../src/features/embed.js';
 import { Embedder } from '../src/features/embedder.js';
 import { faceExpressionFeatures } from '../src/features/nets.js';
-import { toInputBatch } from '../src/features/preprocess.js';
+import { decodeRgb, toInputBatch } from '../src/features/preprocess.js';
 import { loadEmbeddings } from '../src/features/store.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { captureIo, fixture, tempDir } from './helpers.js';
@@ -98,7 +98,7 @@ describe('networks', () => {
       const e = new Embedder(info);
       const exprNet = faceExpressionFeatures(BACKBONES['faceexpr']!);
       for (const files of batches) {
-        const decoded = await e.decode(files);
+        const decoded = await e.decode(files.map((file) => ({ file, box: null })));
         const input = new faceapi.NetInput(decoded.images.map((im) => tf.tensor3d(Int32Array.from(im.data), [im.height, im.width, 3], 'int32')));
         let ours: tf.Tensor;
         let theirs: tf.Tensor;
@@ -227,5 +227,34 @@ describe('fer-clean embed', () => {
     expect(await run(['embed', '--db', path, '--backend', 'gpu'], io)).toBe(1);
     expect(io.stderr.text).toMatch(/--backend must be one of auto, tensorflow, wasm, cpu/);
     db = openStore(path);
+  });
+});
+
+describe('face boxes', () => {
+  it('embeds only the box: a face pasted into a larger canvas gives the vector of the face alone', async () => {
+    const face = fixture('ferplus', 'images/train/fer0015783.png');
+    const canvas = join(tmp.dir, 'canvas.png');
+    await sharp({ create: { width: 120, height: 90, channels: 3, background: { r: 200, g: 30, b: 90 } } })
+      .composite([{ input: face, left: 50, top: 20 }])
+      .png()
+      .toFile(canvas);
+    const e = new Embedder(BACKBONES['faceexpr']!);
+    try {
+      const alone = e.run(await e.decode([{ file: face, box: null }]));
+      const boxed = e.run(await e.decode([{ file: canvas, box: { x: 50, y: 20, w: 48, h: 48 } }]));
+      const whole = e.run(await e.decode([{ file: canvas, box: null }]));
+      const diff = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+      expect(diff(alone, boxed)).toBeLessThan(1e-4);
+      expect(diff(alone, whole)).toBeGreaterThan(0.01);
+    } finally {
+      e.dispose();
+    }
+  });
+
+  it('names the file when a box lies outside the image, is empty or is not in whole pixels', async () => {
+    const face = fixture('ferplus', 'images/train/fer0015783.png');
+    await expect(decodeRgb(face, { x: 40, y: 0, w: 10, h: 10 })).rejects.toThrow(/fer0015783\.png: face box \(x 40, y 0, width 10, height 10\) lies outside the 48x48 image/);
+    await expect(decodeRgb(face, { x: 0, y: 0, w: 0, h: 10 })).rejects.toThrow(/fer0015783\.png: face box .* is empty/);
+    await expect(decodeRgb(face, { x: 0.5, y: 0, w: 4, h: 4 })).rejects.toThrow(/not in whole pixels/);
   });
 });

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Learner, REFIT_EVERY } from '../src/review/learner.js';
-import { resolveRun } from '../src/review/queue.js';
+import { resolveRun } from '../src/store/runs.js';
 import { decideFromCsv, nextItems } from '../src/review/scripted.js';
 import { tempDir } from './helpers.js';
 import { seedSynthetic, simulatedAction, type Synthetic } from './learn-helpers.js';

@@ -1,9 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import sharp from 'sharp';
 import { openStore } from '../src/store/db.js';
 import { FerCleanError } from '../src/errors.js';
 import { ReviewSession } from '../src/review/session.js';
-import { loadQueue, resolveRun } from '../src/review/queue.js';
+import { loadQueue } from '../src/review/queue.js';
+import { resolveRun } from '../src/store/runs.js';
 import { claimImage, claimedByOthers } from '../src/review/claims.js';
 import { decisionsOfRun, effectiveForRun, recordDecision } from '../src/review/decisions.js';
 import { pixelsToLines, detectColorMode, grey256, renderFace } from '../src/review/face.js';
@@ -51,7 +55,7 @@ describe('review library', () => {
     expect(() => resolveRun(s.db, { runId: 99 })).toThrow(/no run with id 99 \(runs in this database: 1\)/);
     s.db.prepare(`UPDATE runs SET status = 'running'`).run();
     expect(() => resolveRun(s.db, { runId: s.runId })).toThrow(/status 'running'/);
-    expect(() => resolveRun(s.db)).toThrow(/has no finished run to review/);
+    expect(() => ReviewSession.open(s.db, { annotator: 'a' })).toThrow(/has no finished run to review/);
     const empty = openStore(join(t.dir, 'empty.db'));
     try {
       expect(() => ReviewSession.open(empty, { annotator: 'a' })).toThrow(FerCleanError);
@@ -101,8 +105,7 @@ describe('review library', () => {
     expect(r.current?.imageId).toBe(i1!.imageId);
     r.undo();
     expect(r.current?.imageId).toBe(i0!.imageId);
-    expect(r.undo()).toBeUndefined();
-    expect(r.message).toBe('nothing to undo');
+    expect(r.undo()).toEqual({ status: 'nothing to undo' });
     const rows = decisionsOfRun(s.db, s.runId);
     expect(rows.map((x) => [x.action, x.undoes, x.previous_label, x.new_label])).toEqual([
       ['accepted', null, i0!.given, i0!.proposed],
@@ -189,8 +192,9 @@ describe('review library', () => {
     const b2 = ReviewSession.open(s.db, { annotator: 'bob', now: clock }).start();
     expect(b2.current?.imageId).toBe(first);
     // alice comes back to life and presses a: refused, nothing written for her.
-    a.decide('accepted');
-    expect(a.message).toMatch(/being reviewed by bob now/);
+    const refused = a.decide('accepted');
+    expect(refused.row).toBeUndefined();
+    expect(refused.status).toMatch(/being reviewed by bob now/);
     expect(decisionsOfRun(s.db, s.runId)).toHaveLength(0);
     expect(a.current?.imageId).not.toBe(first);
     // Renewal keeps a lease alive past its first term.
@@ -252,6 +256,24 @@ describe('face drawing', () => {
     expect(lines).toHaveLength(18);
     for (const l of lines) expect(l.replace(/\x1b\[[0-9;]*m/g, '')).toBe('▀'.repeat(36));
     await expect(renderFace(join(fixture('ferplus'), 'nope.png'), 10, 5, '256')).rejects.toThrow(/nope\.png: cannot read image/);
+  });
+
+  it('draws only the face box when the image has one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fer-box-'));
+    try {
+      // a white square at (30, 10) in a black canvas: drawn with its box, every cell is white
+      const canvas = join(dir, 'canvas.png');
+      await sharp({ create: { width: 80, height: 60, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+        .composite([{ input: { create: { width: 20, height: 20, channels: 3, background: { r: 255, g: 255, b: 255 } } }, left: 30, top: 10 }])
+        .png()
+        .toFile(canvas);
+      const boxed = await renderFace(canvas, 4, 2, 'none', { x: 30, y: 10, w: 20, h: 20 });
+      expect(boxed).toEqual(['@@@@', '@@@@']);
+      const whole = await renderFace(canvas, 8, 3, 'none');
+      expect(whole.join('')).toContain(' ');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('picks the colour mode from the terminal environment', () => {

@@ -2,7 +2,7 @@ import { FerCleanError } from '../../src/errors.js';
 import { bulkAccept, previewBulkAccept } from '../../src/review/scripted.js';
 import { MIN_DECISIONS_FOR_BULK } from '../../src/review/estimates.js';
 import { out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { annotatorOf } from './decide.js';
 import { openExisting, parseIntFlag } from './shared.js';
 

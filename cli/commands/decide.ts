@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
 import { decideFromCsv } from '../../src/review/scripted.js';
 import { out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean decide --run ID --annotator NAME FILE.csv

@@ -1,5 +1,5 @@
 import { out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { nextItems, QUEUE_ORDERS } from '../../src/review/scripted.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 

@@ -2,11 +2,10 @@ import { FerCleanError } from '../../src/errors.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
-import { latestRun } from '../../src/scn/runs.js';
+import { resolveRun } from '../../src/store/runs.js';
 import { formatEstimateSummary, summarizeEstimates } from '../../src/review/estimates.js';
-import { resolveRun } from '../../src/review/queue.js';
 import { out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean report [--run ID] [--json]
@@ -33,10 +32,13 @@ export const reportCommand: Command = {
     try {
       const runId =
         parseIntFlag(values['run'], '--run') ??
-        latestRun(db, values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string).id : undefined).id;
+        resolveRun(db, {
+          dataset: values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string) : undefined,
+          purpose: 'to report',
+        }).id;
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
-      const estimate = summarizeEstimates(db, resolveRun(db, { runId }));
+      const estimate = summarizeEstimates(db, resolveRun(db, { runId, purpose: 'to report' }));
       if (values['json']) out(io, JSON.stringify({ ...report, estimate }, null, 2));
       else {
         for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);

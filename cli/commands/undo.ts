@@ -1,6 +1,6 @@
 import { undoLastScripted } from '../../src/review/scripted.js';
 import { out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { annotatorOf } from './decide.js';
 import { openExisting, parseIntFlag } from './shared.js';
 

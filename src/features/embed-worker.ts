@@ -40,7 +40,7 @@ try {
   };
 
   port.on('message', (m: ChunkMessage) => {
-    const decoded = embedders.get(m.backbone)!.decode(m.paths);
+    const decoded = embedders.get(m.backbone)!.decode(m.faces);
     decoded.catch(() => undefined); // handled when its turn comes in drain()
     queue.push({ chunk: m, decoded });
     void drain();

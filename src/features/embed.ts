@@ -9,6 +9,7 @@ import { getDatasetById } from '../store/datasets.js';
 import { initBackend, type BackendChoice, type BackendPreference } from './backend.js';
 import { backboneVersion, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo } from './backbones.js';
 import { Embedder, type DecodedBatch } from './embedder.js';
+import type { FaceSource } from './preprocess.js';
 import { countImages, countStored, missingImages, saveEmbeddings } from './store.js';
 
 export interface EmbedOptions {
@@ -48,7 +49,7 @@ export const MAX_DEFAULT_WORKERS = 8;
 export interface ChunkMessage {
   seq: number;
   backbone: string;
-  paths: string[];
+  faces: FaceSource[];
 }
 export interface WorkerInit {
   backend: string;
@@ -63,7 +64,7 @@ interface Job {
   part: BackboneInfo;
   version: string;
   ids: number[];
-  paths: string[];
+  faces: FaceSource[];
 }
 
 /** The compiled worker script beside this module; absent when running from TypeScript sources (tests). */
@@ -107,7 +108,7 @@ export async function embedDataset(
     total += pending.length;
     for (let i = 0; i < pending.length; i += batch) {
       const slice = pending.slice(i, i + batch);
-      jobs.push({ part, version, ids: slice.map((p) => p.id), paths: slice.map((p) => join(dataset.root, p.path)) });
+      jobs.push({ part, version, ids: slice.map((p) => p.id), faces: slice.map((p) => ({ file: join(dataset.root, p.path), box: p.box })) });
     }
   }
 
@@ -141,7 +142,7 @@ export async function embedDataset(
 async function runInProcess(jobs: Job[], parts: BackboneInfo[], onResult: (job: Job, vectors: Float32Array) => void): Promise<void> {
   const embedders = new Map(parts.map((p) => [p.id, new Embedder(p)]));
   const decode = (job: Job): Promise<DecodedBatch> => {
-    const p = embedders.get(job.part.id)!.decode(job.paths);
+    const p = embedders.get(job.part.id)!.decode(job.faces);
     p.catch(() => undefined); // awaited in its turn below
     return p;
   };
@@ -186,7 +187,7 @@ function runInWorkers(
       if (nextJob >= jobs.length) return;
       const seq = nextJob++;
       const job = jobs[seq]!;
-      const msg: ChunkMessage = { seq, backbone: job.part.id, paths: job.paths };
+      const msg: ChunkMessage = { seq, backbone: job.part.id, faces: job.faces };
       w.postMessage(msg);
     };
     for (let i = 0; i < count; i++) {

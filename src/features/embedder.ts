@@ -1,7 +1,7 @@
 import { tf } from './backend.js';
 import type { BackboneInfo } from './backbones.js';
 import { loadNet, type Net } from './nets.js';
-import { decodeRgb, toInputBatch, tuneSharpForSmallImages, type RgbImage } from './preprocess.js';
+import { decodeRgb, toInputBatch, tuneSharpForSmallImages, type FaceSource, type RgbImage } from './preprocess.js';
 
 /** Images of one batch, decoded at their own size. */
 export interface DecodedBatch {
@@ -20,9 +20,9 @@ export class Embedder {
     tuneSharpForSmallImages();
   }
 
-  /** Decodes files in parallel; the first one that fails rejects with a FerCleanError naming it. */
-  async decode(paths: readonly string[]): Promise<DecodedBatch> {
-    return { images: await Promise.all(paths.map(decodeRgb)) };
+  /** Decodes faces (whole files or their boxes) in parallel; the first one that fails rejects with a FerCleanError naming it. */
+  async decode(faces: readonly FaceSource[]): Promise<DecodedBatch> {
+    return { images: await Promise.all(faces.map((f) => decodeRgb(f.file, f.box))) };
   }
 
   /** Features of a decoded batch, row-major n x dim. */

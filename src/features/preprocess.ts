@@ -1,6 +1,9 @@
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
 import { tf } from './backend.js';
+import { boxProblem, cropRgb, type FaceBox } from './facebox.js';
+
+export type { FaceBox, FaceSource } from './facebox.js';
 
 /**
  * Preprocessing revision `prep2`, face-api's own Node path for image tensors (NetInput.toBatchTensor):
@@ -20,15 +23,15 @@ export function tuneSharpForSmallImages(): void {
   sharp.cache(false);
 }
 
-/** An image decoded at its own size: height x width x 3 bytes, RGB. */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
+export type { RgbImage } from './facebox.js';
+import type { RgbImage } from './facebox.js';
 
-/** Decodes an image file to RGB at its own size. A file that cannot be decoded is a FerCleanError naming it. */
-export async function decodeRgb(path: string): Promise<RgbImage> {
+/**
+ * Decodes an image file to RGB at its own size, or only its face box when one is given. A file that cannot be
+ * decoded, or a box outside the image, is a FerCleanError naming the file.
+ */
+export async function decodeRgb(path: string, box: FaceBox | null = null): Promise<RgbImage> {
+  let image: RgbImage;
   try {
     const { data, info } = await sharp(path, { failOn: 'error' })
       .rotate()
@@ -37,11 +40,15 @@ export async function decodeRgb(path: string): Promise<RgbImage> {
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+    image = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
     throw new FerCleanError(`${path}: cannot decode image (${msg})`);
   }
+  if (!box) return image;
+  const problem = boxProblem(box, image.width, image.height);
+  if (problem) throw new FerCleanError(`${path}: face box ${problem}`);
+  return cropRgb(image, box);
 }
 
 /** face-api padToSquare(x, isCenterImage = true): zeros after the image along the short side, the rest before. */

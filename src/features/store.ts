@@ -2,6 +2,7 @@ import { FerCleanError } from '../errors.js';
 import { nowIso, type DB } from '../store/db.js';
 import { getDatasetById } from '../store/datasets.js';
 import { backboneVersion, resolveBackbone, type BackboneInfo } from './backbones.js';
+import { boxOfRow, type FaceBox } from './facebox.js';
 
 export { BACKBONES, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo, type ResolvedBackbone } from './backbones.js';
 
@@ -11,6 +12,8 @@ export interface PendingImage {
   id: number;
   /** Relative to the dataset root, '/' separated. */
   path: string;
+  /** The face box to embed, or null for the whole image. */
+  box: FaceBox | null;
 }
 
 /** Images of a dataset (optionally of one split, at most `limit`) with no embedding yet for this backbone version, in id order. */
@@ -21,14 +24,16 @@ export function missingImages(
   version: string,
   filter: { split?: string; limit?: number } = {},
 ): PendingImage[] {
-  return db
+  const rows = db
     .prepare(
-      `SELECT i.id, i.path FROM images i
+      `SELECT i.id, i.path, i.crop_x, i.crop_y, i.crop_w, i.crop_h FROM images i
        WHERE i.dataset_id = ? AND (? IS NULL OR i.split = ?)
          AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.backbone = ? AND e.backbone_version = ?)
        ORDER BY i.id LIMIT ?`,
     )
-    .all(datasetId, filter.split ?? null, filter.split ?? null, backbone, version, filter.limit ?? -1) as PendingImage[];
+    .all(datasetId, filter.split ?? null, filter.split ?? null, backbone, version, filter.limit ?? -1) as (Omit<PendingImage, 'box'> &
+    Parameters<typeof boxOfRow>[0])[];
+  return rows.map((r) => ({ id: r.id, path: r.path, box: boxOfRow(r) }));
 }
 
 export function countImages(db: DB, datasetId: number, split?: string): number {

@@ -4,7 +4,8 @@
  */
 import type { DB } from '../store/db.js';
 import { calibrationByDecile, EstimateModel, fitPrior, pairCounts, rankByEstimate, type HeldOutRow, type Outcome, type ProposalFeatures } from '../estimate/model.js';
-import { loadQueue, type QueueItem, type RunInfo } from './queue.js';
+import type { ResolvedRun as RunInfo } from '../store/runs.js';
+import { loadQueue, type QueueItem } from './queue.js';
 
 /** Decisions a bulk accept needs first (reviewer decisions on the run's proposals, bulk ones not counted). */
 export const MIN_DECISIONS_FOR_BULK = 200;

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
+import type { FaceBox } from '../features/facebox.js';
 
 /**
  * How a face is drawn in the terminal:
@@ -83,14 +84,17 @@ export function pixelsToLines(px: Uint8Array, width: number, rows: number, chann
 
 /**
  * Draws the image at `file` as `cols` x `rows` terminal cells (each cell is one pixel wide and two tall, so a square
- * face wants rows = cols / 2). The image is resized to fit with sharp, letterboxed in black.
+ * face wants rows = cols / 2). The image (or only its face box) is resized to fit with sharp, letterboxed in black.
  */
-export async function renderFace(file: string, cols: number, rows: number, mode: ColorMode): Promise<string[]> {
+export async function renderFace(file: string, cols: number, rows: number, mode: ColorMode, box: FaceBox | null = null): Promise<string[]> {
   const width = Math.max(1, Math.floor(cols));
   const height = Math.max(1, Math.floor(rows)) * 2;
   let data: Buffer;
   try {
-    data = await sharp(file)
+    let img = sharp(file);
+    // the face box is in the image's own (EXIF-rotated) pixels, as embedding reads it
+    if (box) img = img.rotate().extract({ left: box.x, top: box.y, width: box.w, height: box.h });
+    data = await img
       .removeAlpha()
       .resize(width, height, { fit: 'contain', background: { r: 0, g: 0, b: 0 }, kernel: 'lanczos3' })
       .toColourspace('srgb')

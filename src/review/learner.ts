@@ -5,7 +5,7 @@
  */
 import type { DB } from '../store/db.js';
 import { learningOrder, loadEstimates, refit, type RunEstimates } from './estimates.js';
-import type { RunInfo } from './queue.js';
+import type { ResolvedRun as RunInfo } from '../store/runs.js';
 import { bulkAccept, previewBulkAccept, type BulkPreview, type BulkResult } from './scripted.js';
 
 /** Refit after this many decisions of the session (and at start). */

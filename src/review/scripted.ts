@@ -9,7 +9,14 @@ import { readCsv } from '../ingest/csvfile.js';
 import { claimedByOthers, LEASE_MS, releaseClaims, type Claimant } from './claims.js';
 import { effectiveFor, recordDecision, undoLast, type DecisionRow, type Verdict } from './decisions.js';
 import { learningOrder, loadEstimates, MIN_DECISIONS_FOR_BULK, refit, type RunEstimates } from './estimates.js';
-import { loadQueue, resolveRun, REVIEW_ORDERS, type ReviewOrder, type RunInfo } from './queue.js';
+import { loadQueue, REVIEW_ORDERS, type ReviewOrder } from './queue.js';
+import { resolveDataset } from '../store/datasets.js';
+import { resolveRun, type ResolvedRun as RunInfo } from '../store/runs.js';
+
+/** The finished run a scripted verb works on: the one asked for, else the latest of the dataset (named or only). */
+function reviewRun(db: DB, runId: number | undefined, dataset: string | undefined): RunInfo {
+  return resolveRun(db, { runId, dataset: runId === undefined ? resolveDataset(db, dataset) : undefined, purpose: 'to review' });
+}
 import type { PriorSource } from '../estimate/model.js';
 
 /** Queue order: 'estimate' (learning order, the default) or one of the fixed orders of the review session. */
@@ -69,7 +76,7 @@ export function nextItems(db: DB, opts: QueueOptions = {}): QueueResult {
   }
   const order = opts.order ?? 'estimate';
   if (!QUEUE_ORDERS.includes(order)) throw new FerCleanError(`order must be one of ${QUEUE_ORDERS.join(', ')}, got '${order}'`);
-  const run = resolveRun(db, { runId: opts.runId, dataset: opts.dataset });
+  const run = reviewRun(db, opts.runId, opts.dataset);
   const e = loadEstimates(db, run);
   const decided = refit(db, e);
   const held = claimedByOthers(db, run.id, '', opts.now ?? Date.now());
@@ -127,7 +134,7 @@ const ACTIONS: readonly Verdict[] = ['accepted', 'rejected', 'manual'];
 export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; annotator: string; file: string; now?: number }): DecideSummary {
   const annotator = opts.annotator.trim();
   if (!annotator) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
-  const run = resolveRun(db, { runId: opts.runId, dataset: opts.dataset });
+  const run = reviewRun(db, opts.runId, opts.dataset);
   const table = readCsv(opts.file);
   for (const col of ['path', 'action']) {
     if (!table.header.includes(col)) {
@@ -266,7 +273,7 @@ export function previewBulkAccept(
   opts: { runId?: number; dataset?: string; annotator: string; minEstimate: number; now?: number; estimates?: RunEstimates },
 ): BulkPreview {
   checkThreshold(opts.minEstimate);
-  const e = opts.estimates ?? loadEstimates(db, resolveRun(db, { runId: opts.runId, dataset: opts.dataset }));
+  const e = opts.estimates ?? loadEstimates(db, reviewRun(db, opts.runId, opts.dataset));
   const c = bulkCandidates(db, e, opts.minEstimate, '', opts.annotator, opts.now ?? Date.now());
   return { run: e.run, minEstimate: opts.minEstimate, items: c.take.length, expectedWrong: c.expectedWrong, held: c.held, fittedOn: c.fittedOn };
 }
@@ -283,7 +290,7 @@ export function bulkAccept(
   checkThreshold(opts.minEstimate);
   const annotator = opts.annotator.trim();
   if (!annotator) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
-  const e = opts.estimates ?? loadEstimates(db, resolveRun(db, { runId: opts.runId, dataset: opts.dataset }));
+  const e = opts.estimates ?? loadEstimates(db, reviewRun(db, opts.runId, opts.dataset));
   const now = opts.now ?? Date.now();
   const who: Claimant = { runId: e.run.id, sessionId: opts.sessionId ?? `accept-${randomUUID()}`, annotator };
   return db
@@ -315,7 +322,7 @@ export function undoLastScripted(
   db: DB,
   opts: { runId?: number; dataset?: string; annotator: string; now?: number },
 ): { run: RunInfo; undone: DecisionRow; count: number } | undefined {
-  const run = resolveRun(db, { runId: opts.runId, dataset: opts.dataset });
+  const run = reviewRun(db, opts.runId, opts.dataset);
   const who: Claimant = { runId: run.id, sessionId: `undo-${randomUUID()}`, annotator: opts.annotator };
   const r = undoLast(db, who, { now: opts.now });
   releaseClaims(db, who.sessionId);
