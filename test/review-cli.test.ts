@@ -37,7 +37,7 @@ describe('fer-clean review: messages instead of a blank screen', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/no run with id 7 \(runs in this database: 1\)/);
     r = await review('--db', join(t.dir, 'r.db'), '--order', 'random');
-    expect([r.code, r.err]).toEqual([1, "fer-clean review: --order must be one of margin, importance, class, got 'random'\n"]);
+    expect([r.code, r.err]).toEqual([1, "fer-clean review: --order must be one of estimate, margin, importance, class, got 'random'\n"]);
     r = await review('--db', join(t.dir, 'r.db'), '--run', 'x');
     expect(r.err).toMatch(/--run must be an integer >= 1, got 'x'/);
     r = await review('--db', join(t.dir, 'r.db'), '--color', 'sepia');
