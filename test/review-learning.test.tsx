@@ -118,7 +118,7 @@ describe('review session in the learning order', () => {
   it('App: shows the estimate, and b explains why there is no bulk accept yet', async () => {
     session = ReviewSession.open(s.db, { annotator: 'ana', runId: s.runId, order: 'estimate' }).start();
     const app = render(<App session={session} colorMode="none" />);
-    let f = await until(app.lastFrame, (x) => /estimate 0\.\d\d \(P accept; from the run, no decision yet\)/.test(x), 'the estimate');
+    let f = await until(app.lastFrame, (x) => /P\(accept\) 0\.\d\d · prior/.test(x), 'the estimate');
     app.stdin.write('b');
     f = await until(app.lastFrame, (x) => x.includes('bulk accept: run'), 'the refusal');
     expect(f).toMatch(/bulk accept: run \d+ has 0 reviewer decision\(s\) on its proposals; bulk accept needs at least 200/);

@@ -344,12 +344,15 @@ export function bar(p: number, width: number): string {
 
 const fmt = (v: number | null): string => (v === null ? '–' : v.toFixed(2));
 
-/** The proposal's estimated correctness (P a reviewer accepts), with what it was fitted on. */
+/**
+ * The proposal's estimated correctness, P(a reviewer accepts), with what it rests on: 'prior' (the run alone, no
+ * decision yet) or 'fit on N' (N reviewer decisions); 'explore' marks an item placed by a random draw.
+ */
 export function estimateLine(session: ReviewSession, item: QueueItem): string {
   const e = session.estimateOf(item);
-  if (e === undefined) return 'estimate …';
+  if (e === undefined) return 'P(accept) …';
   const fit = session.learner.lastFit;
-  const basis = fit && fit.fittedOn > 0 ? `refitted on ${fit.fittedOn} decisions` : 'from the run, no decision yet';
-  return `estimate ${e.toFixed(2)} (P accept; ${basis})${session.learner.isExplore(item.imageId) ? ' · explore' : ''}`;
+  const basis = fit && fit.fittedOn > 0 ? `fit on ${fit.fittedOn}` : 'prior';
+  return `P(accept) ${e.toFixed(2)} · ${basis}${session.learner.isExplore(item.imageId) ? ' · explore' : ''}`;
 }
 
