@@ -232,7 +232,9 @@ class Terminal {
 
   constructor(dbPath: string, cols: number, rows: number, color: string) {
     const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
-    const node = `node '${cli}' review --db '${dbPath}' --annotator bench --color ${color}`;
+    // --order margin: the keys' next items are known in advance from the queue order (the learning order re-ranks as
+    // decisions arrive; its refits run after a frame, see docs/BENCHMARKS.md, Annotator yield).
+    const node = `node '${cli}' review --db '${dbPath}' --order margin --annotator bench --color ${color}`;
     this.pidFile = join(tmpdir(), `fer-bench-review-${process.pid}-${Terminal.seq++}.pid`);
     const cmd = `stty cols ${cols} rows ${rows}; echo $$ > '${this.pidFile}'; exec ${node}`;
     this.child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm-256color' } });

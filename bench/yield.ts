@@ -175,6 +175,7 @@ export async function main(): Promise<void> {
     const margin = simulate(db, runId, 'margin', truth, tmp);
     const learning = simulate(db, runId, 'estimate', truth, tmp);
     const speed = timeRefit(db, run, tmp, truth);
+    const bound = ceiling(db, run, truth);
 
     console.log(`## Annotator yield (${new Date().toISOString().slice(0, 10)})`);
     console.log(`machine: ${machine()} (measured under load: other jobs on the 2 cores; the quality figures do not depend on it)`);
@@ -214,6 +215,12 @@ export async function main(): Promise<void> {
           `(${b.items ? ((100 * b.right) / b.items).toFixed(1) : '-'}%), expected wrong ${b.expectedWrong.toFixed(1)}, observed wrong ${b.items - b.right}.`,
       );
     }
+    for (const c of bound) {
+      console.log(
+        `after the first ${c.k} items of the margin order: their next 1,000 in margin order ${c.margin.toFixed(3)}; the 1,000 best of the rest by ` +
+          `the estimate refitted on those ${c.k} decisions (no exploration) ${c.fitted.toFixed(3)}; by the estimate fitted on all ${truth.size} outcomes (in-sample bound of these features) ${c.inSample.toFixed(3)}.`,
+      );
+    }
     console.log(
       `refit + re-rank of the run's ${truth.size} proposals after 4,000 decisions: median ${speed.median.toFixed(0)} ms of ${speed.n} (load, parse and features once: ${speed.load.toFixed(0)} ms); ` +
         `walks took ${margin.seconds.toFixed(0)} s (margin) and ${learning.seconds.toFixed(0)} s (learning), each batch re-reading the run through the verbs.`,
@@ -251,4 +258,26 @@ function timeRefit(db: DB, run: ReturnType<typeof resolveRun>, tmp: string, trut
   } finally {
     db.exec('ROLLBACK');
   }
+}
+
+/**
+ * What the estimate's features can give: after the first k items of the margin order are decided, the precision of
+ * the next 1,000 in margin order, of the 1,000 best of the rest by the estimate refitted on those k decisions (the
+ * issue's offline check), and by the estimate fitted on every outcome (in-sample: an upper bound for these features).
+ */
+function ceiling(db: DB, run: ReturnType<typeof resolveRun>, truth: Map<string, Truth>): { k: number; margin: number; fitted: number; inSample: number }[] {
+  const e = loadEstimates(db, run); // items in margin order
+  const right = e.items.map((it) => truth.get(it.path)!.reference === truth.get(it.path)!.proposed);
+  const all = e.items.map((_, i) => ({ index: i, accepted: right[i]! }));
+  const best = (from: number): number => {
+    const rest = e.items.map((_, i) => i).slice(from).sort((a, b) => e.model.estimate(b) - e.model.estimate(a));
+    return rest.slice(0, 1000).filter((i) => right[i]).length / 1000;
+  };
+  return [1000, 2000].map((k) => {
+    const margin = right.slice(k, k + 1000).filter(Boolean).length / 1000;
+    e.model.fit(all.slice(0, k));
+    const fitted = best(k);
+    e.model.fit(all);
+    return { k, margin, fitted, inSample: best(k) };
+  });
 }
