@@ -85,7 +85,27 @@ async function prepare(path: string, build: boolean): Promise<{ db: DB; runId: n
   return { db, runId };
 }
 
-function simulate(db: DB, runId: number, order: QueueOrder, truth: Map<string, Truth>, tmp: string): { checkpoints: Checkpoint[]; prior: CalibrationBin[]; seconds: number } {
+interface Retrained {
+  runId: number;
+  trusted: number;
+  /** The new run's proposals (all on undecided images) and how many are right. */
+  proposals: number;
+  right: number;
+  /** The original run's proposals still undecided, and how many are right. */
+  before: number;
+  beforeRight: number;
+  testAccuracy: number | null;
+  testAccuracyBefore: number | null;
+}
+
+async function simulate(
+  db: DB,
+  runId: number,
+  order: QueueOrder,
+  truth: Map<string, Truth>,
+  tmp: string,
+  retrain = false,
+): Promise<{ checkpoints: Checkpoint[]; prior: CalibrationBin[]; seconds: number; retrained?: Retrained }> {
   const run = resolveRun(db, { runId });
   const checkpoints: Checkpoint[] = [];
   let decisions = 0;
@@ -145,10 +165,47 @@ function simulate(db: DB, runId: number, order: QueueOrder, truth: Map<string, T
       checkpoints.push(cp);
       console.error(`  ${order}: ${decisions} decisions, next-1000 precision ${cp.nextPrecision.toFixed(3)}, fixed ${fixed} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     }
+    const seconds = (performance.now() - t0) / 1000;
+    let retrained: Retrained | undefined;
+    if (retrain) {
+      // A new run on the decisions so far as trusted labels (train --trust-decisions), same settings and seed.
+      const before = nextItems(db, { runId, order: 'margin' }).items;
+      const { runId: r2, report } = await trainRun(db, {
+        dataset: run.dataset.name,
+        method: 'scn',
+        backbone: DEFAULT_BACKBONE,
+        backend: 'auto',
+        labelSource: { kind: 'given' },
+        noiseRate: 0,
+        noiseType: 'symmetric',
+        seed: 1,
+        folds: 5,
+        trustDecisions: true,
+      });
+      const rows = db
+        .prepare(
+          `SELECT ri.proposed_label AS proposed, l.reference FROM run_images ri JOIN labels l ON l.image_id = ri.image_id
+           WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL`,
+        )
+        .all(r2) as { proposed: string; reference: string | null }[];
+      const cfg = JSON.parse((db.prepare(`SELECT config FROM runs WHERE id = ?`).get(r2) as { config: string }).config) as { trusted_decisions: number };
+      const old = db.prepare(`SELECT metrics FROM runs WHERE id = ?`).get(runId) as { metrics: string };
+      retrained = {
+        runId: r2,
+        trusted: cfg.trusted_decisions,
+        proposals: rows.length,
+        right: rows.filter((r) => r.reference === r.proposed).length,
+        before: before.length,
+        beforeRight: before.filter((i) => right(i.path)).length,
+        testAccuracy: report.test_accuracy,
+        testAccuracyBefore: (JSON.parse(old.metrics) as { test_accuracy: number | null }).test_accuracy,
+      };
+      console.error(`  retrained on ${retrained.trusted} trusted labels: run ${r2}, ${retrained.proposals} proposals`);
+    }
+    return { checkpoints, prior, seconds, retrained };
   } finally {
     db.exec('ROLLBACK');
   }
-  return { checkpoints, prior, seconds: (performance.now() - t0) / 1000 };
 }
 
 export async function main(): Promise<void> {
@@ -172,8 +229,8 @@ export async function main(): Promise<void> {
   // Speed of one refit + re-rank on this run (after the margin walk's 4,000 decisions it is timed again below).
   const tmp = mkdtempSync(join(tmpdir(), 'fer-bench-yield-'));
   try {
-    const margin = simulate(db, runId, 'margin', truth, tmp);
-    const learning = simulate(db, runId, 'estimate', truth, tmp);
+    const margin = await simulate(db, runId, 'margin', truth, tmp);
+    const learning = await simulate(db, runId, 'estimate', truth, tmp, process.env['YIELD_RETRAIN'] !== '0');
     const speed = timeRefit(db, run, tmp, truth);
     const bound = ceiling(db, run, truth);
 
@@ -213,6 +270,16 @@ export async function main(): Promise<void> {
       console.log(
         `bulk accept at --min-estimate ${b.p} after ${BULK_AT} decisions (learning order): ${b.items} proposals, ${b.right} right ` +
           `(${b.items ? ((100 * b.right) / b.items).toFixed(1) : '-'}%), expected wrong ${b.expectedWrong.toFixed(1)}, observed wrong ${b.items - b.right}.`,
+      );
+    }
+    const rt = learning.retrained;
+    if (rt) {
+      const pc = (a: number, b: number) => (b ? `${((100 * a) / b).toFixed(1)}%` : '-');
+      console.log(
+        `retraining after ${CHECKPOINTS.at(-1)} decisions (learning order; train --trust-decisions, scn defaults, seed 1, rolled back): ${rt.trusted} trusted labels; ` +
+          `the new run proposes ${rt.proposals} relabels on undecided images, ${rt.right} right (${pc(rt.right, rt.proposals)}), against the original run's ` +
+          `${rt.before} undecided proposals, ${rt.beforeRight} right (${pc(rt.beforeRight, rt.before)}); test accuracy vs FER+ ` +
+          `${rt.testAccuracy === null ? '-' : (100 * rt.testAccuracy).toFixed(1)}% (original run ${rt.testAccuracyBefore === null ? '-' : (100 * rt.testAccuracyBefore).toFixed(1)}%).`,
       );
     }
     for (const c of bound) {
