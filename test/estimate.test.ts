@@ -53,6 +53,8 @@ describe('fitLogistic (Newton / IRLS with a ridge penalty)', () => {
     expect(Number.isFinite(g.w[0])).toBe(true);
     expect(g.w[0]).toBeGreaterThan(0);
     expect(() => fitLogistic({ dim: 1, rows, y: [1, 1], l2: 0 })).toThrow(/must be > 0/);
+    // A row with a value that is not a number is named, not turned into a 'not positive definite' mystery.
+    expect(() => fitLogistic({ dim: 1, rows: [{ idx: [0], val: [Number.NaN] }], y: [1], l2: 1 })).toThrow('fitLogistic: row 0 has a value that is not a finite number');
   });
 });
 
