@@ -92,6 +92,23 @@ describe('review session in the learning order', () => {
     expect(rows.every((r) => typeof r.estimate === 'number' && r.estimate > 0 && r.estimate < 1)).toBe(true);
   });
 
+  it('a filter keeps the learning order (decided items first, so ← goes back to them)', () => {
+    session = ReviewSession.open(s.db, { annotator: 'ana', runId: s.runId, order: 'estimate' }).start();
+    session.relearn();
+    const first = session.current!;
+    session.decide('accepted');
+    // The order of the session's last refit (the queue's has refitted on the decision since).
+    const ranked = [...session.items]
+      .filter((i) => session.decisionOf(i) === undefined)
+      .sort((a, b) => session.learner.rankOf(a.imageId) - session.learner.rankOf(b.imageId));
+    session.setFilter({ by: 'given', cls: 'fear' });
+    expect(session.current!.imageId).toBe(ranked.find((i) => i.given === 'fear')!.imageId);
+    session.setFilter(null);
+    expect(session.current!.imageId).toBe(ranked[0]!.imageId);
+    expect(session.move(-1).status).toBeNull();
+    expect(session.current!.imageId).toBe(first.imageId);
+  });
+
   it('bulk accept from the session: every undecided item at or above P, then one u undoes all of it', () => {
     session = ReviewSession.open(s.db, { annotator: 'ana', runId: s.runId, order: 'estimate' }).start();
     session.relearn();

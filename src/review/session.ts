@@ -270,14 +270,20 @@ export class ReviewSession {
    */
   relearn(): void {
     this.learner.relearn();
-    if (!this.learning) return;
-    const from = this.viewPos === null ? 0 : this.viewPos + 1;
+    if (this.learning) this.rankView(this.viewPos === null ? 0 : this.viewPos + 1);
+  }
+
+  /**
+   * Puts the view from place `from` on in learning order: the undecided items by rank, and the decided ones as they
+   * were, after them (re-ranking what follows the item shown) or before them (a new view: ← goes back to them).
+   */
+  private rankView(from: number, decidedFirst = false): void {
     const rest = this.view.slice(from);
     const open = rest.filter((i) => !this.effective.has(this.items[i]!.imageId));
     const done = rest.filter((i) => this.effective.has(this.items[i]!.imageId));
     const rank = (i: number): number => this.learner.rankOf(this.items[i]!.imageId);
     open.sort((a, b) => rank(a) - rank(b) || a - b);
-    this.view = [...this.view.slice(0, from), ...open, ...done];
+    this.view = decidedFirst ? [...this.view.slice(0, from), ...done, ...open] : [...this.view.slice(0, from), ...open, ...done];
   }
 
   /** How many undecided proposals a bulk accept at `minEstimate` would take, and how many are expected wrong. */
@@ -450,6 +456,8 @@ export class ReviewSession {
       else if (filter.by !== 'proposed' && it.given === filter.cls) this.view.push(i);
       else if (filter.by !== 'given' && it.proposed === filter.cls) this.view.push(i);
     });
+    // In the learning order a new view follows the last refit, not the margin order the items were loaded in.
+    if (this.learning && this.learner.ready) this.rankView(0, true);
   }
 }
 
