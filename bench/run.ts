@@ -3,15 +3,23 @@
  * ../shared/data/fer2013plus (FER_DATA to change) with a shared database at .tmp/bench.db (FER_BENCH_DB).
  * Each benchmark prints a markdown section to paste into docs/BENCHMARKS.md.
  */
-const ORDER = ['ingest', 'embed', 'scn', 'review', 'yield'] as const;
+const ORDER = ['ingest', 'embed', 'scn', 'review'] as const;
+/** Run only when named: long, and they build databases of their own. */
+const ON_REQUEST = ['team', 'scale', 'yield'] as const;
 
-// Benchmark names; `--flag VALUE` pairs are left for the benchmarks to read (e.g. `yield --db PATH`).
-const args = process.argv.slice(2);
-const named = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
-const names = named.length ? named : [...ORDER];
+// Benchmark names; `--flag value` and `--flag=value` pairs are left for the benchmarks (e.g. scale --sizes ...).
+const names: string[] = [];
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i]!.startsWith('--')) {
+    if (!argv[i]!.includes('=')) i++;
+  } else names.push(argv[i]!);
+}
+if (names.length === 0) names.push(...ORDER);
+const KNOWN: readonly string[] = [...ORDER, ...ON_REQUEST];
 for (const name of names) {
-  if (!(ORDER as readonly string[]).includes(name)) {
-    console.error(`bench: unknown benchmark '${name}' (known: ${ORDER.join(', ')})`);
+  if (!KNOWN.includes(name)) {
+    console.error(`bench: unknown benchmark '${name}' (known: ${KNOWN.join(', ')})`);
     process.exit(2);
   }
 }
