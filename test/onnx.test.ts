@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend, tf } from '../src/features/backend.js';
+import { BACKBONES, manifestPath } from '../src/features/backbones.js';
+import type { DecodedBatch, FaceEmbedder } from '../src/features/decode.js';
+import { embedDataset } from '../src/features/embed.js';
+import { Embedder } from '../src/features/embedder.js';
+import { chooseEmbedBackend } from '../src/features/engine.js';
+import { loadWeightMap } from '../src/features/nets.js';
+import { OnnxEmbedder } from '../src/features/onnx-embedder.js';
+import { buildOnnxModel, readWeights } from '../src/features/onnx-graph.js';
+import { toNchwBatch } from '../src/features/onnx-input.js';
+import { MEAN_RGB } from '../src/features/backbones.js';
+import { toInputBatch, type FaceSource } from '../src/features/preprocess.js';
+import { ingest } from '../src/ingest/index.js';
+import { openStore } from '../src/store/db.js';
+import { fixture, tempDir } from './helpers.js';
+
+/** Every distinct face image among the fixtures (bad/ excluded), by content. */
+function fixtureFaces(): string[] {
+  const seen = new Map<string, string>();
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) {
+        if (name !== 'bad') walk(p);
+      } else if (/\.(png|jpe?g)$/i.test(name)) {
+        const h = createHash('sha1').update(readFileSync(p)).digest('hex');
+        if (!seen.has(h)) seen.set(h, p);
+      }
+    }
+  };
+  walk(fixture());
+  return [...seen.values()];
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+let tmp: { dir: string; cleanup: () => void };
+let faces: FaceSource[];
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  tmp = tempDir();
+  const files = fixtureFaces();
+  // non-square crops (taller, and wider by an odd amount) exercise padToSquare; a boxed face, the box path
+  const face = fixture('ferplus', 'images/train/fer0014103.png');
+  const tall = join(tmp.dir, 'tall.png');
+  const wide = join(tmp.dir, 'wide.png');
+  await sharp(face).extract({ left: 4, top: 0, width: 40, height: 48 }).toFile(tall);
+  await sharp(face).extract({ left: 0, top: 5, width: 48, height: 37 }).toFile(wide);
+  faces = [
+    ...files.map((file) => ({ file, box: null })),
+    { file: tall, box: null },
+    { file: wide, box: null },
+    { file: face, box: { x: 3, y: 7, w: 30, h: 41 } },
+  ];
+});
+
+afterAll(() => tmp.cleanup());
+
+/** Features of all faces in batches of 32. */
+async function features(e: FaceEmbedder, all: FaceSource[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < all.length; i += 32) {
+    const batch: DecodedBatch = await e.decode(all.slice(i, i + 32));
+    const v = await e.run(batch);
+    const dim = v.length / batch.images.length;
+    for (let k = 0; k < batch.images.length; k++) out.push(v.slice(k * dim, (k + 1) * dim));
+  }
+  return out;
+}
+
+describe('onnxruntime backbones', () => {
+  it('reads the weights exactly as tfjs decodes them (dequantised uint8 included)', () => {
+    for (const info of Object.values(BACKBONES)) {
+      const ours = readWeights(manifestPath(info));
+      const theirs = loadWeightMap(manifestPath(info));
+      expect([...ours.keys()].sort()).toEqual(Object.keys(theirs).sort());
+      for (const [name, w] of ours) {
+        expect(w.shape, name).toEqual(theirs[name]!.shape);
+        const t = theirs[name]!.dataSync();
+        let differ = 0;
+        for (let i = 0; i < t.length; i++) if (w.data[i] !== t[i]) differ++;
+        expect(differ, name).toBe(0);
+      }
+      tf.dispose(Object.values(theirs));
+    }
+  });
+
+  it('prepares the network input as tfjs does: pad to square, bilinear resize, (rgb - mean) / 255, NCHW', async () => {
+    const decoded = await new Embedder(BACKBONES['faceexpr']!).decode(faces.slice(-3)); // tall, wide, boxed
+    for (const size of [112, 150]) {
+      const ours = toNchwBatch(decoded.images, size);
+      const theirs = tf.tidy(() => {
+        const x = toInputBatch(decoded.images, size);
+        return tf.transpose(tf.div(tf.sub(x, tf.tensor1d([...MEAN_RGB])), 255), [0, 3, 1, 2]).dataSync();
+      });
+      expect(ours).toHaveLength(theirs.length);
+      let worst = 0;
+      for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i]! - theirs[i]!));
+      expect(worst).toBeLessThan(1e-5);
+    }
+  });
+
+  // the cache keeps one backbone_version for both engines because of this test
+  for (const id of ['faceexpr', 'facerec'] as const) {
+    it(`${id}: the same features as the tfjs wasm path, cosine >= 0.9999 on every fixture face`, async () => {
+      const info = BACKBONES[id]!;
+      const wasm = new Embedder(info);
+      const ort = await OnnxEmbedder.create(info, buildOnnxModel(info), 2);
+      try {
+        const a = await features(wasm, faces);
+        const b = await features(ort, faces);
+        expect(b).toHaveLength(faces.length);
+        let worst = { cos: 1, file: '' };
+        b.forEach((v, i) => {
+          expect(v).toHaveLength(info.dim);
+          const c = cosine(a[i]!, v);
+          if (!(c >= worst.cos)) worst = { cos: c, file: faces[i]!.file };
+        });
+        expect(worst.cos, `worst face ${worst.file}`).toBeGreaterThanOrEqual(0.9999);
+        console.log(`${id}: ${faces.length} faces, worst cosine ${worst.cos}`);
+      } finally {
+        wasm.dispose();
+        ort.dispose();
+      }
+    });
+  }
+});
+
+describe('choosing the engine', () => {
+  it('auto picks onnxruntime when it loads; a tfjs backend can be forced', async () => {
+    expect(await chooseEmbedBackend('auto')).toMatchObject({ name: 'onnxruntime', provider: 'onnxruntime-node 1.30.0' });
+    expect(await chooseEmbedBackend('onnxruntime')).toMatchObject({ name: 'onnxruntime' });
+    expect(await chooseEmbedBackend('wasm')).toMatchObject({ name: 'wasm' });
+    await expect(chooseEmbedBackend('gpu' as never)).rejects.toThrow(/unknown backend 'gpu' \(choose auto, onnxruntime, tensorflow, wasm, cpu\)/);
+  });
+
+  it('embedDataset on onnxruntime: in this thread and in worker threads, stored under the same version as wasm', async () => {
+    const lines = readFileSync(fixture('ferplus', 'labels.csv'), 'utf8').trim().split('\n');
+    const rows = lines.slice(1, 9);
+    const root = join(tmp.dir, 'data');
+    for (const r of rows) {
+      const path = r.split(',')[0]!;
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      copyFileSync(fixture('ferplus', path), join(root, path));
+    }
+    writeFileSync(join(root, 'labels.csv'), [lines[0], ...rows].join('\n') + '\n');
+    const db = openStore(join(tmp.dir, 'onnx.db'));
+    try {
+      const datasetId = (await ingest(db, { source: join(root, 'labels.csv'), name: 'small' })).dataset.id;
+      const stored = () =>
+        db.prepare(`SELECT image_id, backbone_version, backend, vector FROM embeddings WHERE backbone = 'faceexpr' ORDER BY image_id`).all() as {
+          image_id: number;
+          backbone_version: string;
+          backend: string;
+          vector: Buffer;
+        }[];
+      const asVector = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+
+      expect(await embedDataset(db, { datasetId, backend: 'wasm', workers: 0 })).toMatchObject({ computed: 8 });
+      const wasm = stored();
+      db.prepare(`DELETE FROM embeddings`).run();
+      const r = await embedDataset(db, { datasetId, batch: 3, workers: 0 });
+      expect(r).toMatchObject({ computed: 8, backend: { name: 'onnxruntime' } });
+      const ort = stored();
+      expect(ort.map((x) => x.backend)).toEqual(Array(8).fill('onnxruntime'));
+      expect(ort.map((x) => x.backbone_version)).toEqual(wasm.map((x) => x.backbone_version));
+      ort.forEach((x, i) => expect(cosine(asVector(x.vector), asVector(wasm[i]!.vector))).toBeGreaterThanOrEqual(0.9999));
+      // a wasm-computed cache counts as done for onnxruntime (one version): nothing to recompute
+      expect(await embedDataset(db, { datasetId })).toMatchObject({ computed: 0, skipped: 8 });
+
+      // worker threads (the compiled pipeline, as npm ci builds it) store the same bytes as this thread
+      const compiled = (await import(['..', 'dist', 'src', 'features/embed.js'].join('/'))) as typeof import('../src/features/embed.js');
+      db.prepare(`DELETE FROM embeddings`).run();
+      const w = await compiled.embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 3, workers: 2 });
+      expect(w).toMatchObject({ computed: 8, workers: 2, backend: { name: 'onnxruntime' } });
+      expect(stored().map((x) => x.vector)).toEqual(ort.map((x) => x.vector));
+    } finally {
+      db.close();
+    }
+  });
+});
