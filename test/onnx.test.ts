@@ -133,7 +133,6 @@ describe('onnxruntime backbones', () => {
           if (!(c >= worst.cos)) worst = { cos: c, file: faces[i]!.file };
         });
         expect(worst.cos, `worst face ${worst.file}`).toBeGreaterThanOrEqual(0.9999);
-        console.log(`${id}: ${faces.length} faces, worst cosine ${worst.cos}`);
       } finally {
         wasm.dispose();
         ort.dispose();

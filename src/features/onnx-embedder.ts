@@ -58,9 +58,13 @@ export class OnnxEmbedder implements FaceEmbedder {
   }
 
   async run(batch: DecodedBatch): Promise<Float32Array> {
-    const n = batch.images.length;
+    return this.infer(toNchwBatch(batch.images, this.info.inputSize));
+  }
+
+  /** Features of a prepared [n, 3, S, S] input batch (toNchwBatch), row-major n x dim. */
+  async infer(nchw: Float32Array): Promise<Float32Array> {
     const size = this.info.inputSize;
-    const input = new this.ort.Tensor('float32', toNchwBatch(batch.images, size), [n, 3, size, size]);
+    const input = new this.ort.Tensor('float32', nchw, [nchw.length / (3 * size * size), 3, size, size]);
     const out = await this.session.run({ input });
     const features = out['features']!;
     try {
