@@ -53,36 +53,33 @@ export function writeInput(image: RgbImage, size: number, out: Float32Array, ind
   }
   const plane = size * size;
   const r = index * 3 * plane;
-  const g = r + plane;
-  const b = g + plane;
-  const [mr, mg, mb] = MEAN_RGB;
   if (side === size) {
-    for (let i = 0; i < plane; i++) {
-      out[r + i] = (sq[3 * i]! - mr) / 255;
-      out[g + i] = (sq[3 * i + 1]! - mg) / 255;
-      out[b + i] = (sq[3 * i + 2]! - mb) / 255;
-    }
+    for (let c = 0; c < 3; c++) for (let i = 0; i < plane; i++) out[r + c * plane + i] = (sq[3 * i + c]! - MEAN_RGB[c]!) / 255;
     return;
   }
-  const ax = axis(side, size);
-  const row = side * 3;
-  for (let y = 0; y < size; y++) {
-    const top = ax.lo[y]! * row;
-    const bottom = ax.hi[y]! * row;
-    const fy = ax.frac[y]!;
-    for (let x = 0; x < size; x++) {
-      const left = ax.lo[x]! * 3;
-      const right = ax.hi[x]! * 3;
-      const fx = ax.frac[x]!;
-      const o = y * size + x;
-      for (let c = 0; c < 3; c++) {
-        const tl = sq[top + left + c]!;
-        const tr = sq[top + right + c]!;
-        const bl = sq[bottom + left + c]!;
-        const br = sq[bottom + right + c]!;
-        const t = tl + (tr - tl) * fx;
-        const v = t + (bl + (br - bl) * fx - t) * fy;
-        out[(c === 0 ? r : c === 1 ? g : b) + o] = (v - MEAN_RGB[c]!) / 255;
+  // separable: each source row resized along x first, then rows blended along y (the same sums as tfjs's
+  // top = tl + (tr - tl) * fx, bottom = bl + (br - bl) * fx, top + (bottom - top) * fy)
+  const { lo, hi, frac } = axis(side, size);
+  const across = new Float64Array(side * size);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < side; y++) {
+      const src = y * side * 3 + c;
+      const dst = y * size;
+      for (let x = 0; x < size; x++) {
+        const left = sq[src + lo[x]! * 3]!;
+        across[dst + x] = left + (sq[src + hi[x]! * 3]! - left) * frac[x]!;
+      }
+    }
+    const plane0 = r + c * plane;
+    const mean = MEAN_RGB[c]!;
+    for (let y = 0; y < size; y++) {
+      const top = lo[y]! * size;
+      const bottom = hi[y]! * size;
+      const fy = frac[y]!;
+      const o = plane0 + y * size;
+      for (let x = 0; x < size; x++) {
+        const t = across[top + x]!;
+        out[o + x] = (t + (across[bottom + x]! - t) * fy - mean) / 255;
       }
     }
   }
