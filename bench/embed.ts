@@ -297,12 +297,12 @@ export async function main(): Promise<void> {
     const intra = /(\d+) onnxruntime threads? each/.exec(r.reason)?.[1];
     say(
       `| ${label} | ${c.opts.backbone} | ${r.backend} | ${threads}${intra ? ` x ${intra}` : ''} | ${c.opts.batch ?? DEFAULT_BATCH} | ${r.computed} | ` +
-        `${rate(r).toFixed(0)} | ${cpuMs(r).toFixed(2)} | ${mb(r.peakBytes)} |`,
+        `${rate(r).toFixed(0)} | ${cpuMs(r).toFixed(2)} | ${(r.cpuSeconds / r.seconds).toFixed(2)} | ${mb(r.peakBytes)} |`,
     );
   };
   const header = (): void => {
-    say('| run | backbone | engine | threads | batch | images | images/s | CPU ms/image | peak RSS |');
-    say('|---|---|---|---|---|---|---|---|---|');
+    say('| run | backbone | engine | threads | batch | images | images/s | CPU ms/image | cores busy | peak RSS |');
+    say('|---|---|---|---|---|---|---|---|---|---|');
   };
   const clearAndRun = (c: Config): ChildResult => {
     const s = openStore(SCRATCH);
@@ -350,7 +350,8 @@ export async function main(): Promise<void> {
   for (const c of variants) row(c.label, c, clearAndRun(c));
   say('');
   say('images/s counts the whole run (worker start-up, decoding with sharp, inference, SQLite commits); CPU ms/image is');
-  say('the CPU time of the whole process (all threads) per image, so 2000 / (CPU ms/image) bounds images/s on 2 idle cores.');
+  say('the CPU time of the whole process (all threads) per image, so 2000 / (CPU ms/image) bounds images/s on 2 idle cores;');
+  say('cores busy is that CPU time over the wall time (2.00 = both cores all the time, which other jobs on the machine prevent).');
   say('');
 
   // 3. where the time goes
