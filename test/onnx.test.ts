@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/features/backend.js';
@@ -49,8 +49,21 @@ function cosine(a: Float32Array, b: Float32Array): number {
   return ab / Math.sqrt(aa * bb);
 }
 
+/**
+ * The wasm path's features of every face, stored under fixtures/onnx-reference/ so that this file does not run
+ * facerec on wasm for 324 faces (about 10 CPU s) on every `npm test`. Each test checks that the stored reference
+ * still is what the wasm path computes (on a sample, live), then holds onnxruntime to it on every face.
+ * Regenerate after changing the fixtures, tfjs or the weights: FER_UPDATE_ONNX_REFERENCE=1 npx vitest run test/onnx.test.ts
+ */
+const REFERENCE = fixture('onnx-reference');
+const UPDATE = process.env['FER_UPDATE_ONNX_REFERENCE'] === '1';
+/** Faces checked live on wasm against the stored reference: spread over the list, the synthetic three included. */
+const LIVE = 12;
+
 let tmp: { dir: string; cleanup: () => void };
 let faces: FaceSource[];
+/** A stable name per face: its path under fixtures/, with the crop or box for the synthetic ones. */
+let keys: string[];
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -68,6 +81,8 @@ beforeAll(async () => {
     { file: wide, box: null },
     { file: face, box: { x: 3, y: 7, w: 30, h: 41 } },
   ];
+  const name = relative(fixture(), face);
+  keys = [...files.map((f) => relative(fixture(), f)), `${name} crop 4,0 40x48`, `${name} crop 0,5 48x37`, `${name} box 3,7 30x41`];
 });
 
 afterAll(() => tmp.cleanup());
@@ -122,17 +137,37 @@ describe('onnxruntime backbones', () => {
       const info = BACKBONES[id]!;
       const wasm = new Embedder(info);
       const ort = await OnnxEmbedder.create(info, buildOnnxModel(info), 2);
+      const file = join(REFERENCE, `${id}.f32`);
       try {
-        const a = await features(wasm, faces);
+        if (UPDATE) {
+          mkdirSync(REFERENCE, { recursive: true });
+          const all = await features(wasm, faces);
+          writeFileSync(file, Buffer.concat(all.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength))));
+          writeFileSync(join(REFERENCE, 'faces.txt'), keys.join('\n') + '\n');
+        }
+        const hint = 'run FER_UPDATE_ONNX_REFERENCE=1 npx vitest run test/onnx.test.ts';
+        expect(existsSync(file), `${file} missing: ${hint}`).toBe(true);
+        expect(readFileSync(join(REFERENCE, 'faces.txt'), 'utf8').trim().split('\n'), `fixture faces changed: ${hint}`).toEqual(keys);
+        const bytes = readFileSync(file);
+        const stored = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+        expect(stored).toHaveLength(faces.length * info.dim);
+        const reference = faces.map((_, i) => stored.subarray(i * info.dim, (i + 1) * info.dim));
+
+        // the stored reference is what the wasm path computes today (live on a sample, to float rounding)
+        const sample = [...Array.from({ length: LIVE - 3 }, (_, k) => Math.floor((k * (faces.length - 3)) / (LIVE - 3))), faces.length - 3, faces.length - 2, faces.length - 1];
+        const live = await features(wasm, sample.map((i) => faces[i]!));
+        sample.forEach((i, k) => expect(cosine(live[k]!, reference[i]!), `${keys[i]}: ${hint}`).toBeGreaterThanOrEqual(0.999999));
+
+        // onnxruntime on every face
         const b = await features(ort, faces);
         expect(b).toHaveLength(faces.length);
-        let worst = { cos: 1, file: '' };
+        let worst = { cos: 1, key: '' };
         b.forEach((v, i) => {
           expect(v).toHaveLength(info.dim);
-          const c = cosine(a[i]!, v);
-          if (!(c >= worst.cos)) worst = { cos: c, file: faces[i]!.file };
+          const c = cosine(reference[i]!, v);
+          if (!(c >= worst.cos)) worst = { cos: c, key: keys[i]! };
         });
-        expect(worst.cos, `worst face ${worst.file}`).toBeGreaterThanOrEqual(0.9999);
+        expect(worst.cos, `worst face ${worst.key}`).toBeGreaterThanOrEqual(0.9999);
       } finally {
         wasm.dispose();
         ort.dispose();

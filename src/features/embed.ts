@@ -134,7 +134,7 @@ export async function embedDataset(
   workers = Math.min(workers, jobs.length);
   let choice = backend;
   const onnx =
-    backend.name === 'onnxruntime'
+    backend.name === 'onnxruntime' && jobs.length > 0
       ? {
           models: Object.fromEntries(resolved.parts.map((p) => [p.id, buildOnnxModel(p)])),
           threads: Math.max(1, Math.floor(availableParallelism() / Math.max(1, workers))),
@@ -166,13 +166,13 @@ async function runInProcess(
   onResult: (job: Job, vectors: Float32Array) => void,
 ): Promise<void> {
   const embedders = new Map<string, FaceEmbedder>();
-  for (const p of parts) embedders.set(p.id, await make(p));
   const decode = (job: Job): Promise<DecodedBatch> => {
     const p = embedders.get(job.part.id)!.decode(job.faces);
     p.catch(() => undefined); // awaited in its turn below
     return p;
   };
   try {
+    for (const p of parts) embedders.set(p.id, await make(p));
     let next = decode(jobs[0]!);
     for (let k = 0; k < jobs.length; k++) {
       const decoded = await next;

@@ -45,6 +45,8 @@ export class OnnxEmbedder implements FaceEmbedder {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
+        // idle intra-op threads sleep instead of spinning: the cores are shared with decoding (and other jobs)
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
       });
     } catch (e) {
       throw new FerCleanError(`onnxruntime rejected the ${info.id} graph: ${(e as Error).message.split('\n')[0]}`);
