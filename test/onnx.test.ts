@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/features/backend.js';
 import { BACKBONES, manifestPath } from '../src/features/backbones.js';
 import type { DecodedBatch, FaceEmbedder } from '../src/features/decode.js';
-import { embedDataset } from '../src/features/embed.js';
+import { embedDataset, type WorkerInit, type WorkerReply } from '../src/features/embed.js';
 import { Embedder } from '../src/features/embedder.js';
 import { chooseEmbedBackend } from '../src/features/engine.js';
 import { loadWeightMap } from '../src/features/nets.js';
@@ -227,5 +228,27 @@ describe('choosing the engine', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('a worker asked to close releases its onnxruntime sessions and exits by itself', async () => {
+    // embedDataset used to terminate its workers; terminating a thread that holds onnxruntime sessions now and
+    // then aborted the whole process ("terminate called after throwing an instance of 'Napi::Error'"), a race
+    // this test cannot force. It checks the protocol that replaced it: a close message, then a clean exit.
+    const info = BACKBONES['faceexpr']!;
+    const init: WorkerInit = { backend: 'onnxruntime', backbones: [info.id], onnx: { models: { [info.id]: buildOnnxModel(info) }, threads: 1 } };
+    const w = new Worker(resolve('dist', 'src', 'features', 'embed-worker.js'), { workerData: init });
+    const replies: WorkerReply[] = [];
+    w.on('message', (m: WorkerReply) => replies.push(m));
+    const exited = new Promise<number>((res) => w.once('exit', res));
+    await new Promise((res) => w.once('message', res));
+    expect(replies[0]).toMatchObject({ type: 'ready', backend: { name: 'onnxruntime' } });
+    w.postMessage({ seq: 0, backbone: info.id, faces: faces.slice(0, 2) });
+    await new Promise((res) => w.once('message', res));
+    expect(replies[1]).toMatchObject({ type: 'result', seq: 0 });
+    w.postMessage({ close: true });
+    const timeout = new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 20_000).unref());
+    const outcome = await Promise.race([exited, timeout]);
+    if (outcome === 'timeout') await w.terminate();
+    expect(outcome).toBe(0);
   });
 });

@@ -56,5 +56,6 @@ export interface FaceEmbedder {
   decode(faces: readonly FaceSource[]): Promise<DecodedBatch>;
   /** Features of a decoded batch, row-major n x dim, in a buffer of its own (safe to transfer to another thread). */
   run(batch: DecodedBatch): Float32Array | Promise<Float32Array>;
-  dispose(): void;
+  /** Frees the network (weights, session); settles when they are freed. */
+  dispose(): void | Promise<void>;
 }

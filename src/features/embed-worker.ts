@@ -9,7 +9,7 @@ import { isFerCleanError } from '../errors.js';
 import type { BackendChoice, BackendPreference } from './backend.js';
 import { BACKBONES } from './backbones.js';
 import type { DecodedBatch, FaceEmbedder } from './decode.js';
-import type { ChunkMessage, WorkerInit, WorkerReply } from './embed.js';
+import type { ChunkMessage, ParentMessage, WorkerInit, WorkerReply } from './embed.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -39,11 +39,13 @@ try {
   const { backend, embedders } = await start();
   const queue: { chunk: ChunkMessage; decoded: Promise<DecodedBatch> }[] = [];
   let busy = false;
+  let draining: Promise<void> = Promise.resolve();
+  let closing = false;
 
   const drain = async (): Promise<void> => {
     if (busy) return;
     busy = true;
-    while (queue.length) {
+    while (queue.length && !closing) {
       const { chunk, decoded } = queue.shift()!;
       try {
         const vectors = await embedders.get(chunk.backbone)!.run(await decoded);
@@ -55,11 +57,20 @@ try {
     busy = false;
   };
 
-  port.on('message', (m: ChunkMessage) => {
+  port.on('message', (m: ParentMessage) => {
+    if ('close' in m) {
+      // finish the chunk in hand, drop the rest, free the engine, then let the thread end by itself
+      closing = true;
+      queue.length = 0;
+      void draining
+        .then(() => Promise.all([...embedders.values()].map((e) => e.dispose())))
+        .finally(() => port.close());
+      return;
+    }
     const decoded = embedders.get(m.backbone)!.decode(m.faces);
     decoded.catch(() => undefined); // handled when its turn comes in drain()
     queue.push({ chunk: m, decoded });
-    void drain();
+    if (!busy) draining = drain();
   });
   post({ type: 'ready', backend });
 } catch (e) {

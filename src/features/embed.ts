@@ -57,6 +57,11 @@ export interface ChunkMessage {
   backbone: string;
   faces: FaceSource[];
 }
+/** Tells a worker to finish: drop queued chunks, release its engine, close its port (it then exits by itself). */
+export interface CloseMessage {
+  close: true;
+}
+export type ParentMessage = ChunkMessage | CloseMessage;
 export interface WorkerInit {
   backend: string;
   backbones: string[];
@@ -186,6 +191,7 @@ async function runInProcess(
 
 /** Two chunks in flight per worker, so each has the next one decoding while it computes. */
 const IN_FLIGHT = 2;
+const CLOSE_TIMEOUT_MS = 30_000;
 
 function runInWorkers(jobs: Job[], init: WorkerInit, count: number, onResult: (job: Job, vectors: Float32Array) => void): Promise<void> {
   const script = workerScript()!;
@@ -195,12 +201,25 @@ function runInWorkers(jobs: Job[], init: WorkerInit, count: number, onResult: (j
   let settled = false;
 
   return new Promise<void>((resolve, reject) => {
+    let exited = 0;
+    let outcome: Error | undefined;
+    const done = (): void => (outcome ? reject(outcome) : resolve());
+    /**
+     * Ends the run. Workers are asked to close and exit on their own rather than terminated: terminating a thread
+     * that holds onnxruntime sessions can abort the whole process (onnxruntime-node 1.30 throws from a finaliser,
+     * "terminate called after throwing an instance of 'Napi::Error'"). A worker still there after
+     * CLOSE_TIMEOUT_MS is terminated.
+     */
     const stop = (e?: Error): void => {
       if (settled) return;
       settled = true;
-      for (const w of pool) void w.terminate();
-      if (e) reject(e);
-      else resolve();
+      outcome = e;
+      const close: CloseMessage = { close: true };
+      for (const w of pool) w.postMessage(close);
+      setTimeout(() => {
+        for (const w of pool) void w.terminate();
+      }, CLOSE_TIMEOUT_MS).unref();
+      if (exited === pool.length) done();
     };
     const send = (w: Worker): void => {
       if (nextJob >= jobs.length) return;
@@ -232,7 +251,9 @@ function runInWorkers(jobs: Job[], init: WorkerInit, count: number, onResult: (j
       });
       w.on('error', (e) => stop(new Error(`embed worker crashed: ${e.stack ?? e.message}`)));
       w.on('exit', (code) => {
+        exited++;
         if (!settled) stop(new Error(`embed worker exited early with code ${code}`));
+        else if (exited === pool.length) done();
       });
     }
   });

@@ -77,7 +77,7 @@ export class OnnxEmbedder implements FaceEmbedder {
     }
   }
 
-  dispose(): void {
-    void this.session.release();
+  dispose(): Promise<void> {
+    return this.session.release();
   }
 }
