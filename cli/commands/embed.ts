@@ -1,10 +1,10 @@
 import { BACKBONES, DEFAULT_BACKBONE, resolveBackbone } from '../../src/features/backbones.js';
-import { DEFAULT_BATCH, embedDataset } from '../../src/features/embed.js';
+import { DEFAULT_BATCH, embedDataset, type EmbedResult } from '../../src/features/embed.js';
 import { chooseEmbedBackend, EMBED_BACKENDS } from '../../src/features/engine.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { out } from '../io.js';
 import { ProgressBar } from '../progress.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean embed [options]
@@ -60,16 +60,20 @@ export const embedCommand: Command = {
         },
       );
       bar?.finish(result.computed);
-      const rate = result.computed > 0 ? `, ${(result.computed / result.seconds).toFixed(0)} images/s` : '';
-      out(
-        io,
-        `embed ${backbone.name} (${backbone.dim}-d) on dataset '${dataset.name}': computed ${result.computed}, ` +
-          `already stored ${result.skipped}, in ${result.seconds.toFixed(1)}s${rate} ` +
-          `[${result.backend.name}, ${result.workers ? `${result.workers} worker threads` : 'main thread'}]`,
-      );
+      out(io, formatEmbedResult(result, backbone, dataset.name));
       return 0;
     } finally {
       db.close();
     }
   },
 };
+
+/** The line that sums up an embed run (also the demo's). */
+export function formatEmbedResult(result: EmbedResult, backbone: { name: string; dim: number }, dataset: string): string {
+  const rate = result.computed > 0 ? `, ${(result.computed / result.seconds).toFixed(0)} images/s` : '';
+  return (
+    `embed ${backbone.name} (${backbone.dim}-d) on dataset '${dataset}': computed ${result.computed}, ` +
+    `already stored ${result.skipped}, in ${result.seconds.toFixed(1)}s${rate} ` +
+    `[${result.backend.name}, ${result.workers ? `${result.workers} worker threads` : 'main thread'}]`
+  );
+}

@@ -2,9 +2,9 @@ import { FerCleanError } from '../../src/errors.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
-import { latestRun } from '../../src/scn/runs.js';
+import { resolveRun } from '../../src/store/runs.js';
 import { out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean report [--run ID] [--json]
@@ -31,7 +31,10 @@ export const reportCommand: Command = {
     try {
       const runId =
         parseIntFlag(values['run'], '--run') ??
-        latestRun(db, values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string).id : undefined).id;
+        resolveRun(db, {
+          dataset: values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string) : undefined,
+          purpose: 'to report',
+        }).id;
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
       if (values['json']) out(io, JSON.stringify(report, null, 2));
