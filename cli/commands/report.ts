@@ -4,6 +4,7 @@ import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { resolveRun } from '../../src/store/runs.js';
+import { formatEstimateSummary, summarizeEstimates } from '../../src/review/estimates.js';
 import { out } from '../io.js';
 import type { Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
@@ -39,10 +40,12 @@ export const reportCommand: Command = {
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
       const labels = datasetLabelStats(db, { runId });
-      if (values['json']) out(io, JSON.stringify({ ...report, dataset_labels: labels }, null, 2));
+      const estimate = summarizeEstimates(db, resolveRun(db, { runId, purpose: 'to report' }));
+      if (values['json']) out(io, JSON.stringify({ ...report, estimate, dataset_labels: labels }, null, 2));
       else {
         for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
         for (const line of formatLabelStats(labels)) out(io, line);
+        if (estimate.proposals > 0) for (const line of ['', ...formatEstimateSummary(estimate)]) out(io, line);
       }
       return 0;
     } finally {
