@@ -1,0 +1,89 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { openStore } from '../src/store/db.js';
+import { resolveDataset } from '../src/store/datasets.js';
+import { DEFAULT_BACKBONE } from '../src/features/store.js';
+import { initBackend } from '../src/features/backend.js';
+import { loadDatasetView } from '../src/scn/data.js';
+import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type TrainOptions } from '../src/scn/train.js';
+import { BENCH_DB, machine } from './common.js';
+
+/**
+ * Head training speed, side by side: fer-clean's trainHead (method scn, default options) against a PyTorch script
+ * of the authors' training step (bench/scn_torch.py) on the same embeddings (dataset fer2013plus in the bench
+ * database, original labels, train split), alternating the two in one run so that both see the same machine load.
+ * TRAIN_BENCH_ROUNDS (default 3) rounds; TORCH_PYTHON (default /usr/bin/python3) must import torch, else the
+ * PyTorch half is skipped with a message.
+ */
+export async function main(): Promise<void> {
+  const db = openStore(BENCH_DB);
+  const dataset = resolveDataset(db, process.env['SCN_BENCH_DATASET'] ?? 'fer2013plus');
+  const view = loadDatasetView(db, dataset, DEFAULT_BACKBONE, { kind: 'given' });
+  db.close();
+  const backend = await initBackend('auto');
+  const C = dataset.taxonomy.length;
+  const rows = (split: string): number[] => view.splits.flatMap((s, i) => (s === split && view.source[i]! >= 0 ? [i] : []));
+  const train = rows('train');
+  const valid = rows('valid');
+  const options: TrainOptions = { ...HEAD_DEFAULTS, ...SCN_DEFAULTS, method: 'scn' };
+  const rounds = Number(process.env['TRAIN_BENCH_ROUNDS'] ?? 3);
+  const python = process.env['TORCH_PYTHON'] ?? '/usr/bin/python3';
+
+  const dir = mkdtempSync(join(os.tmpdir(), 'fer-clean-train-bench-'));
+  const write = (name: string, a: Float32Array | Int32Array): void => writeFileSync(join(dir, name), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  write('features.f32', view.features);
+  write('labels.i32', view.source);
+  write('train.i32', Int32Array.from(train));
+  write('valid.i32', Int32Array.from(valid));
+  writeFileSync(join(dir, 'meta.json'), JSON.stringify({ dim: view.dim, classes: C, options }));
+  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  const torchVersion = probe.status === 0 ? probe.stdout.trim() : null;
+
+  console.log(`## Head training: fer-clean vs PyTorch (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`);
+  console.log(`machine: ${machine()}; load average at start ${os.loadavg().map((v) => v.toFixed(1)).join(' / ')}`);
+  console.log(`command: npm run build && npm run bench -- train   (${rounds} rounds, alternating; TRAIN_BENCH_ROUNDS to change)`);
+  console.log(
+    `data: ${train.length} training rows (original labels), ${valid.length} valid rows, ${view.dim}-d ${DEFAULT_BACKBONE} embeddings; ` +
+      `scn defaults: hidden ${options.hidden}, dropout ${options.dropout}, batch ${options.batchSize}, ${options.epochs} epochs.`,
+  );
+  if (!torchVersion) {
+    console.log(`\nPyTorch half skipped: ${python} cannot import torch (${(probe.stderr || probe.error?.message || '').trim().split('\n').pop()}). ` + 'Set TORCH_PYTHON to a python with torch.');
+  }
+  console.log(`\n| round | fer-clean trainHead (${backend.name}, 1 thread) | PyTorch ${torchVersion ?? '-'} (1 thread) | fer-clean / PyTorch | final valid acc fer-clean / PyTorch |`);
+  console.log('|---|---|---|---|---|');
+  const ratios: number[] = [];
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const t0 = performance.now();
+    const r = trainHead({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
+    const s = (performance.now() - t0) / 1000;
+    ours.push(s);
+    let torchS: number | null = null;
+    let torchVal: number | null = null;
+    if (torchVersion) {
+      const p = spawnSync(python, [resolve('bench/scn_torch.py'), dir], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      if (p.status !== 0) throw new Error(`bench/scn_torch.py failed: ${p.stderr}`);
+      const out = JSON.parse(p.stdout.trim().split('\n').pop()!) as { seconds: number; epochs: { valAccuracy: number }[] };
+      torchS = out.seconds;
+      torchVal = out.epochs.at(-1)!.valAccuracy;
+      theirs.push(torchS);
+      ratios.push(s / torchS);
+    }
+    console.log(
+      `| ${round} | ${s.toFixed(2)} s | ${torchS === null ? 'skipped' : `${torchS.toFixed(2)} s`} | ${torchS === null ? '-' : (s / torchS).toFixed(2)} | ` +
+        `${pc(r.epochs.at(-1)!.valAccuracy)} / ${pc(torchVal)} |`,
+    );
+  }
+  console.log(`\nmedian: fer-clean ${med(ours).toFixed(2)} s` + (theirs.length ? `, PyTorch ${med(theirs).toFixed(2)} s, ratio ${med(ratios).toFixed(2)}` : ''));
+  console.log('Both times cover the training loop only (standardising, 20 epochs, per-epoch valid accuracy, importance window), not loading.');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const pc = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
+function med(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : NaN;
+}
