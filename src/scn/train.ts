@@ -3,10 +3,9 @@
  * method 'scn': Self-Cure Network head (importance weighting, rank regularization, relabeling);
  * method 'ce': the same head trained with plain cross-entropy (the paper's baseline).
  */
-import { tf } from '../features/backend.js';
 import { argmax } from './argmax.js';
-import { Adam, Head } from './model.js';
-import { crossEntropy, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy, type RankGroups } from './losses.js';
+import { FlatAdam, headGradients, headLayout, headOutputs, initHead, type HeadLayout } from './flathead.js';
+import { crossEntropyObjective, importanceOf, rankGroups, relabel, scnObjective, type Objective, type RankGroups } from './losses.js';
 import { permutation, Rng } from './prng.js';
 
 export type RelabelScope = 'low' | 'all';
@@ -148,40 +147,51 @@ function gatherRows(
   return out;
 }
 
+/** A trained head: its flat parameters and their layout (see flathead.ts). */
+export interface TrainedHead {
+  theta: Float32Array;
+  layout: HeadLayout;
+}
+
 /** Evaluation-mode forward over `rows` in chunks: probabilities of the classifier logits and alpha (if any). */
 export function predict(
-  head: Head,
+  head: TrainedHead,
   x: Float32Array,
   dim: number,
   rows: ArrayLike<number>,
   chunk = 4096,
 ): { probs: Float32Array; alpha: Float32Array | null } {
-  const C = head.shape.classes;
+  const { C, K } = head.layout;
+  const attention = K > C;
   const probs = new Float32Array(rows.length * C);
-  const alpha = head.shape.attention ? new Float32Array(rows.length) : null;
+  const alpha = attention ? new Float32Array(rows.length) : null;
   let buf: Float32Array<ArrayBuffer> = new Float32Array(0);
   for (let s = 0; s < rows.length; s += chunk) {
     const e = Math.min(rows.length, s + chunk);
     buf = gatherRows(x, dim, rows, s, e, buf);
-    const xb = buf;
-    const [p, a] = tf.tidy(() => {
-      const f = head.forward(tf.tensor2d(xb, [e - s, dim]));
-      return f.alpha ? [tf.softmax(f.logits), f.alpha] : [tf.softmax(f.logits)];
-    }) as [tf.Tensor2D, tf.Tensor2D?];
-    probs.set(p.dataSync() as Float32Array, s * C);
-    if (alpha && a) alpha.set(a.dataSync() as Float32Array, s);
-    p.dispose();
-    a?.dispose();
+    const out = headOutputs(head.theta, head.layout, buf, e - s);
+    for (let i = 0; i < e - s; i++) {
+      const o = i * K;
+      let mx = -Infinity;
+      for (let c = 0; c < C; c++) mx = Math.max(mx, out[o + c]!);
+      let sum = 0;
+      for (let c = 0; c < C; c++) sum += Math.exp(out[o + c]! - mx);
+      for (let c = 0; c < C; c++) probs[(s + i) * C + c] = Math.exp(out[o + c]! - mx) / sum;
+      // Eq. 1: alpha = sigmoid(f·Wa + ba).
+      if (alpha) alpha[s + i] = 1 / (1 + Math.exp(-out[o + C]!));
+    }
   }
   return { probs, alpha };
 }
 
-/** What a training step works with: the model, its optimiser, the dropout generator and the working labels. */
+/** What a training step works with: the parameters, their optimiser, the dropout generator and the working labels. */
 interface Trainer {
   o: HeadOptions & ScnOptions & { method: 'scn' | 'ce' };
   scn: boolean;
-  head: Head;
-  adam: Adam;
+  head: TrainedHead;
+  adam: FlatAdam;
+  /** dL/dtheta of the current batch (the layout of head.theta). */
+  grad: Float32Array;
   /** Features [N, dim] as trained on (standardised when asked). */
   x: Float32Array;
   dim: number;
@@ -189,8 +199,17 @@ interface Trainer {
   dropRng: Rng;
   /** The labels trained with: relabeling changes them; the caller's array is never modified. */
   working: Int32Array;
-  /** Reused buffer for a batch's features. */
-  xbuf: Float32Array<ArrayBuffer>;
+}
+
+/**
+ * One mini-batch's samples. Per-sample inputs of the step live here, indexed like `rows` (e.g. a mask of samples
+ * whose labels are trusted, to keep out of the low group and of relabeling).
+ */
+export interface Batch {
+  /** Rows of the dataset in this batch. */
+  rows: Int32Array;
+  /** Their working labels (class index). */
+  labels: Int32Array;
 }
 
 /** Figures of one batch: summed loss, correct predictions, importance gap (scn) and samples relabeled. */
@@ -201,54 +220,63 @@ interface BatchStats {
   relabeled: number;
 }
 
+/** The batch's features [n, dim] and their transpose [dim, n], gathered from the rows. */
+function gatherBatch(x: Float32Array, dim: number, rows: Int32Array): { X: Float32Array; XT: Float32Array } {
+  const n = rows.length;
+  const X = new Float32Array(n * dim);
+  const XT = new Float32Array(dim * n);
+  for (let k = 0; k < n; k++) {
+    const o = rows[k]! * dim;
+    for (let j = 0; j < dim; j++) {
+      const v = x[o + j]!;
+      X[k * dim + j] = v;
+      XT[j * n + k] = v;
+    }
+  }
+  return { X, XT };
+}
+
 /**
  * One mini-batch: forward pass with dropout, the loss (scn: gamma * L_RR (Eq. 3) + (1 - gamma) * L_WCE (Eq. 2);
- * ce: cross-entropy), an Adam step, then from `relabelEpoch` on relabeling (Eq. 4) of the working labels.
+ * ce: cross-entropy) and its analytic gradient, one fused Adam step, then from `relabelEpoch` on relabeling (Eq. 4)
+ * of the working labels.
  */
-function trainBatch(t: Trainer, rows: Int32Array, epoch: number, lr: number): BatchStats {
+function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchStats {
   const { o, head, dim, classes: C } = t;
-  const B = rows.length;
-  const F = head.featureDim;
-  const yb = Int32Array.from(rows, (r) => t.working[r]!);
-  t.xbuf = gatherRows(t.x, dim, rows, 0, B, t.xbuf);
+  const { rows, labels: yb } = batch;
+  const n = rows.length;
+  const F = head.layout.F;
   let mask: Float32Array | null = null;
   if (o.dropout > 0) {
-    mask = new Float32Array(B * F);
+    mask = new Float32Array(n * F);
     const keep = 1 / (1 - o.dropout);
     for (let i = 0; i < mask.length; i++) mask[i] = t.dropRng.next() < o.dropout ? 0 : keep;
   }
-  let probsB: Float32Array = new Float32Array(0);
+  let objective: Objective | null = null;
   let groups: RankGroups | null = null;
-  const xb = t.xbuf;
-  const { value, grads } = tf.variableGrads(() => {
-    const xt = tf.tensor2d(xb, [B, dim]);
-    const y = tf.oneHot(tf.tensor1d(yb, 'int32'), C) as tf.Tensor2D;
-    const { logits, alpha } = head.forward(xt, mask ? tf.tensor2d(mask, [B, F]) : undefined);
-    if (t.scn && alpha) {
-      groups = rankGroups(alpha.dataSync(), o.beta);
-      probsB = tf.softmax(tf.mul(alpha, logits)).dataSync() as Float32Array;
-      return scnLoss(rankRegularization(alpha, groups, o.delta1), weightedCrossEntropy(logits, alpha, y), o.gamma);
-    }
-    probsB = tf.softmax(logits).dataSync() as Float32Array;
-    return crossEntropy(logits, y);
-  }, head.variables);
-  t.adam.step(grads, lr);
-  const lossSum = value.dataSync()[0]! * B;
-  value.dispose();
-  tf.dispose(grads);
+  const lossGrad = (out: Float32Array): Float32Array => {
+    if (t.scn) {
+      groups = rankGroups(importanceOf(out, C), o.beta);
+      objective = scnObjective(out, C, yb, groups, o);
+    } else objective = crossEntropyObjective(out, C, yb);
+    return objective.dout;
+  };
+  headGradients(head.theta, head.layout, { n, ...gatherBatch(t.x, dim, rows), mask }, lossGrad, t.grad);
+  t.adam.step(head.theta, t.grad, lr);
+  const { loss, probs } = objective as unknown as Objective;
   let correct = 0;
-  for (let k = 0; k < B; k++) if (argmax(probsB, k, C) === yb[k]) correct++;
+  for (let k = 0; k < n; k++) if (argmax(probs, k, C) === yb[k]) correct++;
   const g = groups as RankGroups | null;
   let relabeled = 0;
   // Eq. 4, after the warm-up: relabel in the low-importance group (or every sample with scope 'all').
   if (t.scn && g && epoch >= o.relabelEpoch) {
-    const r = relabel(probsB, yb, o.relabelScope === 'low' ? g.low : null, o.delta2, C);
-    for (let k = 0; k < B; k++) {
+    const r = relabel(probs, yb, o.relabelScope === 'low' ? g.low : null, o.delta2, C);
+    for (let k = 0; k < n; k++) {
       if (r.labels[k] !== yb[k]) t.working[rows[k]!] = r.labels[k]!;
     }
     relabeled = r.changed;
   }
-  return { lossSum, correct, gap: g ? g.gap : null, relabeled };
+  return { lossSum: loss * n, correct, gap: g ? g.gap : null, relabeled };
 }
 
 /** One epoch over the training rows in a fresh seeded order; never leaves a batch of one (rank groups need two). */
@@ -263,7 +291,7 @@ function trainEpoch(t: Trainer, trainRows: Int32Array, shuffleRng: Rng, epoch: n
     let e = Math.min(order.length, s + t.o.batchSize);
     if (order.length - e === 1) e = order.length;
     const rows = Int32Array.from({ length: e - s }, (_, k) => trainRows[order[s + k]!]!);
-    const b = trainBatch(t, rows, epoch, lr);
+    const b = trainBatch(t, { rows, labels: Int32Array.from(rows, (r) => t.working[r]!) }, epoch, lr);
     lossSum += b.lossSum;
     correct += b.correct;
     relabeled += b.relabeled;
@@ -282,8 +310,8 @@ function trainEpoch(t: Trainer, trainRows: Int32Array, shuffleRng: Rng, epoch: n
 }
 
 /** Accuracy of the head's predictions on `rows` against `labels` (evaluation mode). */
-function accuracyOn(head: Head, x: Float32Array, dim: number, rows: Int32Array, labels: ArrayLike<number>): number {
-  const C = head.shape.classes;
+function accuracyOn(head: TrainedHead, x: Float32Array, dim: number, rows: Int32Array, labels: ArrayLike<number>): number {
+  const C = head.layout.C;
   const pv = predict(head, x, dim, rows).probs;
   let ok = 0;
   rows.forEach((r, k) => (ok += argmax(pv, k, C) === labels[r] ? 1 : 0));
@@ -308,9 +336,10 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
   const initRng = rng.fork(1);
   const shuffleRng = rng.fork(2);
   const dropRng = rng.fork(3);
-  const head = new Head({ inputDim: dim, hidden: o.hidden, classes: C, attention: scn }, initRng);
-  const adam = new Adam(head.variables, { weightDecay: o.weightDecay });
-  const t: Trainer = { o, scn, head, adam, x, dim, classes: C, dropRng, working: Int32Array.from(data.labels), xbuf: new Float32Array(0) };
+  const shape = { inputDim: dim, hidden: o.hidden, classes: C, attention: scn };
+  const head: TrainedHead = { theta: initHead(shape, initRng), layout: headLayout(shape) };
+  const adam = new FlatAdam(head.layout.size, { weightDecay: o.weightDecay });
+  const t: Trainer = { o, scn, head, adam, grad: new Float32Array(head.layout.size), x, dim, classes: C, dropRng, working: Int32Array.from(data.labels) };
 
   const validRows = data.valid ? Int32Array.from(data.valid).filter((r) => data.labels[r]! >= 0) : new Int32Array(0);
   const allRows = Int32Array.from({ length: N }, (_, i) => i);
@@ -320,29 +349,24 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
   const epochs: EpochStats[] = [];
   let lr = o.lr;
 
-  try {
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      const t0 = performance.now();
-      const e = trainEpoch(t, trainRows, shuffleRng, epoch, lr);
-      lr *= o.lrDecay;
-      const valAccuracy = validRows.length > 0 ? accuracyOn(head, x, dim, validRows, data.labels) : null;
-      // Importance is averaged over the last importanceWindow epochs (evaluation-mode alpha at each epoch's end).
-      if (epoch === o.epochs || (scn && epoch > o.epochs - o.importanceWindow)) {
-        last = predict(head, x, dim, allRows);
-        if (alphaSum && last.alpha) {
-          for (let i = 0; i < N; i++) alphaSum[i]! += last.alpha[i]!;
-          alphaEpochs++;
-        }
+  for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    const t0 = performance.now();
+    const e = trainEpoch(t, trainRows, shuffleRng, epoch, lr);
+    lr *= o.lrDecay;
+    const valAccuracy = validRows.length > 0 ? accuracyOn(head, x, dim, validRows, data.labels) : null;
+    // Importance is averaged over the last importanceWindow epochs (evaluation-mode alpha at each epoch's end).
+    if (epoch === o.epochs || (scn && epoch > o.epochs - o.importanceWindow)) {
+      last = predict(head, x, dim, allRows);
+      if (alphaSum && last.alpha) {
+        for (let i = 0; i < N; i++) alphaSum[i]! += last.alpha[i]!;
+        alphaEpochs++;
       }
-      const stats: EpochStats = { ...e, valAccuracy, durationS: (performance.now() - t0) / 1000 };
-      epochs.push(stats);
-      onEpoch?.(stats);
     }
-    const final = last ?? predict(head, x, dim, allRows);
-    const importanceMean = alphaSum ? Float32Array.from(alphaSum, (v) => v / Math.max(1, alphaEpochs)) : null;
-    return { epochs, probs: final.probs, importance: final.alpha, importanceMean, trainedLabels: t.working };
-  } finally {
-    adam.dispose();
-    head.dispose();
+    const stats: EpochStats = { ...e, valAccuracy, durationS: (performance.now() - t0) / 1000 };
+    epochs.push(stats);
+    onEpoch?.(stats);
   }
+  const final = last ?? predict(head, x, dim, allRows);
+  const importanceMean = alphaSum ? Float32Array.from(alphaSum, (v) => v / Math.max(1, alphaEpochs)) : null;
+  return { epochs, probs: final.probs, importance: final.alpha, importanceMean, trainedLabels: t.working };
 }
