@@ -4,8 +4,9 @@
  * plain loops. The same network as model.ts's Head (the tfjs autograd definition the tests check this against):
  *   f = dropout(ReLU(x W1 + b1))  (hidden > 0)  or  f = dropout(x)  (hidden 0)
  *   out = f W2 + b2, W2 = [Wc | Wa]: out[:, 0..C-1] = logits z, out[:, C] = Eq. 1's pre-activation (attention)
- * All products are plain matMuls of row-major operands: transposed operands are laid out by the loops that fill
- * them, never by a transposed matMul (13-20x slower on wasm, ../shared/notes/tfjs-in-node.md).
+ * All products are plain matMuls of row-major operands: a transposed operand is laid out by the loop that fills it
+ * (the batch's features, gathered both ways; the small [n, K] output gradient), never by a transposed matMul
+ * (13-20x slower on wasm, ../shared/notes/tfjs-in-node.md) nor a transpose op.
  */
 import { tf } from '../features/backend.js';
 import type { HeadShape } from './model.js';
@@ -56,16 +57,23 @@ export function initHead(s: HeadShape, rng: Rng): Float32Array {
   return theta;
 }
 
+/** The values of a tensor made by `make` (in a tidy), copied out; the tensor is disposed. */
+function values(make: () => tf.Tensor): Float32Array {
+  // dataSync outside the tidy: a tidy that returns a typed array walks every element looking for tensors.
+  const t = tf.tidy(make);
+  const v = t.dataSync() as Float32Array;
+  t.dispose();
+  return v;
+}
+
 /** out = x·w for row-major x [n, k] and w [k, m]: one tfjs matMul, result copied out. */
 function matMul(x: Float32Array, n: number, k: number, w: Float32Array, m: number): Float32Array {
-  return tf.tidy(() => tf.matMul(tf.tensor2d(x, [n, k]), tf.tensor2d(w, [k, m])).dataSync() as Float32Array);
+  return values(() => tf.matMul(tf.tensor2d(x, [n, k]), tf.tensor2d(w, [k, m])));
 }
 
 /** out = relu(x·w + b) for row-major x [n, k], w [k, m], b [m]: one fused tfjs matMul. */
 function matMulBiasRelu(x: Float32Array, n: number, k: number, w: Float32Array, b: Float32Array, m: number): Float32Array {
-  return tf.tidy(
-    () => tf.fused.matMul({ a: tf.tensor2d(x, [n, k]), b: tf.tensor2d(w, [k, m]), bias: tf.tensor1d(b), activation: 'relu' }).dataSync() as Float32Array,
-  );
+  return values(() => tf.fused.matMul({ a: tf.tensor2d(x, [n, k]), b: tf.tensor2d(w, [k, m]), bias: tf.tensor1d(b), activation: 'relu' }));
 }
 
 /** Adds the bias b [m] to every row of out [n, m] in place. */
@@ -92,7 +100,7 @@ export interface HeadBatch {
   n: number;
   /** Features [n, D], row-major. */
   X: Float32Array;
-  /** The same features transposed, [D, n] (the layout dW1 = X^T dh and, for a linear head, dW2 need). */
+  /** The same features transposed, [D, n] (the layout dW1 = X^T dh needs; unused by a linear head). */
   XT: Float32Array;
   /** Dropout mask on f, [n, F], 0 or 1/(1-p); null for no dropout. */
   mask: Float32Array | null;
@@ -111,27 +119,21 @@ export function headGradients(
 ): void {
   const { n, mask } = b;
   const { D, H, F, K } = L;
-  // Forward: h = relu(X W1 + b1); f = h * mask (dropout), also laid out transposed as fT [F, n].
+  // Forward: h = relu(X W1 + b1); f = h * mask (dropout); out = f W2 + b2.
   const h = H > 0 ? matMulBiasRelu(b.X, n, D, theta.subarray(L.W1, L.b1), theta.subarray(L.b1, L.W2), H) : b.X;
   let f = h;
-  const fT = new Float32Array(F * n);
   if (mask) {
     f = new Float32Array(n * F);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < F; j++) {
-        const v = h[i * F + j]! * mask[i * F + j]!;
-        f[i * F + j] = v;
-        fT[j * n + i] = v;
-      }
-    }
-  } else {
-    for (let i = 0; i < n; i++) for (let j = 0; j < F; j++) fT[j * n + i] = h[i * F + j]!;
+    for (let i = 0; i < f.length; i++) f[i] = h[i]! * mask[i]!;
   }
   const out = matMul(f, n, F, theta.subarray(L.W2, L.b2), K);
   addRows(out, theta.subarray(L.b2, L.size), n, K);
   const dout = lossGrad(out);
-  // Backward: dW2 = f^T dout, db2 = sum_i dout.
-  grad.set(matMul(fT, F, n, dout, K), L.W2);
+  // Backward: dW2 = f^T dout, computed as (dout^T f)^T: only the small dout [n, K] is transposed. db2 = sum_i dout.
+  const doutT = new Float32Array(K * n);
+  for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) doutT[k * n + i] = dout[i * K + k]!;
+  const dW2T = matMul(doutT, K, n, f, F);
+  for (let j = 0; j < F; j++) for (let k = 0; k < K; k++) grad[L.W2 + j * K + k] = dW2T[k * F + j]!;
   columnSums(dout, n, K, grad.subarray(L.b2, L.size));
   if (H === 0) return;
   // df = dout W2^T; dh = df * mask * [h > 0]; dW1 = X^T dh, db1 = sum_i dh.

@@ -237,6 +237,23 @@ function gatherBatch(x: Float32Array, dim: number, rows: Int32Array): { X: Float
 }
 
 /**
+ * A dropout mask of `size` entries: 0 with probability `rate`, else 1 / (1 - rate). Each 32-bit draw of the
+ * generator decides two entries (16 bits each, so the rate is rounded to a multiple of 1/65536; 0.5 is exact).
+ */
+export function dropoutMask(rng: Rng, size: number, rate: number): Float32Array {
+  const mask = new Float32Array(size);
+  const keep = 1 / (1 - rate);
+  // Branch-free: (last - u) >>> 31 is 1 when the 16-bit draw u is at least the cut (the entry is kept), else 0.
+  const last = Math.round(rate * 65536) - 1;
+  for (let i = 0; i < size; i += 2) {
+    const u = rng.uint32();
+    mask[i] = keep * ((last - (u & 0xffff)) >>> 31);
+    if (i + 1 < size) mask[i + 1] = keep * ((last - (u >>> 16)) >>> 31);
+  }
+  return mask;
+}
+
+/**
  * One mini-batch: forward pass with dropout, the loss (scn: gamma * L_RR (Eq. 3) + (1 - gamma) * L_WCE (Eq. 2);
  * ce: cross-entropy) and its analytic gradient, one fused Adam step, then from `relabelEpoch` on relabeling (Eq. 4)
  * of the working labels.
@@ -246,12 +263,7 @@ function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchS
   const { rows, labels: yb } = batch;
   const n = rows.length;
   const F = head.layout.F;
-  let mask: Float32Array | null = null;
-  if (o.dropout > 0) {
-    mask = new Float32Array(n * F);
-    const keep = 1 / (1 - o.dropout);
-    for (let i = 0; i < mask.length; i++) mask[i] = t.dropRng.next() < o.dropout ? 0 : keep;
-  }
+  const mask = o.dropout > 0 ? dropoutMask(t.dropRng, n * F, o.dropout) : null;
   let objective: Objective | null = null;
   let groups: RankGroups | null = null;
   const lossGrad = (out: Float32Array): Float32Array => {
