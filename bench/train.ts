@@ -15,7 +15,9 @@ import { BENCH_DB, machine } from './common.js';
  * of the authors' training step (bench/scn_torch.py) on the same embeddings (dataset fer2013plus in the bench
  * database, original labels, train split), alternating the two in one run so that both see the same machine load.
  * TRAIN_BENCH_ROUNDS (default 3) rounds; TORCH_PYTHON (default /usr/bin/python3) must import torch, else the
- * PyTorch half is skipped with a message.
+ * PyTorch half is skipped with a message. TRAIN_BENCH_BASELINE=path/to/another/build/dist/src/scn/train.js also
+ * times that build's trainHead in every round (e.g. the previous implementation, built from an older commit).
+ * TRAIN_BENCH_HIDDEN (default 256) sets the head's hidden units for all of them (0 = the authors' linear head).
  */
 export async function main(): Promise<void> {
   const db = openStore(BENCH_DB);
@@ -27,7 +29,9 @@ export async function main(): Promise<void> {
   const rows = (split: string): number[] => view.splits.flatMap((s, i) => (s === split && view.source[i]! >= 0 ? [i] : []));
   const train = rows('train');
   const valid = rows('valid');
-  const options: TrainOptions = { ...HEAD_DEFAULTS, ...SCN_DEFAULTS, method: 'scn' };
+  const options: TrainOptions = { ...HEAD_DEFAULTS, ...SCN_DEFAULTS, method: 'scn', hidden: Number(process.env['TRAIN_BENCH_HIDDEN'] ?? HEAD_DEFAULTS.hidden) };
+  const baselinePath = process.env['TRAIN_BENCH_BASELINE'];
+  const baseline = baselinePath ? ((await import(resolve(baselinePath))) as { trainHead: typeof trainHead }).trainHead : null;
   const rounds = Number(process.env['TRAIN_BENCH_ROUNDS'] ?? 3);
   const python = process.env['TORCH_PYTHON'] ?? '/usr/bin/python3';
 
@@ -46,13 +50,16 @@ export async function main(): Promise<void> {
   console.log(`command: npm run build && npm run bench -- train   (${rounds} rounds, alternating; TRAIN_BENCH_ROUNDS to change)`);
   console.log(
     `data: ${train.length} training rows (original labels), ${valid.length} valid rows, ${view.dim}-d ${DEFAULT_BACKBONE} embeddings; ` +
-      `scn defaults: hidden ${options.hidden}, dropout ${options.dropout}, batch ${options.batchSize}, ${options.epochs} epochs.`,
+      `scn, hidden ${options.hidden}${options.hidden === HEAD_DEFAULTS.hidden ? ' (default)' : ` (default ${HEAD_DEFAULTS.hidden})`}, dropout ${options.dropout}, batch ${options.batchSize}, ${options.epochs} epochs.`,
   );
   if (!torchVersion) {
     console.log(`\nPyTorch half skipped: ${python} cannot import torch (${(probe.stderr || probe.error?.message || '').trim().split('\n').pop()}). ` + 'Set TORCH_PYTHON to a python with torch.');
   }
-  console.log(`\n| round | fer-clean trainHead (${backend.name}, 1 thread) | PyTorch ${torchVersion ?? '-'} (1 thread) | fer-clean / PyTorch | final valid acc fer-clean / PyTorch |`);
-  console.log('|---|---|---|---|---|');
+  if (baseline) console.log(`baseline: trainHead of ${baselinePath}`);
+  const baseCols = baseline ? ' baseline trainHead | baseline / fer-clean |' : '';
+  console.log(`\n| round | fer-clean trainHead (${backend.name}, 1 thread) |${baseCols} PyTorch ${torchVersion ?? '-'} (1 thread) | fer-clean / PyTorch | final valid acc fer-clean${baseline ? ' / baseline' : ''} / PyTorch |`);
+  console.log(`|---|---|${baseline ? '---|---|' : ''}---|---|---|`);
+  const baseS: number[] = [];
   const ratios: number[] = [];
   const ours: number[] = [];
   const theirs: number[] = [];
@@ -61,6 +68,16 @@ export async function main(): Promise<void> {
     const r = trainHead({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
     const s = (performance.now() - t0) / 1000;
     ours.push(s);
+    let baseCells = '';
+    let baseVal = '';
+    if (baseline) {
+      const t1 = performance.now();
+      const rb = baseline({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
+      const sb = (performance.now() - t1) / 1000;
+      baseS.push(sb);
+      baseCells = ` ${sb.toFixed(2)} s | ${(sb / s).toFixed(2)} |`;
+      baseVal = ` / ${pc(rb.epochs.at(-1)!.valAccuracy)}`;
+    }
     let torchS: number | null = null;
     let torchVal: number | null = null;
     if (torchVersion) {
@@ -73,11 +90,15 @@ export async function main(): Promise<void> {
       ratios.push(s / torchS);
     }
     console.log(
-      `| ${round} | ${s.toFixed(2)} s | ${torchS === null ? 'skipped' : `${torchS.toFixed(2)} s`} | ${torchS === null ? '-' : (s / torchS).toFixed(2)} | ` +
-        `${pc(r.epochs.at(-1)!.valAccuracy)} / ${pc(torchVal)} |`,
+      `| ${round} | ${s.toFixed(2)} s |${baseCells} ${torchS === null ? 'skipped' : `${torchS.toFixed(2)} s`} | ${torchS === null ? '-' : (s / torchS).toFixed(2)} | ` +
+        `${pc(r.epochs.at(-1)!.valAccuracy)}${baseVal} / ${pc(torchVal)} |`,
     );
   }
-  console.log(`\nmedian: fer-clean ${med(ours).toFixed(2)} s` + (theirs.length ? `, PyTorch ${med(theirs).toFixed(2)} s, ratio ${med(ratios).toFixed(2)}` : ''));
+  console.log(
+    `\nmedian: fer-clean ${med(ours).toFixed(2)} s` +
+      (baseS.length ? `, baseline ${med(baseS).toFixed(2)} s (baseline / fer-clean ${(med(baseS) / med(ours)).toFixed(2)})` : '') +
+      (theirs.length ? `, PyTorch ${med(theirs).toFixed(2)} s, fer-clean / PyTorch ${med(ratios).toFixed(2)}` : ''),
+  );
   console.log('Both times cover the training loop only (standardising, 20 epochs, per-epoch valid accuracy, importance window), not loading.');
   rmSync(dir, { recursive: true, force: true });
 }
