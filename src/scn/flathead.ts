@@ -100,8 +100,8 @@ export interface HeadBatch {
   n: number;
   /** Features [n, D], row-major. */
   X: Float32Array;
-  /** The same features transposed, [D, n] (the layout dW1 = X^T dh needs; unused by a linear head). */
-  XT: Float32Array;
+  /** The same features transposed, [D, n] (the layout dW1 = X^T dh needs); may be null for a linear head. */
+  XT: Float32Array | null;
   /** Dropout mask on f, [n, F], 0 or 1/(1-p); null for no dropout. */
   mask: Float32Array | null;
 }
@@ -119,6 +119,7 @@ export function headGradients(
 ): void {
   const { n, mask } = b;
   const { D, H, F, K } = L;
+  if (H > 0 && !b.XT) throw new Error('headGradients: a head with a hidden layer needs the transposed features XT');
   // Forward: h = relu(X W1 + b1); f = h * mask (dropout); out = f W2 + b2.
   const h = H > 0 ? matMulBiasRelu(b.X, n, D, theta.subarray(L.W1, L.b1), theta.subarray(L.b1, L.W2), H) : b.X;
   let f = h;
@@ -141,7 +142,7 @@ export function headGradients(
   for (let j = 0; j < F; j++) for (let k = 0; k < K; k++) W2T[k * F + j] = theta[L.W2 + j * K + k]!;
   const dh = matMul(dout, n, K, W2T, F);
   for (let i = 0; i < dh.length; i++) dh[i] = h[i]! > 0 ? dh[i]! * (mask ? mask[i]! : 1) : 0;
-  grad.set(matMul(b.XT, D, n, dh, H), L.W1);
+  grad.set(matMul(b.XT!, D, n, dh, H), L.W1);
   columnSums(dh, n, H, grad.subarray(L.b1, L.W2));
 }
 

@@ -220,18 +220,15 @@ interface BatchStats {
   relabeled: number;
 }
 
-/** The batch's features [n, dim] and their transpose [dim, n], gathered from the rows. */
-function gatherBatch(x: Float32Array, dim: number, rows: Int32Array): { X: Float32Array; XT: Float32Array } {
+/** The batch's features [n, dim] and, when `transposed`, also laid out as [dim, n]. */
+function gatherBatch(x: Float32Array, dim: number, rows: Int32Array, transposed: boolean): { X: Float32Array; XT: Float32Array | null } {
   const n = rows.length;
   const X = new Float32Array(n * dim);
-  const XT = new Float32Array(dim * n);
+  const XT = transposed ? new Float32Array(dim * n) : null;
   for (let k = 0; k < n; k++) {
     const o = rows[k]! * dim;
-    for (let j = 0; j < dim; j++) {
-      const v = x[o + j]!;
-      X[k * dim + j] = v;
-      XT[j * n + k] = v;
-    }
+    X.set(x.subarray(o, o + dim), k * dim);
+    if (XT) for (let j = 0; j < dim; j++) XT[j * n + k] = x[o + j]!;
   }
   return { X, XT };
 }
@@ -273,7 +270,7 @@ function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchS
     } else objective = crossEntropyObjective(out, C, yb);
     return objective.dout;
   };
-  headGradients(head.theta, head.layout, { n, ...gatherBatch(t.x, dim, rows), mask }, lossGrad, t.grad);
+  headGradients(head.theta, head.layout, { n, ...gatherBatch(t.x, dim, rows, head.layout.H > 0), mask }, lossGrad, t.grad);
   t.adam.step(head.theta, t.grad, lr);
   const { loss, probs } = objective as unknown as Objective;
   let correct = 0;
