@@ -56,51 +56,75 @@ export async function main(): Promise<void> {
     console.log(`\nPyTorch half skipped: ${python} cannot import torch (${(probe.stderr || probe.error?.message || '').trim().split('\n').pop()}). ` + 'Set TORCH_PYTHON to a python with torch.');
   }
   if (baseline) console.log(`baseline: trainHead of ${baselinePath}`);
-  const baseCols = baseline ? ' baseline trainHead | baseline / fer-clean |' : '';
-  console.log(`\n| round | fer-clean trainHead (${backend.name}, 1 thread) |${baseCols} PyTorch ${torchVersion ?? '-'} (1 thread) | fer-clean / PyTorch | final valid acc fer-clean${baseline ? ' / baseline' : ''} / PyTorch |`);
+  const baseCols = baseline ? ' baseline trainHead: wall (CPU) | baseline / fer-clean |' : '';
+  console.log(`\n| round | fer-clean trainHead (${backend.name}, 1 thread): wall (CPU) |${baseCols} PyTorch ${torchVersion ?? '-'} (1 thread): wall (CPU) | fer-clean / PyTorch | final valid acc fer-clean${baseline ? ' / baseline' : ''} / PyTorch |`);
   console.log(`|---|---|${baseline ? '---|---|' : ''}---|---|---|`);
   const baseS: number[] = [];
   const ratios: number[] = [];
+  const ratiosCpu: number[] = [];
   const ours: number[] = [];
+  const oursCpu: number[] = [];
   const theirs: number[] = [];
+  const theirsCpu: number[] = [];
+  const baseCpu: number[] = [];
   for (let round = 1; round <= rounds; round++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const r = trainHead({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
     const s = (performance.now() - t0) / 1000;
+    const cpu = cpuSeconds(c0);
     ours.push(s);
+    oursCpu.push(cpu);
     let baseCells = '';
     let baseVal = '';
     if (baseline) {
       const t1 = performance.now();
+      const c1 = process.cpuUsage();
       const rb = baseline({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
       const sb = (performance.now() - t1) / 1000;
+      const cb = cpuSeconds(c1);
       baseS.push(sb);
-      baseCells = ` ${sb.toFixed(2)} s | ${(sb / s).toFixed(2)} |`;
+      baseCpu.push(cb);
+      baseCells = ` ${sb.toFixed(1)} s (${cb.toFixed(1)}) | ${(sb / s).toFixed(2)} (${(cb / cpu).toFixed(2)}) |`;
       baseVal = ` / ${pc(rb.epochs.at(-1)!.valAccuracy)}`;
     }
     let torchS: number | null = null;
+    let torchCpu = NaN;
     let torchVal: number | null = null;
     if (torchVersion) {
       const p = spawnSync(python, [resolve('bench/scn_torch.py'), dir], { encoding: 'utf8', maxBuffer: 1 << 26 });
       if (p.status !== 0) throw new Error(`bench/scn_torch.py failed: ${p.stderr}`);
-      const out = JSON.parse(p.stdout.trim().split('\n').pop()!) as { seconds: number; epochs: { valAccuracy: number }[] };
+      const out = JSON.parse(p.stdout.trim().split('\n').pop()!) as { seconds: number; cpuSeconds: number; epochs: { valAccuracy: number }[] };
       torchS = out.seconds;
+      torchCpu = out.cpuSeconds;
+      theirsCpu.push(torchCpu);
+      ratiosCpu.push(cpu / torchCpu);
       torchVal = out.epochs.at(-1)!.valAccuracy;
       theirs.push(torchS);
       ratios.push(s / torchS);
     }
     console.log(
-      `| ${round} | ${s.toFixed(2)} s |${baseCells} ${torchS === null ? 'skipped' : `${torchS.toFixed(2)} s`} | ${torchS === null ? '-' : (s / torchS).toFixed(2)} | ` +
+      `| ${round} | ${s.toFixed(1)} s (${cpu.toFixed(1)}) |${baseCells} ${torchS === null ? 'skipped' : `${torchS.toFixed(1)} s (${torchCpu.toFixed(1)})`} | ` +
+        `${torchS === null ? '-' : `${(s / torchS).toFixed(2)} (${(cpu / torchCpu).toFixed(2)})`} | ` +
         `${pc(r.epochs.at(-1)!.valAccuracy)}${baseVal} / ${pc(torchVal)} |`,
     );
   }
   console.log(
-    `\nmedian: fer-clean ${med(ours).toFixed(2)} s` +
-      (baseS.length ? `, baseline ${med(baseS).toFixed(2)} s (baseline / fer-clean ${(med(baseS) / med(ours)).toFixed(2)})` : '') +
-      (theirs.length ? `, PyTorch ${med(theirs).toFixed(2)} s, fer-clean / PyTorch ${med(ratios).toFixed(2)}` : ''),
+    `\nmedian wall (CPU) seconds: fer-clean ${med(ours).toFixed(1)} (${med(oursCpu).toFixed(1)})` +
+      (baseS.length ? `, baseline ${med(baseS).toFixed(1)} (${med(baseCpu).toFixed(1)})` : '') +
+      (theirs.length ? `, PyTorch ${med(theirs).toFixed(1)} (${med(theirsCpu).toFixed(1)}); fer-clean / PyTorch ${med(ratios).toFixed(2)} (${med(ratiosCpu).toFixed(2)})` : ''),
   );
-  console.log('Both times cover the training loop only (standardising, 20 epochs, per-epoch valid accuracy, importance window), not loading.');
+  console.log(
+    'Times cover the training loop only (standardising, 20 epochs, per-epoch valid accuracy, importance window), not loading. ' +
+      'In brackets: CPU seconds of the process (user + system), steadier than wall time when other jobs share the cores.',
+  );
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** CPU seconds (user + system) of this process since `from`. */
+function cpuSeconds(from: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(from);
+  return (u.user + u.system) / 1e6;
 }
 
 const pc = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(1)}%`);
