@@ -2,7 +2,8 @@
 
 Benchmark only (bench/train.ts runs it side by side with fer-clean's trainHead); never used by tests or CI.
 It does the same work as fer-clean's trainHead with the default options, so the two times compare:
-standardise the embeddings on the training rows; head x -> Linear(dim, hidden) -> ReLU -> Dropout(p) -> f,
+standardise the embeddings on the training rows; head x -> Linear(dim, hidden) -> ReLU -> Dropout(p) -> f
+(hidden 0, the authors' head: f = Dropout(p)(x)),
 logits z = fc(f), alpha = sigmoid(alpha_fc(f)) (Eq. 1); loss gamma * L_RR + (1 - gamma) * CE(alpha * z, y)
 (Eq. 2, 3; rank groups by torch.topk as in the authors' code); Adam with weight decay, lr * decay per epoch;
 from the relabel epoch on, relabeling (Eq. 4) in the low-importance group of each batch; after every epoch the
@@ -26,13 +27,15 @@ torch.set_num_threads(1)  # fer-clean trains on one thread (tfjs wasm has no thr
 class Head(nn.Module):
     def __init__(self, dim: int, hidden: int, classes: int, drop: float):
         super().__init__()
-        self.hidden = nn.Linear(dim, hidden)
+        # hidden 0: the authors' head, fc and alpha straight on the (dropped-out) backbone features.
+        self.hidden = nn.Linear(dim, hidden) if hidden > 0 else None
         self.drop = nn.Dropout(drop)
-        self.fc = nn.Linear(hidden, classes)
-        self.alpha = nn.Sequential(nn.Linear(hidden, 1), nn.Sigmoid())
+        width = hidden if hidden > 0 else dim
+        self.fc = nn.Linear(width, classes)
+        self.alpha = nn.Sequential(nn.Linear(width, 1), nn.Sigmoid())
 
     def forward(self, x):
-        f = self.drop(torch.relu(self.hidden(x)))
+        f = self.drop(torch.relu(self.hidden(x)) if self.hidden is not None else x)
         return self.fc(f), self.alpha(f)
 
 

@@ -14,6 +14,7 @@ import {
 } from '../src/scn/losses.js';
 import { Head, type HeadShape } from '../src/scn/model.js';
 import { Rng } from '../src/scn/prng.js';
+import { dropoutMask } from '../src/scn/train.js';
 
 beforeAll(async () => {
   await initBackend('auto');
@@ -150,5 +151,22 @@ describe('fused Adam on the flat buffer', () => {
     const v = 0.999 * 0.001 * g1 * g1 + 0.001 * g2 * g2;
     adam.step(theta, grad, 0.01);
     expect(theta[0]).toBeCloseTo(0.99 - (0.01 * (m / (1 - 0.81))) / (Math.sqrt(v / (1 - 0.999 ** 2)) + 1e-8), 6);
+  });
+});
+
+describe('dropout masks', () => {
+  it('drop the asked fraction, scale the kept entries by 1/(1 - rate), and repeat for the same seed', () => {
+    for (const rate of [0.5, 0.25, 0.3]) {
+      const m = dropoutMask(new Rng(4), 40001, rate);
+      const dropped = m.filter((v) => v === 0).length / m.length;
+      expect(Math.abs(dropped - rate)).toBeLessThan(0.01);
+      expect(m.every((v) => v === 0 || Math.abs(v - 1 / (1 - rate)) < 1e-6)).toBe(true);
+      expect(Array.from(dropoutMask(new Rng(4), 40001, rate))).toEqual(Array.from(m));
+    }
+    // Neighbouring entries are independent: with rate 0.5 each pair pattern is about as frequent as the others.
+    const m = dropoutMask(new Rng(9), 40000, 0.5);
+    const pairs = [0, 0, 0, 0];
+    for (let i = 0; i < m.length; i += 2) pairs[(m[i]! > 0 ? 2 : 0) + (m[i + 1]! > 0 ? 1 : 0)]!++;
+    for (const c of pairs) expect(Math.abs(c / 20000 - 0.25)).toBeLessThan(0.02);
   });
 });

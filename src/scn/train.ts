@@ -199,6 +199,9 @@ interface Trainer {
   dropRng: Rng;
   /** The labels trained with: relabeling changes them; the caller's array is never modified. */
   working: Int32Array;
+  /** The dropout mask's and the batch features' buffers, reused from batch to batch. */
+  maskBuf?: Float32Array;
+  batchBuf: { X: Float32Array; XT: Float32Array | null };
 }
 
 /**
@@ -220,11 +223,20 @@ interface BatchStats {
   relabeled: number;
 }
 
-/** The batch's features [n, dim] and, when `transposed`, also laid out as [dim, n]. */
-function gatherBatch(x: Float32Array, dim: number, rows: Int32Array, transposed: boolean): { X: Float32Array; XT: Float32Array | null } {
+/**
+ * The batch's features [n, dim] and, when `transposed`, also laid out as [dim, n], written into `buf`'s arrays
+ * when they have the right size (reused from batch to batch).
+ */
+function gatherBatch(
+  x: Float32Array,
+  dim: number,
+  rows: Int32Array,
+  transposed: boolean,
+  buf: { X: Float32Array; XT: Float32Array | null },
+): { X: Float32Array; XT: Float32Array | null } {
   const n = rows.length;
-  const X = new Float32Array(n * dim);
-  const XT = transposed ? new Float32Array(dim * n) : null;
+  const X = buf.X.length === n * dim ? buf.X : new Float32Array(n * dim);
+  const XT = !transposed ? null : buf.XT && buf.XT.length === n * dim ? buf.XT : new Float32Array(dim * n);
   for (let k = 0; k < n; k++) {
     const o = rows[k]! * dim;
     X.set(x.subarray(o, o + dim), k * dim);
@@ -234,18 +246,23 @@ function gatherBatch(x: Float32Array, dim: number, rows: Int32Array, transposed:
 }
 
 /**
- * A dropout mask of `size` entries: 0 with probability `rate`, else 1 / (1 - rate). Each 32-bit draw of the
- * generator decides two entries (16 bits each, so the rate is rounded to a multiple of 1/65536; 0.5 is exact).
+ * A dropout mask of `size` entries: 0 with probability `rate`, else 1 / (1 - rate), from the seeded generator.
+ * Each 32-bit draw decides 32 / b entries of b bits each, b the fewest bits (1, 2, 4, 8 or 16) that express the rate
+ * exactly (1 bit for 0.5, 2 for 0.25 or 0.75, ...); other rates use 16 bits, rounded to a multiple of 1/65536.
  */
-export function dropoutMask(rng: Rng, size: number, rate: number): Float32Array {
-  const mask = new Float32Array(size);
+export function dropoutMask(rng: Rng, size: number, rate: number, out?: Float32Array): Float32Array {
+  const mask = out && out.length === size ? out : new Float32Array(size);
   const keep = 1 / (1 - rate);
-  // Branch-free: (last - u) >>> 31 is 1 when the 16-bit draw u is at least the cut (the entry is kept), else 0.
-  const last = Math.round(rate * 65536) - 1;
-  for (let i = 0; i < size; i += 2) {
+  let bits = 1;
+  while (bits < 16 && !Number.isInteger(rate * 2 ** bits)) bits *= 2;
+  const per = 32 / bits;
+  const field = 2 ** bits - 1;
+  // Branch-free: (last - x) >>> 31 is 1 when the draw x is above last = cut - 1 (the entry is kept), else 0.
+  const last = Math.round(rate * 2 ** bits) - 1;
+  for (let i = 0; i < size; i += per) {
     const u = rng.uint32();
-    mask[i] = keep * ((last - (u & 0xffff)) >>> 31);
-    if (i + 1 < size) mask[i + 1] = keep * ((last - (u >>> 16)) >>> 31);
+    const end = Math.min(size, i + per);
+    for (let k = i, sh = 0; k < end; k++, sh += bits) mask[k] = keep * ((last - ((u >>> sh) & field)) >>> 31);
   }
   return mask;
 }
@@ -260,7 +277,7 @@ function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchS
   const { rows, labels: yb } = batch;
   const n = rows.length;
   const F = head.layout.F;
-  const mask = o.dropout > 0 ? dropoutMask(t.dropRng, n * F, o.dropout) : null;
+  const mask = o.dropout > 0 ? (t.maskBuf = dropoutMask(t.dropRng, n * F, o.dropout, t.maskBuf)) : null;
   let objective: Objective | null = null;
   let groups: RankGroups | null = null;
   const lossGrad = (out: Float32Array): Float32Array => {
@@ -270,7 +287,8 @@ function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchS
     } else objective = crossEntropyObjective(out, C, yb);
     return objective.dout;
   };
-  headGradients(head.theta, head.layout, { n, ...gatherBatch(t.x, dim, rows, head.layout.H > 0), mask }, lossGrad, t.grad);
+  t.batchBuf = gatherBatch(t.x, dim, rows, head.layout.H > 0, t.batchBuf);
+  headGradients(head.theta, head.layout, { n, ...t.batchBuf, mask }, lossGrad, t.grad);
   t.adam.step(head.theta, t.grad, lr);
   const { loss, probs } = objective as unknown as Objective;
   let correct = 0;
@@ -348,7 +366,7 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
   const shape = { inputDim: dim, hidden: o.hidden, classes: C, attention: scn };
   const head: TrainedHead = { theta: initHead(shape, initRng), layout: headLayout(shape) };
   const adam = new FlatAdam(head.layout.size, { weightDecay: o.weightDecay });
-  const t: Trainer = { o, scn, head, adam, grad: new Float32Array(head.layout.size), x, dim, classes: C, dropRng, working: Int32Array.from(data.labels) };
+  const t: Trainer = { o, scn, head, adam, grad: new Float32Array(head.layout.size), x, dim, classes: C, dropRng, working: Int32Array.from(data.labels), batchBuf: { X: new Float32Array(0), XT: null } };
 
   const validRows = data.valid ? Int32Array.from(data.valid).filter((r) => data.labels[r]! >= 0) : new Int32Array(0);
   const allRows = Int32Array.from({ length: N }, (_, i) => i);
