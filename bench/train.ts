@@ -70,7 +70,7 @@ export async function main(): Promise<void> {
   for (let round = 1; round <= rounds; round++) {
     const t0 = performance.now();
     const c0 = process.cpuUsage();
-    const r = trainHead({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
+    const r = await trainHead({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
     const s = (performance.now() - t0) / 1000;
     const cpu = cpuSeconds(c0);
     ours.push(s);
@@ -80,7 +80,7 @@ export async function main(): Promise<void> {
     if (baseline) {
       const t1 = performance.now();
       const c1 = process.cpuUsage();
-      const rb = baseline({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
+      const rb = await baseline({ features: view.features, dim: view.dim, classes: C, labels: view.source, train, valid }, options);
       const sb = (performance.now() - t1) / 1000;
       const cb = cpuSeconds(c1);
       baseS.push(sb);
