@@ -141,7 +141,9 @@ export function headGradients(
   const W2T = new Float32Array(K * F);
   for (let j = 0; j < F; j++) for (let k = 0; k < K; k++) W2T[k * F + j] = theta[L.W2 + j * K + k]!;
   const dh = matMul(dout, n, K, W2T, F);
-  for (let i = 0; i < dh.length; i++) dh[i] = h[i]! > 0 ? dh[i]! * (mask ? mask[i]! : 1) : 0;
+  // Branch-free (the ReLU's gate is as likely open as shut, a branch would mispredict half the time).
+  if (mask) for (let i = 0; i < dh.length; i++) dh[i] = dh[i]! * mask[i]! * +(h[i]! > 0);
+  else for (let i = 0; i < dh.length; i++) dh[i] = dh[i]! * +(h[i]! > 0);
   grad.set(matMul(b.XT!, D, n, dh, H), L.W1);
   columnSums(dh, n, H, grad.subarray(L.b1, L.W2));
 }

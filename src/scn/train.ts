@@ -123,10 +123,7 @@ export function standardize(x: Float32Array, dim: number, fit: ArrayLike<number>
     sd[j] = Math.sqrt(Math.max(0, sq[j]! / n - mean[j]! ** 2)) || 1;
   }
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const j = i % dim;
-    out[i] = (x[i]! - mean[j]!) / sd[j]!;
-  }
+  for (let o = 0; o < x.length; o += dim) for (let j = 0; j < dim; j++) out[o + j] = (x[o + j]! - mean[j]!) / sd[j]!;
   return out;
 }
 
