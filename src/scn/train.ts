@@ -380,7 +380,19 @@ export async function trainHead(
   const shape = { inputDim: dim, hidden: o.hidden, classes: C, attention: scn };
   const head: TrainedHead = { theta: initHead(shape, initRng), layout: headLayout(shape) };
   const adam = new FlatAdam(head.layout.size, { weightDecay: o.weightDecay });
-  const t: Trainer = { o, scn, head, adam, grad: new Float32Array(head.layout.size), x, dim, classes: C, dropRng, working: Int32Array.from(data.labels), batchBuf: { X: new Float32Array(0), XT: null } };
+  const t: Trainer = {
+    o,
+    scn,
+    head,
+    adam,
+    grad: new Float32Array(head.layout.size),
+    x,
+    dim,
+    classes: C,
+    dropRng,
+    working: Int32Array.from(data.labels),
+    batchBuf: { X: new Float32Array(0), XT: null },
+  };
 
   const validRows = data.valid ? Int32Array.from(data.valid).filter((r) => data.labels[r]! >= 0) : new Int32Array(0);
   const allRows = Int32Array.from({ length: N }, (_, i) => i);
