@@ -3,6 +3,7 @@ import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { resolveRun } from '../../src/store/runs.js';
+import { formatEstimateSummary, summarizeEstimates } from '../../src/review/estimates.js';
 import { out } from '../io.js';
 import type { Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
@@ -37,8 +38,12 @@ export const reportCommand: Command = {
         }).id;
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
-      if (values['json']) out(io, JSON.stringify(report, null, 2));
-      else for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+      const estimate = summarizeEstimates(db, resolveRun(db, { runId, purpose: 'to report' }));
+      if (values['json']) out(io, JSON.stringify({ ...report, estimate }, null, 2));
+      else {
+        for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+        if (estimate.proposals > 0) for (const line of ['', ...formatEstimateSummary(estimate)]) out(io, line);
+      }
       return 0;
     } finally {
       db.close();

@@ -79,6 +79,8 @@ export interface TrainData {
   train: ArrayLike<number>;
   /** Rows (with labels) whose accuracy is tracked per epoch, e.g. the valid split. */
   valid?: ArrayLike<number>;
+  /** 1 for rows whose label a reviewer decided (trusted): never relabeled, always in the high-importance group. */
+  trusted?: Uint8Array;
 }
 
 export interface EpochStats {
@@ -199,17 +201,18 @@ interface Trainer {
   /** The dropout mask's and the batch features' buffers, reused from batch to batch. */
   maskBuf?: Float32Array;
   batchBuf: { X: Float32Array; XT: Float32Array | null };
+  /** Rows with a reviewed label (TrainData.trusted). */
+  trusted?: Uint8Array;
 }
 
-/**
- * One mini-batch's samples. Per-sample inputs of the step live here, indexed like `rows` (e.g. a mask of samples
- * whose labels are trusted, to keep out of the low group and of relabeling).
- */
+/** One mini-batch's samples; per-sample inputs of the step live here, indexed like `rows`. */
 export interface Batch {
   /** Rows of the dataset in this batch. */
   rows: Int32Array;
   /** Their working labels (class index). */
   labels: Int32Array;
+  /** 1 for samples whose label is trusted (reviewed): kept in the high group, never relabeled. */
+  pinned?: Uint8Array;
 }
 
 /** Figures of one batch: summed loss, correct predictions, importance gap (scn) and samples relabeled. */
@@ -271,7 +274,7 @@ export function dropoutMask(rng: Rng, size: number, rate: number, out?: Float32A
  */
 function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchStats {
   const { o, head, dim, classes: C } = t;
-  const { rows, labels: yb } = batch;
+  const { rows, labels: yb, pinned } = batch;
   const n = rows.length;
   const F = head.layout.F;
   const mask = o.dropout > 0 ? (t.maskBuf = dropoutMask(t.dropRng, n * F, o.dropout, t.maskBuf)) : null;
@@ -279,7 +282,7 @@ function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchS
   let groups: RankGroups | null = null;
   const lossGrad = (out: Float32Array): Float32Array => {
     if (t.scn) {
-      groups = rankGroups(importanceOf(out, C), o.beta);
+      groups = rankGroups(importanceOf(out, C), o.beta, pinned);
       objective = scnObjective(out, C, yb, groups, o);
     } else objective = crossEntropyObjective(out, C, yb);
     return objective.dout;
@@ -294,7 +297,9 @@ function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchS
   let relabeled = 0;
   // Eq. 4, after the warm-up: relabel in the low-importance group (or every sample with scope 'all').
   if (t.scn && g && epoch >= o.relabelEpoch) {
-    const r = relabel(probs, yb, o.relabelScope === 'low' ? g.low : null, o.delta2, C);
+    let eligible: ArrayLike<number> | null = o.relabelScope === 'low' ? g.low : null;
+    if (pinned) eligible = Uint8Array.from(pinned, (p, k) => (p ? 0 : eligible ? eligible[k]! : 1)); // trusted: never
+    const r = relabel(probs, yb, eligible, o.delta2, C);
     for (let k = 0; k < n; k++) {
       if (r.labels[k] !== yb[k]) t.working[rows[k]!] = r.labels[k]!;
     }
@@ -322,7 +327,9 @@ async function trainEpoch(
     let e = Math.min(order.length, s + t.o.batchSize);
     if (order.length - e === 1) e = order.length;
     const rows = Int32Array.from({ length: e - s }, (_, k) => trainRows[order[s + k]!]!);
-    const b = trainBatch(t, { rows, labels: Int32Array.from(rows, (r) => t.working[r]!) }, epoch, lr);
+    const labels = Int32Array.from(rows, (r) => t.working[r]!);
+    const pinned = t.trusted ? Uint8Array.from(rows, (r) => t.trusted![r]!) : undefined;
+    const b = trainBatch(t, { rows, labels, pinned }, epoch, lr);
     await pause();
     lossSum += b.lossSum;
     correct += b.correct;
@@ -392,6 +399,7 @@ export async function trainHead(
     dropRng,
     working: Int32Array.from(data.labels),
     batchBuf: { X: new Float32Array(0), XT: null },
+    trusted: data.trusted,
   };
 
   const validRows = data.valid ? Int32Array.from(data.valid).filter((r) => data.labels[r]! >= 0) : new Int32Array(0);
