@@ -1,13 +1,16 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
+import { REVIEW_ORDERS } from '../../src/review/queue.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { latestRun } from '../../src/scn/runs.js';
-import { out } from '../io.js';
+import { err, out } from '../io.js';
 import type { Command } from '../run.js';
-import { openExisting, parseIntFlag } from './shared.js';
+import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
-const USAGE = `usage: fer-clean report [--run ID] [--json]
+const USAGE = `usage: fer-clean report [--run ID] [--json] [--sheet FILE.png [--sheet-count N] [--order ORDER]]
 
 Scores a training run from what it stored: test accuracy against the reference and the given labels, noise
 detection (against the run's injected flips, or against reference labels that differ from the given ones),
@@ -16,6 +19,10 @@ relabel accuracy, an importance histogram and the class pairs of the proposals.
   --run ID        the run (default: the latest finished run)
   --dataset NAME  with no --run: the latest run on this dataset
   --json          print the same figures as JSON
+  --sheet FILE    also write a contact sheet (PNG): the first faces of the review order, each with
+                  given -> proposed and its margin, then the training faces of lowest importance
+  --sheet-count N faces in each part of the sheet (default 40)
+  --order ORDER   the review order the sheet follows: ${REVIEW_ORDERS.join(' | ')} (default margin)
   --db PATH       database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
 export const reportCommand: Command = {
@@ -25,6 +32,9 @@ export const reportCommand: Command = {
     run: { type: 'string' },
     dataset: { type: 'string' },
     json: { type: 'boolean' },
+    sheet: { type: 'string' },
+    'sheet-count': { type: 'string' },
+    order: { type: 'string' },
   },
   async run({ values }, io) {
     const db = openExisting(values, io);
@@ -36,6 +46,23 @@ export const reportCommand: Command = {
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
       if (values['json']) out(io, JSON.stringify(report, null, 2));
       else for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+      if (values['sheet'] !== undefined) {
+        const order = choiceFlag(values['order'], '--order', REVIEW_ORDERS) ?? 'margin';
+        const count = parseIntFlag(values['sheet-count'], '--sheet-count') ?? 40;
+        const { sheetSections, renderSheet } = await import('../../src/review/sheet.js');
+        const { resolveRun } = await import('../../src/review/queue.js');
+        const sections = sheetSections(db, resolveRun(db, { runId }), { count, order });
+        const png = await renderSheet(sections);
+        const file = resolve(io.cwd, values['sheet'] as string);
+        const tmp = `${file}.${process.pid}.tmp`;
+        try {
+          writeFileSync(tmp, png);
+          renameSync(tmp, file);
+        } catch (e) {
+          throw new FerCleanError(`${file}: cannot write the contact sheet (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
+        (values['json'] ? err : out)(io, `contact sheet: ${file} (${sections.map((s) => `${s.faces.length} faces`).join(' + ')})`);
+      }
       return 0;
     } finally {
       db.close();
