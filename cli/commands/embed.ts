@@ -66,6 +66,9 @@ export const embedCommand: Command = {
           `already stored ${result.skipped}, in ${result.seconds.toFixed(1)}s${rate} ` +
           `[${result.backend.name}, ${result.workers ? `${result.workers} worker threads` : 'main thread'}]`,
       );
+      if (result.unusable) {
+        out(io, `  left out ${result.unusable} image${result.unusable > 1 ? 's' : ''} flagged at ingest (no face, or several faces): \`fer-clean report\` lists them`);
+      }
       return 0;
     } finally {
       db.close();

@@ -5,7 +5,8 @@ import { REVIEW_ORDERS } from '../../src/review/queue.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
-import { latestRun } from '../../src/scn/runs.js';
+import { getRun, latestRun } from '../../src/scn/runs.js';
+import { flaggedImages } from '../../src/features/locate.js';
 import { err, out } from '../io.js';
 import type { Command } from '../run.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
@@ -44,8 +45,18 @@ export const reportCommand: Command = {
         latestRun(db, values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string).id : undefined).id;
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
-      if (values['json']) out(io, JSON.stringify(report, null, 2));
-      else for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+      // images ingest flagged (no face, several faces): left out of embedding and training, listed by name
+      const flagged = flaggedImages(db, getRun(db, runId).dataset_id);
+      if (values['json']) out(io, JSON.stringify({ ...report, flagged_images: flagged }, null, 2));
+      else {
+        for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+        if (flagged.length) {
+          out(io, '');
+          out(io, `${flagged.length} image${flagged.length > 1 ? 's' : ''} of the dataset left out (flagged at ingest, not embedded):`);
+          for (const f of flagged.slice(0, 50)) out(io, `  ${f.path}: ${f.quality}`);
+          if (flagged.length > 50) out(io, `  ... and ${flagged.length - 50} more (--json lists all)`);
+        }
+      }
       if (values['sheet'] !== undefined) {
         const order = choiceFlag(values['order'], '--order', REVIEW_ORDERS) ?? 'margin';
         const count = parseIntFlag(values['sheet-count'], '--sheet-count') ?? 40;

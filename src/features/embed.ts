@@ -10,7 +10,7 @@ import { initBackend, type BackendChoice, type BackendPreference } from './backe
 import { backboneVersion, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo } from './backbones.js';
 import { Embedder, type DecodedBatch } from './embedder.js';
 import type { FaceSource } from './preprocess.js';
-import { countImages, countStored, missingImages, saveEmbeddings } from './store.js';
+import { countImages, countStored, countUnusable, missingImages, saveEmbeddings } from './store.js';
 
 export interface EmbedOptions {
   datasetId: number;
@@ -38,6 +38,8 @@ export interface EmbedResult {
   backend: BackendChoice;
   /** Worker threads used (0: inference ran in this thread). */
   workers: number;
+  /** Images left out because their quality flag makes them unusable (no face, several faces): see `report`. */
+  unusable: number;
   seconds: number;
 }
 
@@ -135,7 +137,8 @@ export async function embedDataset(
     const why = backend.name === 'wasm' ? ' (tfjs switches wasm threads off in Node)' : '';
     choice = { ...backend, reason: `${backend.reason}; ${workers} worker thread${workers > 1 ? 's' : ''}, each with its own ${backend.name} backend${why}` };
   }
-  return { computed: done, skipped, backend: choice, workers, seconds: (performance.now() - started) / 1000 };
+  const unusable = countUnusable(db, dataset.id, opts.split);
+  return { computed: done, skipped, backend: choice, workers, unusable, seconds: (performance.now() - started) / 1000 };
 }
 
 /** In this thread: decode batch k+1 (sharp, libuv threads) while batch k runs through the network. */
