@@ -23,6 +23,8 @@ export interface SheetFace {
 
 export interface SheetSection {
   title: string;
+  /** A line under the title, e.g. what the frame colours mean. */
+  legend?: string;
   faces: SheetFace[];
 }
 
@@ -62,6 +64,7 @@ export function sheetSections(db: DB, run: RunInfo, opts: SheetOptions = {}): Sh
   const sections: SheetSection[] = [
     { title: `Run ${run.id} (${run.method}): the first ${first.length} proposals in review order '${order}' (given -> proposed)`, faces: first },
   ];
+  const withRef = first.some((f) => f.mark !== 'unknown');
   if (lowest > 0) {
     const rows = db
       .prepare(
@@ -80,7 +83,11 @@ export function sheetSections(db: DB, run: RunInfo, opts: SheetOptions = {}): Sh
     } & Parameters<typeof boxOfRow>[0])[];
     if (rows.length) {
       sections.push({
-        title: `The ${rows.length} training faces of lowest importance (alpha), lowest first; frame red = given label disagrees with the reference`,
+        title:
+          `The ${rows.length} training faces of lowest importance (alpha), lowest first`,
+        ...(rows.some((r) => r.reference !== null)
+          ? { legend: 'frame green: the given label agrees with the reference label (ref), red: it does not, grey: no reference' }
+          : {}),
         faces: rows.map((r) => ({
           file: isAbsolute(r.path) ? r.path : join(run.dataset.root, r.path),
           box: boxOfRow(r),
@@ -95,6 +102,7 @@ export function sheetSections(db: DB, run: RunInfo, opts: SheetOptions = {}): Sh
       });
     }
   }
+  if (withRef) sections[0]!.legend = 'frame green: the proposal agrees with the reference label (ref), red: it does not, grey: no reference';
   return sections;
 }
 
@@ -129,7 +137,12 @@ export async function renderSheet(sections: SheetSection[], opts: { columns?: nu
   }
   for (const section of sections) {
     svg.push(`<text x="${PAD}" y="${y + 15}" font-size="15" font-weight="bold" fill="#111">${xml(section.title)}</text>`);
-    y += TITLE + PAD;
+    y += TITLE;
+    if (section.legend) {
+      svg.push(`<text x="${PAD}" y="${y + FONT}" font-size="${FONT}" fill="#444">${xml(section.legend)}</text>`);
+      y += LINE + 2;
+    }
+    y += PAD;
     if (section.faces.length === 0) {
       svg.push(`<text x="${PAD}" y="${y + FONT}" font-size="${FONT}" fill="#444">(none)</text>`);
       y += LINE + PAD;
