@@ -6,6 +6,7 @@ import { embedDataset } from '../src/features/embed.js';
 import { ingest } from '../src/ingest/index.js';
 import { loadQueue, resolveRun } from '../src/review/queue.js';
 import { renderSheet, sheetSections } from '../src/review/sheet.js';
+import { queueTop } from '../src/review/top.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { captureIo, fixture, tempDir } from './helpers.js';
 
@@ -49,6 +50,25 @@ describe('contact sheet', () => {
       const ref = refOf.get(f.file) ?? null;
       expect(f.mark).toBe(ref === null ? 'unknown' : ref === f.lines[2] ? 'right' : 'wrong');
     }
+  });
+
+  it('queueTop scores the first items of the review order against the reference labels', () => {
+    const r = resolveRun(db, { runId: 1 });
+    const queue = loadQueue(db, r, 'margin');
+    const ref = db.prepare(`SELECT reference FROM labels WHERE image_id = ?`);
+    const top = queueTop(db, r, 5);
+    const first = queue.slice(0, 5).map((q) => ({ ...q, ref: (ref.get(q.imageId) as { reference: string | null }).reference }));
+    const scored = first.filter((q) => q.ref !== null);
+    expect(top).toEqual({
+      run: 1,
+      order: 'margin',
+      items: Math.min(5, queue.length),
+      scored: scored.length,
+      wrongGiven: scored.filter((q) => q.ref !== q.given).length,
+      rightProposal: scored.filter((q) => q.ref === q.proposed).length,
+      queue: queue.length,
+    });
+    expect(queueTop(db, r, 100000).items).toBe(queue.length);
   });
 
   it('renders a PNG with a row of faces per 8 items; an unreadable face names its file', async () => {
