@@ -3,7 +3,7 @@ import { resolveDataset } from '../src/store/datasets.js';
 import { DEFAULT_BACKBONE } from '../src/features/store.js';
 import { trainRun, type TrainRunOptions } from '../src/scn/index.js';
 import type { RunReport } from '../src/scn/metrics.js';
-import { runImagesForScoring, type Method } from '../src/scn/runs.js';
+import { runImagesForScoring, type Method } from '../src/store/runs.js';
 import type { DB } from '../src/store/db.js';
 import { BENCH_DB, machine, mb, peakRss } from './common.js';
 

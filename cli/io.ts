@@ -1,15 +1,28 @@
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
-/** Where a command writes; tests pass string sinks, the real CLI passes process.stdout/stderr. */
+/** Where a command reads and writes; tests pass string sinks, the real CLI passes the process's streams. */
 export interface Io {
+  stdin: Readable & { isTTY?: boolean };
   stdout: Writable & { isTTY?: boolean; columns?: number };
   stderr: Writable & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Runs `handler` when the process exits (also on Ctrl-C); returns what cancels it. */
+  onExit(handler: () => void): () => void;
 }
 
 export function processIo(): Io {
-  return { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() };
+  return {
+    stdin: process.stdin,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    cwd: process.cwd(),
+    onExit: (handler) => {
+      process.once('exit', handler);
+      return () => void process.off('exit', handler);
+    },
+  };
 }
 
 export const out = (io: Io, line = ''): void => void io.stdout.write(line + '\n');

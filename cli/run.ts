@@ -1,15 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { Command } from './command.js';
 import { isFerCleanError } from '../src/errors.js';
 import { err, out, processIo, type Io } from './io.js';
 import { commands } from './commands/index.js';
-
-export interface Command {
-  name: string;
-  usage: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  allowPositionals?: boolean;
-  run(args: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] }, io: Io): Promise<number>;
-}
 
 /** Common flags every command takes. */
 export const commonOptions = {

@@ -1,9 +1,10 @@
 import { parse } from 'csv-parse/sync';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
-import { EXPORT_COLUMNS, exportLabels } from '../src/export/index.js';
+import { EXPORT_COLUMNS, exportLabels, writeAtomically } from '../src/export/index.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { resolveDataset } from '../src/store/datasets.js';
@@ -121,12 +122,54 @@ describe('export', () => {
     expect(readFileSync(out, 'utf8')).toBe(readFileSync(fixture('rafdb', 'EmoLabel', 'list_patition_label.txt'), 'utf8'));
   });
 
-  it('--format same is refused for imagefolder; a failed export leaves no partial file', async () => {
+  it('--format same is refused for imagefolder, before anything is written', async () => {
     await ingest(db, { source: fixture('imagefolder') });
     const out = join(dir, 'x.csv');
     await expect(exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' })).rejects.toThrow(/not available for imagefolder/);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('a write that fails (disk full) leaves the old file whole and no temp file behind', () => {
+    const out = join(dir, 'labels.csv');
+    writeFileSync(out, 'old\n');
+    // A private stand-in for /dev/full (root may write to read-only folders, not to a full device).
+    const full = join(dir, 'full');
+    execFileSync('mknod', [full, 'c', '1', '7']);
+    const toFullDisk = (_fd: number, text: string): void => {
+      const f = openSync(full, 'w');
+      try {
+        writeSync(f, text);
+      } finally {
+        closeSync(f);
+      }
+    };
+    expect(() => writeAtomically(out, 'new,labels\n'.repeat(1000), toFullDisk)).toThrow(/labels\.csv: cannot write \(ENOSPC\)/);
+    expect(readFileSync(out, 'utf8')).toBe('old\n');
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    // The same write through the real writer replaces the file whole.
+    writeAtomically(out, 'new\n');
+    expect(readFileSync(out, 'utf8')).toBe('new\n');
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('--format same writes fer2013.csv back: pixels of each image, the new label code, Usage', async () => {
+    await ingest(db, { source: fixture('fer2013', 'fer2013.csv'), defaultImagesDir: join(dir, 'fer-images') });
+    const { proposed } = fakeRun(1);
+    const p = proposed[0]!;
+    decide(p.id, 'accepted', p.given, p.proposed);
+    const out = join(dir, 'fer2013-fixed.csv');
+    await exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' });
+    const src = readCsv(fixture('fer2013', 'fer2013.csv'));
+    const back = readCsv(out);
+    expect(back).toHaveLength(src.length);
+    const CLASSES = ['anger', 'disgust', 'fear', 'happiness', 'sadness', 'surprise', 'neutral'];
+    const changed = back.filter((r, i) => r['emotion'] !== src[i]!['emotion']);
+    expect(changed).toHaveLength(1);
+    expect(changed[0]!['emotion']).toBe(String(CLASSES.indexOf(p.proposed)));
+    back.forEach((r, i) => {
+      expect(r['pixels']).toBe(src[i]!['pixels']);
+      expect(r['Usage']).toBe(src[i]!['Usage']);
+    });
   });
 
   it('CLI: clear errors for a missing database and an unknown run', async () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { fixturesDir } from '../src/paths.js';
 import type { Io } from '../cli/io.js';
 
@@ -23,5 +23,5 @@ class Sink extends Writable {
 
 /** An Io whose stdout and stderr are captured as strings. */
 export function captureIo(cwd = process.cwd()): Io & { stdout: Sink; stderr: Sink } {
-  return { stdout: new Sink(), stderr: new Sink(), env: {}, cwd };
+  return { stdin: Readable.from([]), stdout: new Sink(), stderr: new Sink(), env: {}, cwd, onExit: () => () => undefined };
 }

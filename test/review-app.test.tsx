@@ -85,6 +85,20 @@ describe('review App (ink-testing-library)', () => {
     ]);
   });
 
+  it('keys that arrive in one chunk are each handled, in order (a held key, a fast typist, a slow link)', async () => {
+    const { app, press } = mount();
+    await until(app.lastFrame, showing(0), 'item 0');
+    // One write = one chunk: Ink hands it over as the input string 'aa'.
+    await press('aa', showing(2), 'item 2 after "aa"');
+    await press('r' + RIGHT, (x) => x.includes('End of the queue') || showing(3)(x), 'r then an arrow');
+    const rows = decisionsOfRun(s.db, s.runId);
+    expect(rows.map((r) => [r.image_id, r.action])).toEqual([
+      [s.images[0]!.imageId, 'accepted'],
+      [s.images[1]!.imageId, 'accepted'],
+      [s.images[2]!.imageId, 'rejected'],
+    ]);
+  });
+
   it('s skips (recorded, not a decision) and skipped items come back at the end', async () => {
     const { app, press } = mount();
     await until(app.lastFrame, showing(0), 'item 0');

@@ -6,7 +6,8 @@ import sharp from 'sharp';
 import { openStore } from '../src/store/db.js';
 import { FerCleanError } from '../src/errors.js';
 import { ReviewSession } from '../src/review/session.js';
-import { loadQueue, resolveRun } from '../src/review/queue.js';
+import { loadQueue } from '../src/review/queue.js';
+import { resolveRun } from '../src/store/runs.js';
 import { claimImage, claimedByOthers } from '../src/review/claims.js';
 import { decisionsOfRun, effectiveForRun, recordDecision } from '../src/review/decisions.js';
 import { pixelsToLines, detectColorMode, grey256, renderFace } from '../src/review/face.js';
@@ -54,7 +55,7 @@ describe('review library', () => {
     expect(() => resolveRun(s.db, { runId: 99 })).toThrow(/no run with id 99 \(runs in this database: 1\)/);
     s.db.prepare(`UPDATE runs SET status = 'running'`).run();
     expect(() => resolveRun(s.db, { runId: s.runId })).toThrow(/status 'running'/);
-    expect(() => resolveRun(s.db)).toThrow(/has no finished run to review/);
+    expect(() => ReviewSession.open(s.db, { annotator: 'a' })).toThrow(/has no finished run to review/);
     const empty = openStore(join(t.dir, 'empty.db'));
     try {
       expect(() => ReviewSession.open(empty, { annotator: 'a' })).toThrow(FerCleanError);
@@ -104,8 +105,7 @@ describe('review library', () => {
     expect(r.current?.imageId).toBe(i1!.imageId);
     r.undo();
     expect(r.current?.imageId).toBe(i0!.imageId);
-    expect(r.undo()).toBeUndefined();
-    expect(r.message).toBe('nothing to undo');
+    expect(r.undo()).toEqual({ status: 'nothing to undo' });
     const rows = decisionsOfRun(s.db, s.runId);
     expect(rows.map((x) => [x.action, x.undoes, x.previous_label, x.new_label])).toEqual([
       ['accepted', null, i0!.given, i0!.proposed],
@@ -192,8 +192,9 @@ describe('review library', () => {
     const b2 = ReviewSession.open(s.db, { annotator: 'bob', now: clock }).start();
     expect(b2.current?.imageId).toBe(first);
     // alice comes back to life and presses a: refused, nothing written for her.
-    a.decide('accepted');
-    expect(a.message).toMatch(/being reviewed by bob now/);
+    const refused = a.decide('accepted');
+    expect(refused.row).toBeUndefined();
+    expect(refused.status).toMatch(/being reviewed by bob now/);
     expect(decisionsOfRun(s.db, s.runId)).toHaveLength(0);
     expect(a.current?.imageId).not.toBe(first);
     // Renewal keeps a lease alive past its first term.

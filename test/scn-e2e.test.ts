@@ -5,6 +5,7 @@ import { initBackend } from '../src/features/backend.js';
 import { embedDataset } from '../src/features/embed.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore, type DB } from '../src/store/db.js';
+import { createRun } from '../src/store/runs.js';
 import { captureIo, fixture, tempDir } from './helpers.js';
 
 let tmp: { dir: string; cleanup: () => void };
@@ -185,6 +186,17 @@ describe('train and report on the ferplus fixture (296 images: 192 train, 52 val
       expect(img.proposed_label).toBe(img.in_training && img.trained_label !== img.given_label ? img.trained_label : null);
     }
     expect(relImages.some((i) => i.proposed_label !== null)).toBe(true);
+    // --propose predicted: proposals = the final classifier's class wherever it differs from the given label.
+    const pred = Number((await cli('train', '--noise', '0.3', '--seed', '2', '--propose', 'predicted', ...FAST)).stdout.trim());
+    const predImages = imagesOf(pred);
+    for (const img of predImages) {
+      expect(img.proposed_label).toBe(img.in_training && img.predicted_label !== img.given_label ? img.predicted_label : null);
+    }
+    // More proposals than the margin rule (delta2 0.2) of the same seed, which are a subset of them.
+    const byMargin = new Map(imagesOf(again).map((i) => [i.image_id, i.proposed_label]));
+    const nPred = predImages.filter((i) => i.proposed_label !== null).length;
+    expect(nPred).toBeGreaterThan([...byMargin.values()].filter((p) => p !== null).length);
+    expect(predImages.every((i) => byMargin.get(i.image_id) === null || byMargin.get(i.image_id) === i.proposed_label)).toBe(true);
   });
 
   it('ce and cl runs on the original labels, scored against the reference labels', async () => {
@@ -217,10 +229,27 @@ describe('train and report on the ferplus fixture (296 images: 192 train, 52 val
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/takes no SCN options/);
     const badPropose = await cli('train', '--method', 'cl', '--propose', 'relabeled');
-    expect(badPropose.stderr).toMatch(/takes no SCN options \(propose\)/);
+    expect(badPropose.stderr).toMatch(/--method cl takes no SCN options \(--propose\)/);
+    // Ranges are the library's, told in flags; the CLI only parses types.
+    const ranges = await cli('train', '--dropout', '1', '--beta', '0', '--delta1', '3', '--epochs', '1');
+    expect(ranges.code).toBe(1);
+    expect(ranges.stderr).toContain('2 bad options\n  --dropout 1: expected a rate in [0, 1)\n  --beta 0: expected a fraction in (0, 1)\n');
+    const noise = await cli('train', '--noise', '1');
+    expect(noise.stderr).toMatch(/--noise 1: expected a fraction in \[0, 1\)/);
+    const notNumber = await cli('train', '--lr', 'fast');
+    expect(notNumber.stderr).toMatch(/--lr must be a number, got 'fast'/);
+    const ceDelta2 = await cli('train', '--method', 'ce', '--delta2', '0.3');
+    expect(ceDelta2.stderr).toMatch(/--method ce takes no SCN options \(--delta2\)/);
     const noEmb = await cli('train', '--backbone', 'facerec', '--epochs', '1');
     expect(noEmb.code).toBe(1);
     expect(noEmb.stderr).toMatch(/fer-clean embed/);
+    // --label-source run:ID names a finished run of this dataset.
+    expect((await cli('train', '--label-source', 'run:x')).stderr).toMatch(/label source 'run:x': expected given, reference or run:ID/);
+    expect((await cli('train', '--label-source', 'run:999', '--epochs', '1')).stderr).toMatch(/no run with id 999 \(runs in this database: \d/);
+    const unfinished = createRun(db, { datasetId: 1, method: 'scn', backbone: 'faceexpr', backend: 'cpu', seed: 1, noiseRate: 0, noiseType: null, config: {} });
+    const notDone = await cli('train', '--label-source', `run:${unfinished}`, '--epochs', '1');
+    expect(notDone.code).toBe(1);
+    expect(notDone.stderr).toMatch(new RegExp(`run ${unfinished} has status 'running': only a finished run \\(status 'done'\\) can be used as a label source`));
     const noRun = await cli('report', '--run', '999');
     expect(noRun.code).toBe(1);
     expect(noRun.stderr).toMatch(/no run with id 999/);

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/features/backend.js';
-import { crossEntropy, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from '../src/scn/losses.js';
+import { crossEntropy, proposeLabels, selfAttentionImportance, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from '../src/scn/losses.js';
+import { argmax } from '../src/scn/argmax.js';
 import { Head, denseMatMul } from '../src/scn/model.js';
 import { Rng } from '../src/scn/prng.js';
 
@@ -68,6 +69,28 @@ describe('rank regularization (Eq. 3)', () => {
   });
 });
 
+describe('importance (Eq. 1)', () => {
+  it('alpha = sigmoid(f·Wa + ba) per sample', () => {
+    const f = tf.tensor2d([1, 2, 0, 0, -1, 3], [3, 2]);
+    const alpha = selfAttentionImportance(f, tf.tensor2d([0.5, -1], [2, 1]), tf.tensor1d([0.25]));
+    expect(alpha.shape).toEqual([3, 1]);
+    const sig = (z: number) => 1 / (1 + Math.exp(-z));
+    // f·Wa + ba = 0.5 - 2 + 0.25, 0 + 0.25, -0.5 - 3 + 0.25
+    expect(Array.from(alpha.dataSync())).toEqual([-1.25, 0.25, -3.25].map((z) => expect.closeTo(sig(z), 6)));
+  });
+
+  it("is what the head's forward pass returns as alpha, on the head's own features", () => {
+    const shape = { inputDim: 3, hidden: 0, classes: 2, attention: true };
+    const head = new Head(shape, new Rng(5));
+    const x = tf.tensor2d([0.3, -0.2, 1, 2, 0.5, -1], [2, 3]);
+    const got = Array.from(head.forward(x).alpha!.dataSync());
+    const want = Array.from(selfAttentionImportance(x, head.Wa as tf.Tensor2D, head.ba as tf.Tensor1D).dataSync());
+    expect(got).toEqual(want.map((v) => expect.closeTo(v, 6)));
+    expect(new Set(got.map((v) => v.toFixed(6))).size).toBe(2); // two samples, two different weights
+    head.dispose();
+  });
+});
+
 describe('relabeling (Eq. 4)', () => {
   const probs = [0.625, 0.375, 0, /* */ 0.25, 0.5, 0.25, /* */ 0.75, 0.125, 0.125];
   it('relabels to argmax only when P_max - P_given is strictly above delta2', () => {
@@ -83,6 +106,22 @@ describe('relabeling (Eq. 4)', () => {
   it('leaves samples outside the eligible (low-importance) group alone', () => {
     const r = relabel(probs, [1, 1, 2], [0, 1, 1], 0.2, 3);
     expect(Array.from(r.labels)).toEqual([1, 1, 0]);
+  });
+
+  it('proposeLabels: Eq. 4 once on the eligible rows, -1 where nothing is proposed; -Infinity proposes the prediction', () => {
+    // Row 3 has no label (-1) and is not eligible: never read, never proposed.
+    const p4 = [...probs, 0.1, 0.8, 0.1];
+    expect(Array.from(proposeLabels(p4, [1, 1, 2, -1], [1, 1, 1, 0], 0.25, 3))).toEqual([-1, -1, 0, -1]);
+    expect(Array.from(proposeLabels(p4, [1, 1, 2, -1], [1, 1, 1, 0], 0.2, 3))).toEqual([0, -1, 0, -1]);
+    expect(Array.from(proposeLabels(p4, [2, 1, 2, -1], [1, 1, 0, 0], -Infinity, 3))).toEqual([0, -1, -1, -1]);
+    // A prediction tied with the given label is not a proposal at any margin.
+    expect(Array.from(proposeLabels([0.5, 0.5, 0], [1], [1], -Infinity, 3))).toEqual([0]);
+    expect(Array.from(proposeLabels([0.5, 0.5, 0], [0], [1], -Infinity, 3))).toEqual([-1]);
+  });
+
+  it('argmax picks the most likely class of a row, the first one on ties', () => {
+    expect([0, 1, 2].map((i) => argmax(probs, i, 3))).toEqual([0, 1, 0]);
+    expect(argmax([0.2, 0.4, 0.4], 0, 3)).toBe(1);
   });
 });
 

@@ -1,10 +1,10 @@
 import { BACKEND_PREFERENCES, initBackend } from '../../src/features/backend.js';
 import { BACKBONES, DEFAULT_BACKBONE, resolveBackbone } from '../../src/features/backbones.js';
-import { DEFAULT_BATCH, embedDataset } from '../../src/features/embed.js';
+import { DEFAULT_BATCH, embedDataset, type EmbedResult } from '../../src/features/embed.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { out } from '../io.js';
 import { ProgressBar } from '../progress.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean embed [options]
@@ -59,13 +59,7 @@ export const embedCommand: Command = {
         },
       );
       bar?.finish(result.computed);
-      const rate = result.computed > 0 ? `, ${(result.computed / result.seconds).toFixed(0)} images/s` : '';
-      out(
-        io,
-        `embed ${backbone.name} (${backbone.dim}-d) on dataset '${dataset.name}': computed ${result.computed}, ` +
-          `already stored ${result.skipped}, in ${result.seconds.toFixed(1)}s${rate} ` +
-          `[${result.backend.name}, ${result.workers ? `${result.workers} worker threads` : 'main thread'}]`,
-      );
+      out(io, formatEmbedResult(result, backbone, dataset.name));
       if (result.unusable) {
         out(io, `  left out ${result.unusable} image${result.unusable > 1 ? 's' : ''} flagged at ingest (no face, or several faces): \`fer-clean report\` lists them`);
       }
@@ -75,3 +69,13 @@ export const embedCommand: Command = {
     }
   },
 };
+
+/** The line that sums up an embed run (also the demo's). */
+export function formatEmbedResult(result: EmbedResult, backbone: { name: string; dim: number }, dataset: string): string {
+  const rate = result.computed > 0 ? `, ${(result.computed / result.seconds).toFixed(0)} images/s` : '';
+  return (
+    `embed ${backbone.name} (${backbone.dim}-d) on dataset '${dataset}': computed ${result.computed}, ` +
+    `already stored ${result.skipped}, in ${result.seconds.toFixed(1)}s${rate} ` +
+    `[${result.backend.name}, ${result.workers ? `${result.workers} worker threads` : 'main thread'}]`
+  );
+}

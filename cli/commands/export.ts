@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
-import { exportLabels } from '../../src/export/index.js';
+import { exportLabels, type ExportSummary } from '../../src/export/index.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean export OUT.csv [options]
@@ -46,11 +46,16 @@ export const exportCommand: Command = {
         includeUndecidedProposals: Boolean(values['include-undecided-proposals']),
         format,
       });
-      const d = s.decisions;
-      out(io, `wrote ${s.rows} rows to ${s.out}: ${s.changed} labels changed (${d.accepted} accepted, ${d.manual} manual, ${d.rejected} rejected${s.proposalsApplied ? `, ${s.proposalsApplied} unreviewed proposals applied` : ''})${s.runId !== null ? `; SCN fields from run ${s.runId}` : ''}`);
+      out(io, formatExportSummary(s));
       return 0;
     } finally {
       db.close();
     }
   },
 };
+
+/** The line that sums up an export (also the demo's). */
+export function formatExportSummary(s: ExportSummary): string {
+  const d = s.decisions;
+  return `wrote ${s.rows} rows to ${s.out}: ${s.changed} labels changed (${d.accepted} accepted, ${d.manual} manual, ${d.rejected} rejected${s.proposalsApplied ? `, ${s.proposalsApplied} unreviewed proposals applied` : ''})${s.runId !== null ? `; SCN fields from run ${s.runId}` : ''}`;
+}

@@ -1,4 +1,4 @@
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 
 export interface CommandEntry {
   name: string;

@@ -7,7 +7,7 @@ import { LABEL_ENCODINGS } from '../../src/taxonomy.js';
 import { FerCleanError } from '../../src/errors.js';
 import { err, out, type Io } from '../io.js';
 import { ProgressBar } from '../progress.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { choiceFlag, openForWrite, parseIntFlag, pct } from './shared.js';
 
 const USAGE = `usage: fer-clean ingest SOURCE [options]
@@ -97,7 +97,7 @@ export const ingestCommand: Command = {
       );
       bar?.finish();
       faceBar?.finish();
-      printSummary(io, result.ingest, store.path);
+      printIngestSummary(io, result.ingest, store.path);
       printFaces(io, result.faces);
       store.db.close();
       return 0;
@@ -110,7 +110,8 @@ export const ingestCommand: Command = {
   },
 };
 
-function printSummary(io: Io, s: IngestSummary, dbPath: string): void {
+/** What an ingest did, for people (also the demo's). */
+export function printIngestSummary(io: Io, s: IngestSummary, dbPath: string): void {
   out(io, `dataset '${s.dataset.name}' (${s.dataset.format}) in ${dbPath}: ${s.images} images — ${s.added} added, ${s.updated} updated, ${s.unchanged} unchanged`);
   if (s.missingFromSource) out(io, `  ${s.missingFromSource} images in the database are no longer in the source (kept)`);
   out(io, `  splits:  ${Object.entries(s.splits).map(([k, v]) => `${k} ${v}`).join(', ')}`);

@@ -5,10 +5,10 @@ import { REVIEW_ORDERS } from '../../src/review/queue.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
-import { getRun, latestRun } from '../../src/scn/runs.js';
+import { resolveRun } from '../../src/store/runs.js';
 import { flaggedImages } from '../../src/features/locate.js';
 import { err, out } from '../io.js';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean report [--run ID] [--json] [--sheet FILE.png [--sheet-count N] [--order ORDER]]
@@ -42,11 +42,15 @@ export const reportCommand: Command = {
     try {
       const runId =
         parseIntFlag(values['run'], '--run') ??
-        latestRun(db, values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string).id : undefined).id;
+        resolveRun(db, {
+          dataset: values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string) : undefined,
+          purpose: 'to report',
+        }).id;
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
       // images ingest flagged (no face, several faces): left out of embedding and training, listed by name
-      const flagged = flaggedImages(db, getRun(db, runId).dataset_id);
+      const run = resolveRun(db, { runId, purpose: 'to report' });
+      const flagged = flaggedImages(db, run.dataset_id);
       if (values['json']) out(io, JSON.stringify({ ...report, flagged_images: flagged }, null, 2));
       else {
         for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
@@ -61,8 +65,7 @@ export const reportCommand: Command = {
         const order = choiceFlag(values['order'], '--order', REVIEW_ORDERS) ?? 'margin';
         const count = parseIntFlag(values['sheet-count'], '--sheet-count') ?? 40;
         const { sheetSections, renderSheet } = await import('../../src/review/sheet.js');
-        const { resolveRun } = await import('../../src/review/queue.js');
-        const sections = sheetSections(db, resolveRun(db, { runId }), { count, order });
+        const sections = sheetSections(db, run, { count, order });
         const png = await renderSheet(sections);
         const file = resolve(io.cwd, values['sheet'] as string);
         const tmp = `${file}.${process.pid}.tmp`;

@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import type { Command } from '../run.js';
+import type { Command } from '../command.js';
 import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
 import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/face.js';
@@ -37,12 +37,12 @@ export const reviewCommand: Command = {
   async run({ values }, io) {
     // React's production build (faster), and the UI's modules loaded only by this command, while the database is
     // being opened.
-    process.env['NODE_ENV'] ??= 'production';
+    io.env['NODE_ENV'] ??= 'production';
     // Ink draws only the last frame when it believes it runs in CI (is-in-ci reads CI when Ink is imported). Review
     // is interactive by definition, so this process is not "in CI" whatever the environment says.
-    if (process.stdin.isTTY && io.stdout.isTTY) {
-      delete process.env['CI'];
-      delete process.env['CONTINUOUS_INTEGRATION'];
+    if (io.stdin.isTTY && io.stdout.isTTY) {
+      delete io.env['CI'];
+      delete io.env['CONTINUOUS_INTEGRATION'];
     }
     const ui = Promise.all([import('react'), import('ink'), import('../../src/review/App.js'), import('../../src/review/overlay.js')]);
     ui.catch(() => undefined);
@@ -64,7 +64,7 @@ export const reviewCommand: Command = {
         out(io, `Nothing to review: run ${session.run.id} (${session.run.dataset.name}) proposes no relabels.`);
         return 0;
       }
-      const stdin = process.stdin;
+      const stdin = io.stdin as NodeJS.ReadStream;
       if (!stdin.isTTY || !io.stdout.isTTY) {
         throw new FerCleanError(
           'review is interactive and needs a terminal: run it in a terminal, not with piped input or output ' +
@@ -89,7 +89,7 @@ export const reviewCommand: Command = {
       // Full screen: the terminal's alternate screen, left again on exit (also when quitting with Ctrl-C).
       stdout.write('\x1b[?1049h\x1b[H');
       const restore = () => void stdout.write('\x1b[?1049l');
-      process.once('exit', restore);
+      const cancelRestore = io.onExit(restore);
       const faceSink = new FaceOverlay(stdout);
       const ink = render(createElement(App, { session, colorMode, faces, faceSink }), {
         stdout,
@@ -107,7 +107,7 @@ export const reviewCommand: Command = {
         faceSink.dispose();
         session.close();
         restore();
-        process.off('exit', restore);
+        cancelRestore();
       }
       const s = session.stats();
       out(

@@ -37,12 +37,19 @@ export function parseIntFlag(value: unknown, flag: string, min = 1): number | un
   return n;
 }
 
-export function parseFloatFlag(value: unknown, flag: string, min: number, max: number): number | undefined {
+/** A flag's value as a finite number (its range is the library's to check). */
+export function parseNumberFlag(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (String(value).trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new FerCleanError(`${flag} must be a number from ${min} to ${max}, got '${String(value)}'`);
-  }
+  if (String(value).trim() === '' || !Number.isFinite(n)) throw new FerCleanError(`${flag} must be a number, got '${String(value)}'`);
+  return n;
+}
+
+/** A flag's value as a whole number (its range is the library's to check). */
+export function parseWholeFlag(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (String(value).trim() === '' || !Number.isInteger(n)) throw new FerCleanError(`${flag} must be a whole number, got '${String(value)}'`);
   return n;
 }
 

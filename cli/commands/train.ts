@@ -1,15 +1,15 @@
-import { FerCleanError } from '../../src/errors.js';
+import { FerCleanError, isFerCleanError } from '../../src/errors.js';
 import { BACKEND_PREFERENCES } from '../../src/features/backend.js';
 import { DEFAULT_BACKBONE } from '../../src/features/store.js';
-import { CL_DEFAULT_FOLDS, SCN_PROPOSALS, trainRun } from '../../src/scn/index.js';
+import { CL_DEFAULT_FOLDS, SCN_PROPOSALS, trainRun, validateTrainOptions, type TrainRunOptions } from '../../src/scn/index.js';
 import { parseLabelSource } from '../../src/scn/data.js';
 import { NOISE_TYPES } from '../../src/scn/noise.js';
-import { METHODS } from '../../src/scn/runs.js';
+import { METHODS } from '../../src/store/runs.js';
 import { HEAD_DEFAULTS, SCN_DEFAULTS, type HeadOptions, type ScnOptions } from '../../src/scn/train.js';
 import { err, out } from '../io.js';
 import { ProgressBar } from '../progress.js';
-import type { Command } from '../run.js';
-import { choiceFlag, openExisting, parseFloatFlag, parseIntFlag } from './shared.js';
+import type { Command } from '../command.js';
+import { choiceFlag, openExisting, parseNumberFlag, parseWholeFlag } from './shared.js';
 import { formatReportSummary } from '../../src/scn/report.js';
 
 const H = HEAD_DEFAULTS;
@@ -85,54 +85,61 @@ export const trainCommand: Command = {
   },
   async run({ values }, io) {
     const v = values;
+    // Types here; ranges (and which options go with which method) are checked by trainRun, named as in
+    // TrainRunOptions, and its complaints are told back in flags (FLAG_OF).
+    const num = (k: string): number | undefined => parseNumberFlag(v[k], `--${k}`);
+    const whole = (k: string): number | undefined => parseWholeFlag(v[k], `--${k}`);
     const head: Partial<HeadOptions> = drop({
-      epochs: parseIntFlag(v['epochs'], '--epochs'),
-      hidden: parseIntFlag(v['hidden'], '--hidden', 0),
-      dropout: parseFloatFlag(v['dropout'], '--dropout', 0, 0.99),
-      lr: parseFloatFlag(v['lr'], '--lr', 1e-9, 10),
-      lrDecay: parseFloatFlag(v['lr-decay'], '--lr-decay', 1e-6, 1),
-      weightDecay: parseFloatFlag(v['weight-decay'], '--weight-decay', 0, 10),
-      batchSize: parseIntFlag(v['batch'], '--batch', 2),
+      epochs: whole('epochs'),
+      hidden: whole('hidden'),
+      dropout: num('dropout'),
+      lr: num('lr'),
+      lrDecay: num('lr-decay'),
+      weightDecay: num('weight-decay'),
+      batchSize: whole('batch'),
       standardize: v['no-standardize'] ? false : undefined,
     });
     const scn: Partial<ScnOptions> = drop({
-      beta: parseFloatFlag(v['beta'], '--beta', 0.01, 0.99),
-      delta1: parseFloatFlag(v['delta1'], '--delta1', 0, 1),
-      delta2: parseFloatFlag(v['delta2'], '--delta2', 0, 0.99),
-      gamma: parseFloatFlag(v['gamma'], '--gamma', 0, 1),
-      relabelEpoch: parseIntFlag(v['relabel-epoch'], '--relabel-epoch'),
+      beta: num('beta'),
+      delta1: num('delta1'),
+      delta2: num('delta2'),
+      gamma: num('gamma'),
+      relabelEpoch: whole('relabel-epoch'),
       relabelScope: choiceFlag(v['relabel-scope'], '--relabel-scope', ['low', 'all'] as const),
-      importanceWindow: parseIntFlag(v['importance-window'], '--importance-window'),
+      importanceWindow: whole('importance-window'),
     });
     const method = choiceFlag(v['method'], '--method', METHODS) ?? 'scn';
     const propose = choiceFlag(v['propose'], '--propose', SCN_PROPOSALS);
-    if (method !== 'scn') {
-      const scnOnly = [...Object.keys(scn), ...(propose ? ['propose'] : [])];
-      if (scnOnly.length) throw new FerCleanError(`--method ${method} takes no SCN options (${scnOnly.join(', ')})`);
-    }
     if (method !== 'cl' && v['folds'] !== undefined) throw new FerCleanError(`--folds applies to --method cl only`);
-    const noiseRate = parseFloatFlag(v['noise'], '--noise', 0, 0.99) ?? 0;
+    const noiseRate = num('noise') ?? 0;
     const noiseType = choiceFlag(v['noise-type'], '--noise-type', NOISE_TYPES) ?? 'symmetric';
     if (v['noise-type'] !== undefined && noiseRate === 0) throw new FerCleanError('--noise-type needs --noise RATE');
+    const options: TrainRunOptions = {
+      dataset: v['dataset'] as string | undefined,
+      method,
+      backbone: (v['backbone'] as string | undefined) ?? DEFAULT_BACKBONE,
+      backend: choiceFlag(v['backend'], '--backend', BACKEND_PREFERENCES) ?? 'auto',
+      labelSource: parseLabelSource((v['label-source'] as string | undefined) ?? 'given'),
+      noiseRate,
+      noiseType,
+      seed: whole('seed') ?? 1,
+      head,
+      scn,
+      folds: whole('folds') ?? CL_DEFAULT_FOLDS,
+      propose,
+    };
+    try {
+      validateTrainOptions(options);
+    } catch (e) {
+      if (!isFerCleanError(e)) throw e;
+      throw new FerCleanError(inFlags(e.message), e.details.map(inFlags));
+    }
     const db = openExisting(values, io);
     let bar: ProgressBar | undefined;
     try {
       const { runId, report } = await trainRun(
         db,
-        {
-          dataset: v['dataset'] as string | undefined,
-          method,
-          backbone: (v['backbone'] as string | undefined) ?? DEFAULT_BACKBONE,
-          backend: choiceFlag(v['backend'], '--backend', BACKEND_PREFERENCES) ?? 'auto',
-          labelSource: parseLabelSource((v['label-source'] as string | undefined) ?? 'given'),
-          noiseRate,
-          noiseType,
-          seed: parseIntFlag(v['seed'], '--seed', 0) ?? 1,
-          head,
-          scn,
-          folds: parseIntFlag(v['folds'], '--folds', 2) ?? CL_DEFAULT_FOLDS,
-          propose,
-        },
+        options,
         (p) => {
           bar ??= new ProgressBar(io, `train ${method}`, p.total, 'epochs');
           bar.update(p.done);
@@ -148,6 +155,34 @@ export const trainCommand: Command = {
     }
   },
 };
+
+/** The flag of each of trainRun's options, to tell its complaints in the user's words. */
+const FLAG_OF: Record<string, string> = {
+  'head.hidden': '--hidden',
+  'head.dropout': '--dropout',
+  'head.lr': '--lr',
+  'head.lrDecay': '--lr-decay',
+  'head.weightDecay': '--weight-decay',
+  'head.batchSize': '--batch',
+  'head.epochs': '--epochs',
+  'scn.beta': '--beta',
+  'scn.delta1': '--delta1',
+  'scn.delta2': '--delta2',
+  'scn.gamma': '--gamma',
+  'scn.relabelEpoch': '--relabel-epoch',
+  'scn.relabelScope': '--relabel-scope',
+  'scn.importanceWindow': '--importance-window',
+  folds: '--folds',
+  noiseRate: '--noise',
+  noiseType: '--noise-type',
+  seed: '--seed',
+  propose: '--propose',
+  method: '--method',
+};
+
+/** A message of trainRun's about its options, in flags: `scn.beta` -> `--beta`, `method ce` -> `--method ce`. */
+const inFlags = (text: string): string =>
+  text.replace(/\b(?:head|scn)\.\w+|\b(?:folds|noiseRate|noiseType|seed|propose)\b|^method\b/g, (m) => FLAG_OF[m] ?? m);
 
 /** The object without its undefined entries (so defaults apply). */
 function drop<T extends object>(o: T): Partial<T> {

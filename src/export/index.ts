@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
+import { resolveRun } from '../store/runs.js';
 import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
 
 export const EXPORT_COLUMNS = [
@@ -64,22 +65,10 @@ export interface ExportSummary {
   proposalsApplied: number;
 }
 
-/** The run whose fields are exported: the one asked for (must be this dataset's), else the latest finished one. */
-export function exportRunId(db: DB, datasetId: number, runId?: number): number | null {
-  if (runId !== undefined) {
-    const r = db.prepare(`SELECT dataset_id, status FROM runs WHERE id = ?`).get(runId) as { dataset_id: number; status: string } | undefined;
-    if (!r) throw new FerCleanError(`no run with id ${runId}`);
-    if (r.dataset_id !== datasetId) throw new FerCleanError(`run ${runId} belongs to another dataset`);
-    if (r.status !== 'done') throw new FerCleanError(`run ${runId} has status '${r.status}', not done`);
-    return runId;
-  }
-  const r = db.prepare(`SELECT max(id) AS id FROM runs WHERE dataset_id = ? AND status = 'done'`).get(datasetId) as { id: number | null };
-  return r.id;
-}
-
 /** Final labels: an accepted proposal or a manual label wins; rejected and undecided keep the original. */
 export function finalLabels(db: DB, opts: Omit<ExportOptions, 'out' | 'format'>): { runId: number | null; rows: ExportRow[] } {
-  const runId = exportRunId(db, opts.dataset.id, opts.runId);
+  // The run asked for (this dataset's, finished), else the dataset's latest finished run, else none.
+  const runId = resolveRun(db, { runId: opts.runId, dataset: opts.dataset, purpose: 'to export', optional: true })?.id ?? null;
   const raw = db
     .prepare(
       `SELECT i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.reference AS reference_label,
@@ -168,8 +157,11 @@ async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<strin
   }
 }
 
-/** Writes `text` to `path` so that a reader sees the old file or the whole new one, never a part. */
-export function writeAtomically(path: string, text: string): void {
+/**
+ * Writes `text` to `path` so that a reader sees the old file or the whole new one, never a part. `write` writes the
+ * text to the temp file's descriptor (a test passes one that fails like a full disk).
+ */
+export function writeAtomically(path: string, text: string, write: (fd: number, text: string) => void = (fd, t) => void writeSync(fd, t)): void {
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
   let fd: number;
   try {
@@ -178,7 +170,7 @@ export function writeAtomically(path: string, text: string): void {
     throw new FerCleanError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   try {
-    writeSync(fd, text);
+    write(fd, text);
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, path);

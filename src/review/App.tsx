@@ -3,7 +3,8 @@ import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { renderFace, type ColorMode } from './face.js';
 import type { FaceBox } from '../features/facebox.js';
 import { filterLines, helpLines } from './help.js';
-import { describeFilter, type Filter, type ReviewSession } from './session.js';
+import { applyEffect, handleKey, initialKeyState, keysOfInput, type KeyState } from './keys.js';
+import { describeFilter, type ReviewSession } from './session.js';
 import type { QueueItem } from './queue.js';
 import type { FaceSink } from './overlay.js';
 import { computeLayout, faceKey, type Layout } from './layout.js';
@@ -38,18 +39,14 @@ function useTerminalSize(): { cols: number; rows: number } {
   return size;
 }
 
-type Mode = 'main' | 'help' | 'filter';
-
 export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, faces: given }: AppProps): ReactElement {
   const { exit } = useApp();
   const { cols, rows } = useTerminalSize();
   const [, setVersion] = useState(0);
   const bump = () => setVersion((v) => v + 1);
-  // Mode and filter scope live in a ref, not in state: Ink re-subscribes the input handler only after a render's
+  // Key state and status line live in a ref, not in state: Ink re-subscribes the input handler only after a render's
   // effects run, so a key typed right after another must not see the previous render's values.
-  const ui = useRef<{ mode: Mode; filterBy: Filter['by'] }>({ mode: 'main', filterBy: 'either' });
-  const setMode = (m: Mode) => void (ui.current.mode = m);
-  const setFilterBy = (b: Filter['by']) => void (ui.current.filterBy = b);
+  const ui = useRef<{ keys: KeyState; status: string | null }>({ keys: initialKeyState(session.taxonomy), status: null });
   const faces = useRef(given ?? new Map<string, string[]>());
   const loading = useRef(new Set<string>());
   const taxonomy = session.taxonomy;
@@ -104,55 +101,30 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   }, [session, tickMs]);
 
   useInput((input, key) => {
-    const { mode, filterBy } = ui.current;
-    if (mode === 'help') {
-      setMode('main');
-      bump();
-      return;
-    }
-    if (mode === 'filter') {
-      if (key.escape) setMode('main');
-      else if (input === 'g' || input === 'p') setFilterBy(input === 'g' ? 'given' : 'proposed');
-      else if (input === '0') {
-        session.setFilter(null);
-        session.message = 'filter cleared';
-        setMode('main');
-      } else if (/^[1-9]$/.test(input) && Number(input) <= taxonomy.length) {
-        session.setFilter({ by: filterBy, cls: taxonomy[Number(input) - 1]! });
-        setMode('main');
+    let redraw = false;
+    // Every key of the chunk, in order (keys that arrive together are not one unknown key).
+    for (const k of keysOfInput(input, key)) {
+      const { state, effect } = handleKey(ui.current.keys, k);
+      ui.current.keys = state;
+      if (effect.kind === 'quit') {
+        exit();
+        return;
       }
-      bump();
-      return;
+      if (effect.kind === 'none') continue;
+      redraw = true;
+      try {
+        const status = applyEffect(session, effect);
+        if (status !== undefined) ui.current.status = status;
+      } catch (e) {
+        // A database kept locked by another process past the busy timeout: nothing was written; say so and go on.
+        if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw e;
+        ui.current.status = `not saved, the database is busy (${(e as Error).message}): press the key again`;
+      }
     }
-    if (input === 'q') {
-      exit();
-      return;
-    }
-    try {
-      if (input === 'a' || key.return) session.decide('accepted');
-      else if (input === 'r') session.decide('rejected');
-      else if (/^[1-9]$/.test(input)) {
-        const n = Number(input);
-        if (n <= taxonomy.length) session.decide('manual', taxonomy[n - 1]);
-        else session.message = `no class ${n}: this dataset has ${taxonomy.length}`;
-      } else if (input === 's') session.skip();
-      else if (input === 'u') session.undo();
-      else if (key.rightArrow || input === 'n') session.move(1);
-      else if (key.leftArrow || input === 'p') session.move(-1);
-      else if (input === '/') {
-        setFilterBy('either');
-        setMode('filter');
-      } else if (input === '?') setMode('help');
-      else return;
-    } catch (e) {
-      // A database kept locked by another process past the busy timeout: nothing was written; say so and go on.
-      if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw e;
-      session.message = `not saved, the database is busy (${(e as Error).message}): press the key again`;
-    }
-    bump();
+    if (redraw) bump();
   });
 
-  const { mode, filterBy } = ui.current;
+  const { mode, filterBy } = ui.current.keys;
   const stats = session.stats();
   const pos = session.position;
   const header =
@@ -185,7 +157,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   if (progress.length > layout.cols) {
     progress = `${stats.reviewed}/${stats.total} done · ${stats.accepted} acc · ${stats.rejected} rej · ${stats.manual} man` + tail;
   }
-  const status = mode === 'filter' ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc` : (session.message ?? '');
+  const status = mode === 'filter' ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc` : (ui.current.status ?? '');
 
   return (
     <Box flexDirection="column" width={layout.cols} height={layout.height}>

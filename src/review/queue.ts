@@ -2,19 +2,11 @@ import { isAbsolute, join } from 'node:path';
 import { FerCleanError } from '../errors.js';
 import { boxOfRow, type FaceBox } from '../features/facebox.js';
 import type { DB } from '../store/db.js';
-import { getDatasetById, resolveDataset, type DatasetRow } from '../store/datasets.js';
+import type { ResolvedRun } from '../store/runs.js';
 
 /** Review order: highest proposal margin first, least important (lowest alpha) first, or by given class. */
 export type ReviewOrder = 'margin' | 'importance' | 'class';
 export const REVIEW_ORDERS: readonly ReviewOrder[] = ['margin', 'importance', 'class'];
-
-export interface RunInfo {
-  id: number;
-  method: string;
-  status: string;
-  startedAt: string;
-  dataset: DatasetRow;
-}
 
 /** One image the run proposes to relabel. */
 export interface QueueItem {
@@ -43,48 +35,6 @@ export interface ItemDetail {
   importanceMean: number | null;
 }
 
-interface RawRun {
-  id: number;
-  dataset_id: number;
-  method: string;
-  status: string;
-  started_at: string;
-}
-
-/**
- * The run to review: `runId` when given (any status but 'running'/'failed' is refused with a reason), else the
- * latest run with status 'done' of the dataset (named, or the only one in the database).
- */
-export function resolveRun(db: DB, opts: { runId?: number; dataset?: string } = {}): RunInfo {
-  if (opts.runId !== undefined) {
-    const r = db.prepare(`SELECT id, dataset_id, method, status, started_at FROM runs WHERE id = ?`).get(opts.runId) as
-      | RawRun
-      | undefined;
-    if (!r) {
-      const ids = (db.prepare(`SELECT id FROM runs ORDER BY id`).all() as { id: number }[]).map((x) => x.id);
-      throw new FerCleanError(
-        `no run with id ${opts.runId} (runs in this database: ${ids.length ? ids.join(', ') : 'none; run `fer-clean train` first'})`,
-      );
-    }
-    if (r.status !== 'done') {
-      throw new FerCleanError(`run ${r.id} has status '${r.status}': only finished runs (status 'done') can be reviewed`);
-    }
-    return { id: r.id, method: r.method, status: r.status, startedAt: r.started_at, dataset: getDatasetById(db, r.dataset_id) };
-  }
-  const dataset = resolveDataset(db, opts.dataset);
-  const r = db
-    .prepare(
-      `SELECT id, dataset_id, method, status, started_at FROM runs WHERE dataset_id = ? AND status = 'done' ORDER BY id DESC LIMIT 1`,
-    )
-    .get(dataset.id) as RawRun | undefined;
-  if (!r) {
-    throw new FerCleanError(
-      `dataset '${dataset.name}' has no finished run to review: run \`fer-clean train\` first (or pass --run ID)`,
-    );
-  }
-  return { id: r.id, method: r.method, status: r.status, startedAt: r.started_at, dataset };
-}
-
 const ORDER_SQL: Record<ReviewOrder, string> = {
   margin: `ri.proposal_margin IS NULL, ri.proposal_margin DESC, ri.image_id`,
   importance: `ri.importance IS NULL, ri.importance ASC, ri.proposal_margin DESC, ri.image_id`,
@@ -93,7 +43,7 @@ const ORDER_SQL: Record<ReviewOrder, string> = {
 };
 
 /** The run's images with a proposed label, in review order. */
-export function loadQueue(db: DB, run: RunInfo, order: ReviewOrder = 'margin'): QueueItem[] {
+export function loadQueue(db: DB, run: ResolvedRun, order: ReviewOrder = 'margin'): QueueItem[] {
   const taxonomy = run.dataset.taxonomy;
   const rank = `CASE l.given ${taxonomy.map((c, i) => `WHEN '${c.replace(/'/g, "''")}' THEN ${i}`).join(' ')} ELSE ${taxonomy.length} END`;
   const rows = db
@@ -112,7 +62,7 @@ export function loadQueue(db: DB, run: RunInfo, order: ReviewOrder = 'margin'): 
 }
 
 /** Probabilities, prediction and file of one queued image. */
-export function loadDetail(db: DB, run: RunInfo, imageId: number): ItemDetail {
+export function loadDetail(db: DB, run: ResolvedRun, imageId: number): ItemDetail {
   const r = db
     .prepare(
       `SELECT ri.probs, ri.predicted_label, ri.importance_mean, i.path, i.crop_x, i.crop_y, i.crop_w, i.crop_h

@@ -14,7 +14,9 @@ import {
   type Effective,
   type Verdict,
 } from './decisions.js';
-import { loadDetail, loadQueue, resolveRun, type ItemDetail, type QueueItem, type ReviewOrder, type RunInfo } from './queue.js';
+import { loadDetail, loadQueue, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
+import { resolveDataset } from '../store/datasets.js';
+import { resolveRun, type ResolvedRun } from '../store/runs.js';
 
 /** Which items the annotator wants to see: those whose given and/or proposed label is `cls`. */
 export interface Filter {
@@ -68,6 +70,12 @@ export interface EndState {
  * One annotator's review of a run: the queue, where they are in it, their lease on the item shown and the decisions
  * in force. All state changes go to SQLite first (decisions, claims); nothing here prints.
  */
+/** What an action did: its row (if it wrote one) and a line for the status bar (e.g. why it did nothing). */
+export interface Outcome {
+  row?: DecisionRow;
+  status: string | null;
+}
+
 export class ReviewSession {
   readonly who: Claimant;
   readonly items: QueueItem[];
@@ -87,12 +95,10 @@ export class ReviewSession {
   private closed = false;
   /** Id of the newest decision row already taken into account (null before the first refresh). */
   private seenDecisionId: number | null = null;
-  /** A line for the status bar about the last action (e.g. why a key did nothing). */
-  message: string | null = null;
 
   private constructor(
     readonly db: DB,
-    readonly run: RunInfo,
+    readonly run: ResolvedRun,
     opts: SessionOptions,
   ) {
     this.now = opts.now ?? Date.now;
@@ -109,7 +115,8 @@ export class ReviewSession {
   /** Opens the run (by id, else the dataset's latest finished run) and loads its queue; shows nothing yet. */
   static open(db: DB, opts: SessionOptions): ReviewSession {
     if (!opts.annotator.trim()) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
-    return new ReviewSession(db, resolveRun(db, { runId: opts.runId, dataset: opts.dataset }), opts);
+    const dataset = opts.runId === undefined ? resolveDataset(db, opts.dataset) : undefined;
+    return new ReviewSession(db, resolveRun(db, { runId: opts.runId, dataset, purpose: 'to review' }), opts);
   }
 
   /** Goes to the first undecided item nobody else holds (where a previous session left off). */
@@ -148,39 +155,39 @@ export class ReviewSession {
   }
 
   /** Accept the proposal, reject it (keep the given label) or set a label by hand; then go to the next item. */
-  decide(verdict: Verdict, label?: string): DecisionRow | undefined {
+  decide(verdict: Verdict, label?: string): Outcome {
     const item = this.current;
-    if (!item) return this.say('nothing to decide: end of the queue');
+    if (!item) return { status: 'nothing to decide: end of the queue' };
     if (verdict === 'manual' && (label === undefined || !this.taxonomy.includes(label))) {
-      return this.say(`no class ${label ?? ''} in this dataset`);
+      return { status: `no class ${label ?? ''} in this dataset` };
     }
-    const row = this.guard(() => recordDecision(this.db, this.who, item, verdict, label, this.opts()));
-    if (!row) return undefined;
+    const g = this.guard(() => recordDecision(this.db, this.who, item, verdict, label, this.opts()));
+    if (g.lost !== undefined) return { status: g.lost };
+    const row = g.value;
     this.myDecisions.add(row.id);
     this.effective.set(item.imageId, { id: row.id, action: verdict, label: row.new_label, annotator: row.annotator, decidedAt: row.decided_at });
     this.skipped.delete(item.imageId);
-    this.message = `${item.path}: ${verdict === 'manual' ? 'set to' : verdict + ' →'} ${row.new_label}`;
     this.advance(this.viewPos!);
-    return row;
+    return { row, status: `${item.path}: ${verdict === 'manual' ? 'set to' : verdict + ' →'} ${row.new_label}` };
   }
 
   /** Records a skip (not a decision) and goes on; skipped items come back once the rest is done. */
-  skip(): DecisionRow | undefined {
+  skip(): Outcome {
     const item = this.current;
-    if (!item) return this.say('nothing to skip: end of the queue');
-    const row = this.guard(() => recordDecision(this.db, this.who, item, 'skipped', undefined, this.opts()));
-    if (!row) return undefined;
+    if (!item) return { status: 'nothing to skip: end of the queue' };
+    const g = this.guard(() => recordDecision(this.db, this.who, item, 'skipped', undefined, this.opts()));
+    if (g.lost !== undefined) return { status: g.lost };
     this.skipped.add(item.imageId);
-    this.message = `${item.path}: skipped`;
     this.advance(this.viewPos!);
-    return row;
+    return { row: g.value, status: `${item.path}: skipped` };
   }
 
   /** Undoes this annotator's last decision or skip in the run and shows that item again. */
-  undo(): DecisionRow | undefined {
-    const r = this.guard(() => undoLast(this.db, this.who, this.opts()));
-    if (!r) return r === undefined && this.message === null ? this.say('nothing to undo') : undefined;
-    const { undone, undo } = r;
+  undo(): Outcome {
+    const g = this.guard(() => undoLast(this.db, this.who, this.opts()));
+    if (g.lost !== undefined) return { status: g.lost };
+    if (!g.value) return { status: 'nothing to undo' };
+    const { undone, undo } = g.value;
     this.myDecisions.delete(undone.id);
     this.skipped.delete(undone.image_id);
     this.refreshImage(undone.image_id);
@@ -195,36 +202,35 @@ export class ReviewSession {
       claimImage(this.db, this.who, undone.image_id, this.now(), this.leaseMs);
     }
     const item = idx === undefined ? undefined : this.items[idx];
-    this.message = `undid ${undone.action}${undone.action === 'skipped' ? '' : ` (${undone.new_label})`} on ${item?.path ?? `image ${undone.image_id}`}`;
-    return undo;
+    return { row: undo, status: `undid ${undone.action}${undone.action === 'skipped' ? '' : ` (${undone.new_label})`} on ${item?.path ?? `image ${undone.image_id}`}` };
   }
 
   /** Moves to the next (+1) or previous (-1) item of the queue, decided or not, skipping items others hold. */
-  move(dir: 1 | -1): boolean {
-    this.message = null;
+  move(dir: 1 | -1): Outcome {
+    const moved = { status: null };
     if (this.viewPos === null) {
       if (dir === 1) {
         // At the end: go round again through the items skipped in this session.
-        if (this.skipped.size === 0) return Boolean(this.say('end of the queue'));
+        if (this.skipped.size === 0) return { status: 'end of the queue' };
         this.skipped.clear();
         this.advance(-1);
-        return this.viewPos !== null;
+        return moved;
       }
-      for (let p = this.view.length - 1; p >= 0; p--) if (this.enter(p, false)) return true;
-      return Boolean(this.say('no item to go back to'));
+      for (let p = this.view.length - 1; p >= 0; p--) if (this.enter(p, false)) return moved;
+      return { status: 'no item to go back to' };
     }
     for (let p = this.viewPos + dir; p >= 0 && p < this.view.length; p += dir) {
-      if (this.enter(p, false)) return true;
+      if (this.enter(p, false)) return moved;
     }
-    return Boolean(this.say(dir === 1 ? 'last item of the queue' : 'first item of the queue'));
+    return { status: dir === 1 ? 'last item of the queue' : 'first item of the queue' };
   }
 
   /** Shows only items whose given and/or proposed label is a class (null: all), from the first undecided one. */
-  setFilter(filter: Filter | null): void {
+  setFilter(filter: Filter | null): Outcome {
     this.applyFilter(filter);
     this.viewPos = null;
     this.advance(-1);
-    if (filter && this.view.length === 0) this.message = `no item with ${describeFilter(filter)}`;
+    return { status: filter && this.view.length === 0 ? `no item with ${describeFilter(filter)}` : null };
   }
 
   /** Renews this session's lease and re-reads what other sessions did (decisions, claims). */
@@ -307,23 +313,16 @@ export class ReviewSession {
     return { now: this.now(), leaseMs: this.leaseMs };
   }
 
-  private say(message: string): undefined {
-    this.message = message;
-    return undefined;
-  }
-
-  /** Runs a write; a lost claim becomes a message and the session moves on. */
-  private guard<T>(fn: () => T): T | undefined {
-    this.message = null;
+  /** Runs a write; a lost claim becomes `lost` (the message to show) and the session moves on. */
+  private guard<T>(fn: () => T): { value: T; lost?: undefined } | { lost: string } {
     try {
-      return fn();
+      return { value: fn() };
     } catch (e) {
       if (e instanceof ClaimLostError) {
         this.others.set(e.imageId, e.holder);
-        this.message = e.message;
         const pos = this.viewPos;
         if (pos !== null && this.current?.imageId === e.imageId) this.advance(pos);
-        return undefined;
+        return { lost: e.message };
       }
       throw e;
     }

@@ -8,7 +8,8 @@ import sharp, { type OverlayOptions } from 'sharp';
 import { FerCleanError } from '../errors.js';
 import { boxOfRow, type FaceBox } from '../features/facebox.js';
 import type { DB } from '../store/db.js';
-import { loadDetail, loadQueue, type ReviewOrder, type RunInfo } from './queue.js';
+import { loadDetail, loadQueue, type ReviewOrder } from './queue.js';
+import type { ResolvedRun } from '../store/runs.js';
 
 /** One face on a sheet and its caption. */
 export interface SheetFace {
@@ -44,7 +45,7 @@ const fix = (x: number, d: number): string => x.toFixed(d);
  * lowest importance. When the dataset has reference labels (e.g. the FER+ majority) each caption says it, and the
  * frame is green when the proposal (or, for the lowest-importance faces, the given label) agrees with it.
  */
-export function sheetSections(db: DB, run: RunInfo, opts: SheetOptions = {}): SheetSection[] {
+export function sheetSections(db: DB, run: ResolvedRun, opts: SheetOptions = {}): SheetSection[] {
   const count = opts.count ?? 40;
   const lowest = opts.lowest ?? count;
   const order = opts.order ?? 'margin';

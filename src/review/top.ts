@@ -3,7 +3,8 @@
  * what an annotator meets first when they open `fer-clean review`.
  */
 import type { DB } from '../store/db.js';
-import { loadQueue, type ReviewOrder, type RunInfo } from './queue.js';
+import { loadQueue, type ReviewOrder } from './queue.js';
+import type { ResolvedRun } from '../store/runs.js';
 
 export interface QueueTop {
   run: number;
@@ -21,7 +22,7 @@ export interface QueueTop {
 }
 
 /** Scores the first `n` items of a run's review queue (in `order`, default margin) against the reference labels. */
-export function queueTop(db: DB, run: RunInfo, n: number, order: ReviewOrder = 'margin'): QueueTop {
+export function queueTop(db: DB, run: ResolvedRun, n: number, order: ReviewOrder = 'margin'): QueueTop {
   const queue = loadQueue(db, run, order);
   const top = queue.slice(0, n);
   const refOf = db.prepare(`SELECT reference FROM labels WHERE image_id = ?`);

@@ -4,6 +4,7 @@
  * confident joint, then per (given i, true j) pair prune the round(Q[i][j]) examples of class i with the largest
  * margin p_j - p_i; examples whose predicted class is their given label are never flagged.
  */
+import { argmax } from './argmax.js';
 import { permutation, Rng } from './prng.js';
 import { standardize, trainHead, type EpochStats, type HeadOptions, type TrainData } from './train.js';
 
@@ -72,12 +73,6 @@ export function findLabelIssues(labels: ArrayLike<number>, probs: ArrayLike<numb
     if (mask[e] && argmax(probs, e, C) === labels[e]) mask[e] = 0;
   }
   return mask;
-}
-
-export function argmax(p: ArrayLike<number>, i: number, C: number): number {
-  let best = 0;
-  for (let c = 1; c < C; c++) if (p[i * C + c]! > p[i * C + best]!) best = c;
-  return best;
 }
 
 /** Stratified k-fold assignment of `rows` (per class, a seeded shuffle dealt round-robin). */

@@ -5,6 +5,7 @@
 import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
+import { resolveRun } from '../store/runs.js';
 import { loadEmbeddings } from '../features/store.js';
 import { usableSql } from '../features/facebox.js';
 
@@ -15,7 +16,7 @@ export function parseLabelSource(s: string): LabelSource {
   if (s === 'given' || s === 'reference') return { kind: s };
   const m = /^run:(\d+)$/.exec(s);
   if (m) return { kind: 'run', runId: Number(m[1]) };
-  throw new FerCleanError(`--label-source ${s}: expected given, reference or run:ID (another run's corrected labels)`);
+  throw new FerCleanError(`label source '${s}': expected given, reference or run:ID (another run's corrected labels)`);
 }
 
 export const formatLabelSource = (s: LabelSource): string => (s.kind === 'run' ? `run:${s.runId}` : s.kind);
@@ -68,7 +69,7 @@ export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, l
   let source: Int32Array;
   if (labelSource.kind === 'given') source = Int32Array.from(given);
   else if (labelSource.kind === 'reference') {
-    if (!reference.some((v) => v >= 0)) throw new FerCleanError(`dataset '${dataset.name}' has no reference labels (--label-source reference)`);
+    if (!reference.some((v) => v >= 0)) throw new FerCleanError(`dataset '${dataset.name}' has no reference labels (label source 'reference')`);
     source = Int32Array.from(reference);
   } else source = runCorrectedLabels(db, dataset, labelSource.runId, rows.map((r) => r.id), given);
   return {
@@ -85,10 +86,7 @@ export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, l
 
 /** Another run's labels with its proposals applied (coalesce(proposed, given)); images it did not see keep labels.given. */
 function runCorrectedLabels(db: DB, dataset: DatasetRow, runId: number, ids: number[], given: Int32Array): Int32Array {
-  const run = db.prepare(`SELECT dataset_id, status FROM runs WHERE id = ?`).get(runId) as { dataset_id: number; status: string } | undefined;
-  if (!run) throw new FerCleanError(`--label-source run:${runId}: no such run`);
-  if (run.dataset_id !== dataset.id) throw new FerCleanError(`--label-source run:${runId}: that run is on another dataset`);
-  if (run.status !== 'done') throw new FerCleanError(`--label-source run:${runId}: that run is ${run.status}, not done`);
+  resolveRun(db, { runId, dataset, purpose: 'as a label source' });
   const byId = new Map<number, string>();
   for (const r of db
     .prepare(`SELECT image_id, coalesce(proposed_label, given_label) AS label FROM run_images WHERE run_id = ?`)

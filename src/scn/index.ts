@@ -7,12 +7,24 @@ import type { DB } from '../store/db.js';
 import { resolveDataset } from '../store/datasets.js';
 import { initBackend, type BackendPreference } from '../features/backend.js';
 import { resolveBackbone } from '../features/store.js';
-import { argmax, confidentLearning } from './cl.js';
-import { formatLabelSource, loadDatasetView, type LabelSource } from './data.js';
+import { argmax } from './argmax.js';
+import { confidentLearning } from './cl.js';
+import { proposeLabels } from './losses.js';
+import { formatLabelSource, loadDatasetView, type DatasetView, type LabelSource } from './data.js';
 import { scoreRun, type RunReport } from './metrics.js';
 import { injectNoise, type NoiseType } from './noise.js';
-import { createRun, failRun, getRun, runEpochs, runImagesForScoring, saveRunResults, setRunMetrics, type Method, type RunImageRow } from './runs.js';
-import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptions, type ScnOptions } from './train.js';
+import {
+  createRun,
+  failRun,
+  resolveRun,
+  runEpochs,
+  runImagesForScoring,
+  saveRunResults,
+  setRunMetrics,
+  type Method,
+  type RunImageRow,
+} from '../store/runs.js';
+import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptions, type ScnOptions, type TrainData } from './train.js';
 
 export interface TrainRunOptions {
   dataset?: string;
@@ -49,9 +61,9 @@ export async function trainRun(
   opts: TrainRunOptions,
   onProgress?: (p: TrainProgress) => void,
 ): Promise<{ runId: number; report: RunReport }> {
+  validateTrainOptions(opts);
   const head: HeadOptions = { ...HEAD_DEFAULTS, ...opts.head, seed: opts.seed };
   const scn: ScnOptions = { ...SCN_DEFAULTS, ...opts.scn };
-  validate(head, scn, opts);
   const propose = opts.propose ?? 'margin';
   const dataset = resolveDataset(db, opts.dataset);
   const backbone = resolveBackbone(opts.backbone).name;
@@ -79,23 +91,7 @@ export async function trainRun(
       : { labels: view.source, flips: [] };
   const labels = noise.labels;
 
-  const config = {
-    dataset: dataset.name,
-    method: opts.method,
-    label_source: formatLabelSource(opts.labelSource),
-    backbone,
-    backbone_version: view.backboneVersion,
-    backend: backend.name,
-    backend_provider: backend.provider,
-    seed: opts.seed,
-    noise: { rate: opts.noiseRate, type: opts.noiseRate > 0 ? opts.noiseType : null, flips: noise.flips.length },
-    head,
-    ...(opts.method === 'scn' ? { scn, loss: 'gamma * L_RR + (1 - gamma) * L_WCE', propose } : {}),
-    ...(opts.method === 'cl' ? { cl: { folds: opts.folds, filter: 'prune_by_noise_rate' } } : {}),
-    proposals: opts.method === 'scn' ? SCN_PROPOSAL_RULE[propose] : PROPOSAL_RULE[opts.method],
-    train_images: train.length,
-    valid_images: valid.length,
-  };
+  const config = runConfig(opts, { dataset: dataset.name, backbone, view, backend, head, scn, propose, flips: noise.flips.length, train, valid });
   const runId = createRun(db, {
     datasetId: dataset.id,
     method: opts.method,
@@ -109,69 +105,16 @@ export async function trainRun(
 
   const t0 = performance.now();
   try {
-    const data = { features: view.features, dim: view.dim, classes: C, labels, train, valid };
+    const data: TrainData = { features: view.features, dim: view.dim, classes: C, labels, train, valid };
     const total = opts.method === 'cl' ? head.epochs * opts.folds : head.epochs;
     let done = 0;
     const tick = (stats: EpochStats): void => onProgress?.({ done: ++done, total, stats });
-    const isTrain = new Uint8Array(N);
-    for (const r of train) isTrain[r] = 1;
-
-    let epochs: EpochStats[];
-    let probs: Float32Array;
-    let trainedLabels: Int32Array = labels;
-    let importance: Float32Array | null = null;
-    let importanceMean: Float32Array | null = null;
-    let proposed: (i: number) => number;
-    if (opts.method === 'cl') {
-      const r = confidentLearning(data, head, opts.folds, (_f, s) => tick(s));
-      epochs = r.epochs;
-      probs = r.probs;
-      proposed = (i) => (r.issues[i] ? argmax(probs, i, C) : -1);
-    } else {
-      const r = trainHead(data, { ...head, ...scn, method: opts.method }, tick);
-      ({ epochs, probs, importance, importanceMean, trainedLabels } = r);
-      if (opts.method === 'scn' && propose === 'relabeled') {
-        // The label SCN trained with at the end, when relabeling changed it.
-        proposed = (i) => (trainedLabels[i] !== labels[i] ? trainedLabels[i]! : -1);
-      } else if (opts.method === 'scn' && propose === 'predicted') {
-        // The self-cured classifier's prediction, when it differs from the given label.
-        proposed = (i) => {
-          const a = argmax(probs, i, C);
-          return a !== labels[i] ? a : -1;
-        };
-      } else {
-        // Eq. 4's rule once more at the end, with the final classifier, on every training image: P_max - P_given > delta2.
-        // (For ce, the same rule on the baseline's in-sample predictions.)
-        proposed = (i) => {
-          const a = argmax(probs, i, C);
-          return a !== labels[i] && probs[i * C + a]! - probs[i * C + labels[i]!]! > scn.delta2 ? a : -1;
-        };
-      }
-    }
+    const out = trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds }, tick);
     const durationS = (performance.now() - t0) / 1000;
-
-    const images: RunImageRow[] = [];
-    for (let i = 0; i < N; i++) {
-      const y = labels[i]! >= 0 ? labels[i]! : view.given[i]!;
-      const p = Array.from(probs.subarray(i * C, i * C + C));
-      const prop = isTrain[i] ? proposed(i) : -1;
-      images.push({
-        image_id: view.imageIds[i]!,
-        given_label: tax[y]!,
-        trained_label: tax[isTrain[i] ? trainedLabels[i]! : y]!,
-        in_training: isTrain[i]!,
-        importance: importance ? importance[i]! : null,
-        importance_mean: importanceMean ? importanceMean[i]! : null,
-        probs: p,
-        predicted_label: tax[argmax(probs, i, C)]!,
-        proposed_label: prop >= 0 ? tax[prop]! : null,
-        proposal_margin: prop >= 0 ? p[prop]! - p[y]! : null,
-      });
-    }
     saveRunResults(db, runId, {
-      epochs,
+      epochs: out.epochs,
       noise: noise.flips.map((f) => ({ imageId: view.imageIds[f.index]!, original: tax[f.original]!, noisy: tax[f.noisy]! })),
-      images,
+      images: imageRows(view, labels, out, tax),
       durationS,
     });
     const report = reportRun(db, runId);
@@ -181,6 +124,108 @@ export async function trainRun(
     failRun(db, runId, (e as Error).message, (performance.now() - t0) / 1000);
     throw e;
   }
+}
+
+/** What a run records about how it was made (runs.config). */
+function runConfig(
+  opts: TrainRunOptions,
+  r: {
+    dataset: string;
+    backbone: string;
+    view: DatasetView;
+    backend: { name: string; provider: string };
+    head: HeadOptions;
+    scn: ScnOptions;
+    propose: ScnProposal;
+    flips: number;
+    train: number[];
+    valid: number[];
+  },
+): Record<string, unknown> {
+  return {
+    dataset: r.dataset,
+    method: opts.method,
+    label_source: formatLabelSource(opts.labelSource),
+    backbone: r.backbone,
+    backbone_version: r.view.backboneVersion,
+    backend: r.backend.name,
+    backend_provider: r.backend.provider,
+    seed: opts.seed,
+    noise: { rate: opts.noiseRate, type: opts.noiseRate > 0 ? opts.noiseType : null, flips: r.flips },
+    head: r.head,
+    ...(opts.method === 'scn' ? { scn: r.scn, loss: 'gamma * L_RR + (1 - gamma) * L_WCE', propose: r.propose } : {}),
+    ...(opts.method === 'cl' ? { cl: { folds: opts.folds, filter: 'prune_by_noise_rate' } } : {}),
+    proposals: opts.method === 'scn' ? SCN_PROPOSAL_RULE[r.propose] : PROPOSAL_RULE[opts.method],
+    train_images: r.train.length,
+    valid_images: r.valid.length,
+  };
+}
+
+/** What training says about every row, and the proposals drawn from it (class index, -1 for none). */
+interface Trained {
+  epochs: EpochStats[];
+  probs: Float32Array;
+  trainedLabels: Int32Array;
+  importance: Float32Array | null;
+  importanceMean: Float32Array | null;
+  proposed: Int32Array;
+  isTrain: Uint8Array;
+}
+
+/** Trains with the method and turns its output into proposals (on training rows only). */
+function trainAndPropose(
+  data: TrainData,
+  m: { method: Method; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number },
+  tick: (s: EpochStats) => void,
+): Trained {
+  const { labels, classes: C } = data;
+  const isTrain = new Uint8Array(labels.length);
+  for (const r of Array.from(data.train)) isTrain[r] = 1;
+  if (m.method === 'cl') {
+    const r = confidentLearning(data, m.head, m.folds, (_f, s) => tick(s));
+    // The flagged images' most likely out-of-fold class (never their given label: findLabelIssues drops those).
+    const flagged = Uint8Array.from(isTrain, (t, i) => t & (r.issues[i] ?? 0));
+    const proposed = proposeLabels(r.probs, labels, flagged, -Infinity, C);
+    return { epochs: r.epochs, probs: r.probs, trainedLabels: labels, importance: null, importanceMean: null, proposed, isTrain };
+  }
+  const r = trainHead(data, { ...m.head, ...m.scn, method: m.method }, tick);
+  let proposed: Int32Array;
+  if (m.method === 'scn' && m.propose === 'relabeled') {
+    // The label SCN trained with at the end, when relabeling changed it.
+    proposed = Int32Array.from(r.trainedLabels, (y, i) => (isTrain[i] && y !== labels[i] ? y : -1));
+  } else if (m.method === 'scn' && m.propose === 'predicted') {
+    // The self-cured classifier's prediction, when it differs from the given label (Eq. 4 with no margin).
+    proposed = proposeLabels(r.probs, labels, isTrain, -Infinity, C);
+  } else {
+    // Eq. 4's rule once more at the end, with the final classifier, on every training image: P_max - P_given > delta2.
+    // (For ce, the same rule with the paper's delta2 on the baseline's in-sample predictions.)
+    proposed = proposeLabels(r.probs, labels, isTrain, m.method === 'scn' ? m.scn.delta2 : SCN_DEFAULTS.delta2, C);
+  }
+  return { ...r, proposed, isTrain };
+}
+
+/** The rows stored per image: labels, importance, probabilities, prediction and proposal with its margin. */
+function imageRows(view: DatasetView, labels: Int32Array, t: Trained, tax: readonly string[]): RunImageRow[] {
+  const C = tax.length;
+  const images: RunImageRow[] = [];
+  for (let i = 0; i < view.imageIds.length; i++) {
+    const y = labels[i]! >= 0 ? labels[i]! : view.given[i]!;
+    const p = Array.from(t.probs.subarray(i * C, i * C + C));
+    const prop = t.proposed[i]!;
+    images.push({
+      image_id: view.imageIds[i]!,
+      given_label: tax[y]!,
+      trained_label: tax[t.isTrain[i] ? t.trainedLabels[i]! : y]!,
+      in_training: t.isTrain[i]!,
+      importance: t.importance ? t.importance[i]! : null,
+      importance_mean: t.importanceMean ? t.importanceMean[i]! : null,
+      probs: p,
+      predicted_label: tax[argmax(t.probs, i, C)]!,
+      proposed_label: prop >= 0 ? tax[prop]! : null,
+      proposal_margin: prop >= 0 ? p[prop]! - p[y]! : null,
+    });
+  }
+  return images;
 }
 
 const SCN_PROPOSAL_RULE: Record<ScnProposal, string> = {
@@ -198,7 +243,7 @@ export const PROPOSAL_RULE: Record<Method, string> = {
 
 /** The scores of a stored run, recomputed from its stored rows. */
 export function reportRun(db: DB, runId: number): RunReport {
-  const run = getRun(db, runId);
+  const run = resolveRun(db, { runId, done: false });
   return scoreRun(run, runImagesForScoring(db, runId), runEpochs(db, runId).length);
 }
 
@@ -215,26 +260,57 @@ export function summarize(r: RunReport): Record<string, unknown> {
   };
 }
 
-function validate(h: HeadOptions, s: ScnOptions, o: TrainRunOptions): void {
-  const bad: string[] = [];
-  const check = (ok: boolean, msg: string): void => void (ok || bad.push(msg));
-  check(Number.isInteger(h.hidden) && h.hidden >= 0, `--hidden ${h.hidden}: expected a whole number >= 0`);
-  check(h.dropout >= 0 && h.dropout < 1, `--dropout ${h.dropout}: expected a rate in [0, 1)`);
-  check(h.lr > 0, `--lr ${h.lr}: expected > 0`);
-  check(h.lrDecay > 0 && h.lrDecay <= 1, `--lr-decay ${h.lrDecay}: expected in (0, 1]`);
-  check(h.weightDecay >= 0, `--weight-decay ${h.weightDecay}: expected >= 0`);
-  check(Number.isInteger(h.batchSize) && h.batchSize >= 2, `--batch ${h.batchSize}: expected a whole number >= 2`);
-  check(Number.isInteger(h.epochs) && h.epochs >= 1, `--epochs ${h.epochs}: expected a whole number >= 1`);
-  check(s.beta > 0 && s.beta < 1, `--beta ${s.beta}: expected a fraction in (0, 1)`);
-  check(s.delta1 >= 0, `--delta1 ${s.delta1}: expected >= 0`);
-  check(s.delta2 >= 0 && s.delta2 < 1, `--delta2 ${s.delta2}: expected in [0, 1)`);
-  check(s.gamma >= 0 && s.gamma <= 1, `--gamma ${s.gamma}: expected in [0, 1]`);
-  check(Number.isInteger(s.relabelEpoch) && s.relabelEpoch >= 1, `--relabel-epoch ${s.relabelEpoch}: expected a whole number >= 1`);
-  check(s.relabelScope === 'low' || s.relabelScope === 'all', `--relabel-scope ${s.relabelScope}: expected low or all`);
-  check(Number.isInteger(s.importanceWindow) && s.importanceWindow >= 1, `--importance-window ${s.importanceWindow}: expected a whole number >= 1`);
-  check(Number.isInteger(o.folds) && o.folds >= 2, `--folds ${o.folds}: expected a whole number >= 2`);
-  check(o.noiseRate >= 0 && o.noiseRate < 1, `--noise ${o.noiseRate}: expected a fraction in [0, 1)`);
-  check(o.noiseType === 'symmetric' || o.noiseType === 'asymmetric', `--noise-type ${o.noiseType}: expected symmetric or asymmetric`);
-  check(Number.isInteger(o.seed) && o.seed >= 0, `--seed ${o.seed}: expected a whole number >= 0`);
-  if (bad.length) throw new FerCleanError(bad.length === 1 ? bad[0]! : `${bad.length} bad options`, bad.length > 1 ? bad : []);
+/** One option of trainRun out of its range: `option` is its name in TrainRunOptions (head.lr, scn.beta, noiseRate...). */
+export interface OptionProblem {
+  option: string;
+  value: unknown;
+  /** What is expected, e.g. 'a rate in [0, 1)'. */
+  expected: string;
+}
+
+/** trainRun's options out of range; the message names them as TrainRunOptions does, `problems` lists each one. */
+export class InvalidOptionsError extends FerCleanError {
+  constructor(readonly problems: OptionProblem[]) {
+    const lines = problems.map((p) => `${p.option} ${String(p.value)}: expected ${p.expected}`);
+    super(lines.length === 1 ? lines[0]! : `${lines.length} bad options`, lines.length > 1 ? lines : []);
+  }
+}
+
+/**
+ * Checks trainRun's options (with the defaults filled in): every range, and that SCN options come only with method
+ * 'scn'. Throws InvalidOptionsError (ranges) or FerCleanError (SCN options for another method).
+ */
+export function validateTrainOptions(opts: TrainRunOptions): void {
+  if (opts.method !== 'scn') {
+    const given = Object.entries(opts.scn ?? {}).filter(([, v]) => v !== undefined);
+    const scnOnly = [...given.map(([k]) => `scn.${k}`), ...(opts.propose ? ['propose'] : [])];
+    if (scnOnly.length) throw new FerCleanError(`method ${opts.method} takes no SCN options (${scnOnly.join(', ')})`);
+  }
+  const h: HeadOptions = { ...HEAD_DEFAULTS, ...opts.head, seed: opts.seed };
+  const s: ScnOptions = { ...SCN_DEFAULTS, ...opts.scn };
+  const bad: OptionProblem[] = [];
+  const check = (ok: boolean, option: string, value: unknown, expected: string): void =>
+    void (ok || bad.push({ option, value, expected }));
+  const num = (v: number): boolean => typeof v === 'number' && Number.isFinite(v);
+  const whole = (v: number, min: number): boolean => Number.isInteger(v) && v >= min;
+  check(whole(h.hidden, 0), 'head.hidden', h.hidden, 'a whole number >= 0');
+  check(num(h.dropout) && h.dropout >= 0 && h.dropout < 1, 'head.dropout', h.dropout, 'a rate in [0, 1)');
+  check(num(h.lr) && h.lr > 0, 'head.lr', h.lr, 'a number > 0');
+  check(num(h.lrDecay) && h.lrDecay > 0 && h.lrDecay <= 1, 'head.lrDecay', h.lrDecay, 'a factor in (0, 1]');
+  check(num(h.weightDecay) && h.weightDecay >= 0, 'head.weightDecay', h.weightDecay, 'a number >= 0');
+  check(whole(h.batchSize, 2), 'head.batchSize', h.batchSize, 'a whole number >= 2');
+  check(whole(h.epochs, 1), 'head.epochs', h.epochs, 'a whole number >= 1');
+  check(num(s.beta) && s.beta > 0 && s.beta < 1, 'scn.beta', s.beta, 'a fraction in (0, 1)');
+  check(num(s.delta1) && s.delta1 >= 0, 'scn.delta1', s.delta1, 'a number >= 0');
+  check(num(s.delta2) && s.delta2 >= 0 && s.delta2 < 1, 'scn.delta2', s.delta2, 'a number in [0, 1)');
+  check(num(s.gamma) && s.gamma >= 0 && s.gamma <= 1, 'scn.gamma', s.gamma, 'a weight in [0, 1]');
+  check(whole(s.relabelEpoch, 1), 'scn.relabelEpoch', s.relabelEpoch, 'a whole number >= 1');
+  check(s.relabelScope === 'low' || s.relabelScope === 'all', 'scn.relabelScope', s.relabelScope, 'low or all');
+  check(whole(s.importanceWindow, 1), 'scn.importanceWindow', s.importanceWindow, 'a whole number >= 1');
+  check(whole(opts.folds, 2), 'folds', opts.folds, 'a whole number >= 2');
+  check(num(opts.noiseRate) && opts.noiseRate >= 0 && opts.noiseRate < 1, 'noiseRate', opts.noiseRate, 'a fraction in [0, 1)');
+  check(opts.noiseType === 'symmetric' || opts.noiseType === 'asymmetric', 'noiseType', opts.noiseType, 'symmetric or asymmetric');
+  check(whole(opts.seed, 0), 'seed', opts.seed, 'a whole number >= 0');
+  check(opts.propose === undefined || SCN_PROPOSALS.includes(opts.propose), 'propose', opts.propose, SCN_PROPOSALS.join(', '));
+  if (bad.length) throw new InvalidOptionsError(bad);
 }

@@ -1,10 +1,21 @@
 /**
- * The three parts of the Self-Cure Network (Wang et al., CVPR 2020, arXiv 2002.10392), on one mini-batch:
- * logit-weighted cross-entropy (Eq. 1-2), rank regularization (Eq. 3), relabeling (Eq. 4).
+ * The parts of the Self-Cure Network (Wang et al., CVPR 2020, arXiv 2002.10392), on one mini-batch: importance
+ * (Eq. 1), logit-weighted cross-entropy (Eq. 2), rank regularization (Eq. 3), relabeling (Eq. 4).
  * Group membership and relabeling read detached values (tfjs has no gradient for TopK/GatherNd/StridedSlice,
  * and gather's gradient fails on wasm), so the losses take constant 0/1 masks and stay differentiable.
  */
 import { tf } from '../features/backend.js';
+import { argmax } from './argmax.js';
+
+/** Eq. 1: alpha = sigmoid(f·Wa + ba), the importance of each sample; f features [N,F], Wa [F,1], ba [1] -> [N,1]. */
+export function selfAttentionImportance(
+  f: tf.Tensor2D,
+  Wa: tf.Tensor2D,
+  ba: tf.Tensor1D,
+  matMul: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D = tf.matMul,
+): tf.Tensor2D {
+  return tf.sigmoid(tf.add(matMul(f, Wa), ba)) as tf.Tensor2D;
+}
 
 /** Eq. 2: L_WCE = -1/N sum_i log softmax(alpha_i * z_i)[y_i]; z = logits [N,C], alpha [N,1], y one-hot [N,C]. */
 export function weightedCrossEntropy(logits: tf.Tensor2D, alpha: tf.Tensor2D, yOneHot: tf.Tensor2D): tf.Scalar {
@@ -84,20 +95,29 @@ export function relabel(
   let changed = 0;
   for (let i = 0; i < out.length; i++) {
     if (eligible && !eligible[i]) continue;
-    let argmax = 0;
-    let pMax = -Infinity;
-    for (let c = 0; c < classes; c++) {
-      const p = probs[i * classes + c]!;
-      if (p > pMax) {
-        pMax = p;
-        argmax = c;
-      }
-    }
+    const top = argmax(probs, i, classes);
+    const pMax = probs[i * classes + top]!;
     const pGiven = probs[i * classes + out[i]!]!;
-    if (argmax !== out[i] && pMax - pGiven > delta2) {
-      out[i] = argmax;
+    if (top !== out[i] && pMax - pGiven > delta2) {
+      out[i] = top;
       changed++;
     }
   }
   return { labels: out, changed };
+}
+
+/**
+ * A run's label proposals: Eq. 4 applied once to the rows with eligible[i] = 1 (the training images) with the final
+ * classifier's probabilities; proposed[i] is the class to relabel row i to, -1 for none. With delta2 = -Infinity the
+ * rule proposes the predicted class whenever it differs from the given label.
+ */
+export function proposeLabels(
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  eligible: ArrayLike<number>,
+  delta2: number,
+  classes: number,
+): Int32Array {
+  const r = relabel(probs, labels, eligible, delta2, classes);
+  return r.labels.map((y, i) => (y !== labels[i] ? y : -1));
 }

@@ -2,7 +2,7 @@
  * Scores of a run, computed from what it stored: test accuracy, noise detection (against injected flips for a
  * synthetic-noise run, else against reference-vs-given disagreements), relabel accuracy, importance histogram.
  */
-import type { RunRow, ScoredImageRow } from './runs.js';
+import type { RunRow, ScoredImageRow } from '../store/runs.js';
 
 export interface Detection {
   /** What counts as a wrong label: 'synthetic' (this run's flips) or 'reference' (given != reference). */
@@ -73,47 +73,47 @@ function accuracy(rows: ScoredImageRow[], label: (r: ScoredImageRow) => string |
   return { acc: ratio(ok, n), n };
 }
 
-export function scoreRun(run: RunRow, rows: ScoredImageRow[], epochs: number): RunReport {
-  const synthetic = run.noise_rate > 0;
-  const test = rows.filter((r) => r.split === 'test');
-  const ref = accuracy(test, (r) => r.reference);
-  const giv = accuracy(test, (r) => r.dataset_given);
-  const trained = rows.filter((r) => r.in_training === 1);
-  const scored = trained.filter((r) => truthOf(r, synthetic) !== null);
-  const hasTruth = synthetic || scored.length > 0;
+/** Training images with their truth (pre-flip label for a synthetic run, else the reference): what scoring reads. */
+interface Truth {
+  /** The true label, null when the image cannot be scored. */
+  of: (r: ScoredImageRow) => string | null;
+  isNoisy: (r: ScoredImageRow) => boolean;
+}
 
-  let detection: Detection | null = null;
-  let relabelAcc: number | null = null;
-  let relabelDetected: number | null = null;
-  const isNoisy = (r: ScoredImageRow): boolean => truthOf(r, synthetic) !== r.given_label;
-  if (hasTruth) {
-    let tp = 0;
-    let proposals = 0;
-    let noisy = 0;
-    let right = 0;
-    let rightDetected = 0;
-    for (const r of scored) {
-      const bad = isNoisy(r);
-      if (bad) noisy++;
-      if (r.proposed_label === null) continue;
-      proposals++;
-      const correct = r.proposed_label === truthOf(r, synthetic);
-      if (correct) right++;
-      if (bad) {
-        tp++;
-        if (correct) rightDetected++;
-      }
+/** Noise detection by the proposals, and how often a proposal is the true label (all / true detections only). */
+function detectionScores(
+  scored: ScoredImageRow[],
+  truth: Truth,
+  synthetic: boolean,
+): { detection: Detection; relabelAccuracy: number | null; relabelAccuracyDetected: number | null } {
+  let tp = 0;
+  let proposals = 0;
+  let noisy = 0;
+  let right = 0;
+  let rightDetected = 0;
+  for (const r of scored) {
+    const bad = truth.isNoisy(r);
+    if (bad) noisy++;
+    if (r.proposed_label === null) continue;
+    proposals++;
+    const correct = r.proposed_label === truth.of(r);
+    if (correct) right++;
+    if (bad) {
+      tp++;
+      if (correct) rightDetected++;
     }
-    const precision = ratio(tp, proposals);
-    const recall = ratio(tp, noisy);
-    let lowImp: number | null = null;
-    const withImp = scored.filter((r) => r.importance !== null);
-    if (withImp.length > 0) {
-      const k = Math.max(1, Math.ceil(withImp.length * 0.1));
-      const lowest = [...withImp].sort((a, b) => a.importance! - b.importance! || a.image_id - b.image_id).slice(0, k);
-      lowImp = lowest.filter(isNoisy).length / k;
-    }
-    detection = {
+  }
+  const precision = ratio(tp, proposals);
+  const recall = ratio(tp, noisy);
+  let lowImp: number | null = null;
+  const withImp = scored.filter((r) => r.importance !== null);
+  if (withImp.length > 0) {
+    const k = Math.max(1, Math.ceil(withImp.length * 0.1));
+    const lowest = [...withImp].sort((a, b) => a.importance! - b.importance! || a.image_id - b.image_id).slice(0, k);
+    lowImp = lowest.filter(truth.isNoisy).length / k;
+  }
+  return {
+    detection: {
       truth: synthetic ? 'synthetic' : 'reference',
       scored: scored.length,
       noisy,
@@ -123,27 +123,31 @@ export function scoreRun(run: RunRow, rows: ScoredImageRow[], epochs: number): R
       recall,
       f1: f1Score(precision, recall),
       low_importance_precision: lowImp,
-    };
-    relabelAcc = ratio(right, proposals);
-    relabelDetected = ratio(rightDetected, tp);
-  }
+    },
+    relabelAccuracy: ratio(right, proposals),
+    relabelAccuracyDetected: ratio(rightDetected, tp),
+  };
+}
 
-  let histogram: RunReport['importance_histogram'] = null;
-  if (trained.some((r) => r.importance !== null)) {
-    const bins = 10;
-    const clean = new Array<number>(bins).fill(0);
-    const noisy = new Array<number>(bins).fill(0);
-    const unscored = new Array<number>(bins).fill(0);
-    for (const r of trained) {
-      if (r.importance === null) continue;
-      const b = Math.min(bins - 1, Math.max(0, Math.floor(r.importance * bins)));
-      if (truthOf(r, synthetic) === null) unscored[b]!++;
-      else if (isNoisy(r)) noisy[b]!++;
-      else clean[b]!++;
-    }
-    histogram = { edges: Array.from({ length: bins + 1 }, (_, i) => i / bins), clean, noisy, unscored };
+/** Final importance of the training images in 10 bins over [0, 1], split into clean, noisy and unscored. */
+function importanceHistogram(trained: ScoredImageRow[], truth: Truth): RunReport['importance_histogram'] {
+  if (!trained.some((r) => r.importance !== null)) return null;
+  const bins = 10;
+  const clean = new Array<number>(bins).fill(0);
+  const noisy = new Array<number>(bins).fill(0);
+  const unscored = new Array<number>(bins).fill(0);
+  for (const r of trained) {
+    if (r.importance === null) continue;
+    const b = Math.min(bins - 1, Math.max(0, Math.floor(r.importance * bins)));
+    if (truth.of(r) === null) unscored[b]!++;
+    else if (truth.isNoisy(r)) noisy[b]!++;
+    else clean[b]!++;
   }
+  return { edges: Array.from({ length: bins + 1 }, (_, i) => i / bins), clean, noisy, unscored };
+}
 
+/** given -> proposed pairs of the proposals, most frequent first; `correct` counts those equal to the truth. */
+function proposalConfusions(trained: ScoredImageRow[], truth: Truth, hasTruth: boolean): RunReport['proposal_confusions'] {
   const pairs = new Map<string, { from: string; to: string; count: number; correct: number | null }>();
   for (const r of trained) {
     if (r.proposed_label === null) continue;
@@ -151,11 +155,25 @@ export function scoreRun(run: RunRow, rows: ScoredImageRow[], epochs: number): R
     let p = pairs.get(key);
     if (!p) pairs.set(key, (p = { from: r.given_label, to: r.proposed_label, count: 0, correct: hasTruth ? 0 : null }));
     p.count++;
-    const t = truthOf(r, synthetic);
+    const t = truth.of(r);
     if (p.correct !== null && t !== null && t === r.proposed_label) p.correct++;
   }
-  const confusions = [...pairs.values()].sort((a, b) => b.count - a.count || a.from.localeCompare(b.from) || a.to.localeCompare(b.to));
+  return [...pairs.values()].sort((a, b) => b.count - a.count || a.from.localeCompare(b.from) || a.to.localeCompare(b.to));
+}
 
+export function scoreRun(run: RunRow, rows: ScoredImageRow[], epochs: number): RunReport {
+  const synthetic = run.noise_rate > 0;
+  const test = rows.filter((r) => r.split === 'test');
+  const ref = accuracy(test, (r) => r.reference);
+  const giv = accuracy(test, (r) => r.dataset_given);
+  const trained = rows.filter((r) => r.in_training === 1);
+  const truth: Truth = {
+    of: (r) => truthOf(r, synthetic),
+    isNoisy: (r) => truthOf(r, synthetic) !== r.given_label,
+  };
+  const scored = trained.filter((r) => truth.of(r) !== null);
+  const hasTruth = synthetic || scored.length > 0;
+  const d = hasTruth ? detectionScores(scored, truth, synthetic) : null;
   const config = run.config as { label_source?: string };
   return {
     run_id: run.id,
@@ -174,10 +192,10 @@ export function scoreRun(run: RunRow, rows: ScoredImageRow[], epochs: number): R
     test_accuracy_given: giv.acc,
     test_images: test.length,
     train_images: trained.length,
-    detection,
-    relabel_accuracy: relabelAcc,
-    relabel_accuracy_detected: relabelDetected,
-    importance_histogram: histogram,
-    proposal_confusions: confusions,
+    detection: d?.detection ?? null,
+    relabel_accuracy: d?.relabelAccuracy ?? null,
+    relabel_accuracy_detected: d?.relabelAccuracyDetected ?? null,
+    importance_histogram: importanceHistogram(trained, truth),
+    proposal_confusions: proposalConfusions(trained, truth, hasTruth),
   };
 }

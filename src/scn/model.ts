@@ -5,6 +5,7 @@
  * operand is 13-20x slower (../shared/notes/tfjs-in-node.md).
  */
 import { tf } from '../features/backend.js';
+import { selfAttentionImportance } from './losses.js';
 import type { Rng } from './prng.js';
 
 /** x·w with gradients dx = dy·transpose(w), dw = transpose(x)·dy computed from explicit transposes. */
@@ -69,15 +70,14 @@ export class Head {
 
   /**
    * Forward pass. `dropMask` ([N, featureDim], already scaled by 1/(1-p)) applies dropout to f during training.
-   * Returns the classifier logits z and, with attention, alpha = sigmoid(f·Wa + ba) (Eq. 1), shape [N,1].
+   * Returns the classifier logits z and, with attention, alpha = selfAttentionImportance(f) (Eq. 1), shape [N,1].
    */
   forward(x: tf.Tensor2D, dropMask?: tf.Tensor2D): { logits: tf.Tensor2D; alpha: tf.Tensor2D | null } {
     let f: tf.Tensor2D = x;
     if (this.W1 && this.b1) f = tf.relu(tf.add(denseMatMul(x, this.W1 as tf.Tensor2D), this.b1)) as tf.Tensor2D;
     if (dropMask) f = tf.mul(f, dropMask) as tf.Tensor2D;
     const logits = tf.add(denseMatMul(f, this.Wc as tf.Tensor2D), this.bc) as tf.Tensor2D;
-    const alpha =
-      this.Wa && this.ba ? (tf.sigmoid(tf.add(denseMatMul(f, this.Wa as tf.Tensor2D), this.ba)) as tf.Tensor2D) : null;
+    const alpha = this.Wa && this.ba ? selfAttentionImportance(f, this.Wa as tf.Tensor2D, this.ba as tf.Tensor1D, denseMatMul) : null;
     return { logits, alpha };
   }
 

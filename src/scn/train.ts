@@ -4,8 +4,9 @@
  * method 'ce': the same head trained with plain cross-entropy (the paper's baseline).
  */
 import { tf } from '../features/backend.js';
+import { argmax } from './argmax.js';
 import { Adam, Head } from './model.js';
-import { crossEntropy, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from './losses.js';
+import { crossEntropy, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy, type RankGroups } from './losses.js';
 import { permutation, Rng } from './prng.js';
 
 export type RelabelScope = 'low' | 'all';
@@ -175,10 +176,118 @@ export function predict(
   return { probs, alpha };
 }
 
-function argmaxRow(p: ArrayLike<number>, i: number, C: number): number {
-  let best = 0;
-  for (let c = 1; c < C; c++) if (p[i * C + c]! > p[i * C + best]!) best = c;
-  return best;
+/** What a training step works with: the model, its optimiser, the dropout generator and the working labels. */
+interface Trainer {
+  o: HeadOptions & ScnOptions & { method: 'scn' | 'ce' };
+  scn: boolean;
+  head: Head;
+  adam: Adam;
+  /** Features [N, dim] as trained on (standardised when asked). */
+  x: Float32Array;
+  dim: number;
+  classes: number;
+  dropRng: Rng;
+  /** The labels trained with: relabeling changes them; the caller's array is never modified. */
+  working: Int32Array;
+  /** Reused buffer for a batch's features. */
+  xbuf: Float32Array<ArrayBuffer>;
+}
+
+/** Figures of one batch: summed loss, correct predictions, importance gap (scn) and samples relabeled. */
+interface BatchStats {
+  lossSum: number;
+  correct: number;
+  gap: number | null;
+  relabeled: number;
+}
+
+/**
+ * One mini-batch: forward pass with dropout, the loss (scn: gamma * L_RR (Eq. 3) + (1 - gamma) * L_WCE (Eq. 2);
+ * ce: cross-entropy), an Adam step, then from `relabelEpoch` on relabeling (Eq. 4) of the working labels.
+ */
+function trainBatch(t: Trainer, rows: Int32Array, epoch: number, lr: number): BatchStats {
+  const { o, head, dim, classes: C } = t;
+  const B = rows.length;
+  const F = head.featureDim;
+  const yb = Int32Array.from(rows, (r) => t.working[r]!);
+  t.xbuf = gatherRows(t.x, dim, rows, 0, B, t.xbuf);
+  let mask: Float32Array | null = null;
+  if (o.dropout > 0) {
+    mask = new Float32Array(B * F);
+    const keep = 1 / (1 - o.dropout);
+    for (let i = 0; i < mask.length; i++) mask[i] = t.dropRng.next() < o.dropout ? 0 : keep;
+  }
+  let probsB: Float32Array = new Float32Array(0);
+  let groups: RankGroups | null = null;
+  const xb = t.xbuf;
+  const { value, grads } = tf.variableGrads(() => {
+    const xt = tf.tensor2d(xb, [B, dim]);
+    const y = tf.oneHot(tf.tensor1d(yb, 'int32'), C) as tf.Tensor2D;
+    const { logits, alpha } = head.forward(xt, mask ? tf.tensor2d(mask, [B, F]) : undefined);
+    if (t.scn && alpha) {
+      groups = rankGroups(alpha.dataSync(), o.beta);
+      probsB = tf.softmax(tf.mul(alpha, logits)).dataSync() as Float32Array;
+      return scnLoss(rankRegularization(alpha, groups, o.delta1), weightedCrossEntropy(logits, alpha, y), o.gamma);
+    }
+    probsB = tf.softmax(logits).dataSync() as Float32Array;
+    return crossEntropy(logits, y);
+  }, head.variables);
+  t.adam.step(grads, lr);
+  const lossSum = value.dataSync()[0]! * B;
+  value.dispose();
+  tf.dispose(grads);
+  let correct = 0;
+  for (let k = 0; k < B; k++) if (argmax(probsB, k, C) === yb[k]) correct++;
+  const g = groups as RankGroups | null;
+  let relabeled = 0;
+  // Eq. 4, after the warm-up: relabel in the low-importance group (or every sample with scope 'all').
+  if (t.scn && g && epoch >= o.relabelEpoch) {
+    const r = relabel(probsB, yb, o.relabelScope === 'low' ? g.low : null, o.delta2, C);
+    for (let k = 0; k < B; k++) {
+      if (r.labels[k] !== yb[k]) t.working[rows[k]!] = r.labels[k]!;
+    }
+    relabeled = r.changed;
+  }
+  return { lossSum, correct, gap: g ? g.gap : null, relabeled };
+}
+
+/** One epoch over the training rows in a fresh seeded order; never leaves a batch of one (rank groups need two). */
+function trainEpoch(t: Trainer, trainRows: Int32Array, shuffleRng: Rng, epoch: number, lr: number): Omit<EpochStats, 'valAccuracy' | 'durationS'> {
+  const order = permutation(trainRows.length, shuffleRng);
+  let lossSum = 0;
+  let correct = 0;
+  let gapSum = 0;
+  let batches = 0;
+  let relabeled = 0;
+  for (let s = 0; s < order.length; s += t.o.batchSize) {
+    let e = Math.min(order.length, s + t.o.batchSize);
+    if (order.length - e === 1) e = order.length;
+    const rows = Int32Array.from({ length: e - s }, (_, k) => trainRows[order[s + k]!]!);
+    const b = trainBatch(t, rows, epoch, lr);
+    lossSum += b.lossSum;
+    correct += b.correct;
+    relabeled += b.relabeled;
+    if (b.gap !== null) {
+      gapSum += b.gap;
+      batches++;
+    }
+  }
+  return {
+    epoch,
+    loss: lossSum / trainRows.length,
+    trainAccuracy: correct / trainRows.length,
+    importanceGap: t.scn && batches > 0 ? gapSum / batches : null,
+    relabeled,
+  };
+}
+
+/** Accuracy of the head's predictions on `rows` against `labels` (evaluation mode). */
+function accuracyOn(head: Head, x: Float32Array, dim: number, rows: Int32Array, labels: ArrayLike<number>): number {
+  const C = head.shape.classes;
+  const pv = predict(head, x, dim, rows).probs;
+  let ok = 0;
+  rows.forEach((r, k) => (ok += argmax(pv, k, C) === labels[r] ? 1 : 0));
+  return ok / rows.length;
 }
 
 /**
@@ -201,10 +310,8 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
   const dropRng = rng.fork(3);
   const head = new Head({ inputDim: dim, hidden: o.hidden, classes: C, attention: scn }, initRng);
   const adam = new Adam(head.variables, { weightDecay: o.weightDecay });
-  const F = head.featureDim;
+  const t: Trainer = { o, scn, head, adam, x, dim, classes: C, dropRng, working: Int32Array.from(data.labels), xbuf: new Float32Array(0) };
 
-  // Working labels: relabeling changes them, the caller's array is never modified.
-  const working = Int32Array.from(data.labels);
   const validRows = data.valid ? Int32Array.from(data.valid).filter((r) => data.labels[r]! >= 0) : new Int32Array(0);
   const allRows = Int32Array.from({ length: N }, (_, i) => i);
   const alphaSum = scn ? new Float64Array(N) : null;
@@ -212,76 +319,14 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
   let last: { probs: Float32Array; alpha: Float32Array | null } | null = null;
   const epochs: EpochStats[] = [];
   let lr = o.lr;
-  let xbuf: Float32Array<ArrayBuffer> = new Float32Array(0);
 
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const t0 = performance.now();
-      const order = permutation(trainRows.length, shuffleRng);
-      let lossSum = 0;
-      let correct = 0;
-      let gapSum = 0;
-      let batches = 0;
-      let relabeled = 0;
-      for (let s = 0; s < order.length; s += o.batchSize) {
-        let e = Math.min(order.length, s + o.batchSize);
-        if (order.length - e === 1) e = order.length; // never leave a batch of one (rank groups need two)
-        const B = e - s;
-        const rows = new Int32Array(B);
-        const yb = new Int32Array(B);
-        for (let k = 0; k < B; k++) {
-          rows[k] = trainRows[order[s + k]!]!;
-          yb[k] = working[rows[k]!]!;
-        }
-        xbuf = gatherRows(x, dim, rows, 0, B, xbuf);
-        let mask: Float32Array | null = null;
-        if (o.dropout > 0) {
-          mask = new Float32Array(B * F);
-          const keep = 1 / (1 - o.dropout);
-          for (let i = 0; i < mask.length; i++) mask[i] = dropRng.next() < o.dropout ? 0 : keep;
-        }
-        let probsB: Float32Array = new Float32Array(0);
-        let groups: ReturnType<typeof rankGroups> | null = null;
-        const xb = xbuf;
-        const { value, grads } = tf.variableGrads(() => {
-          const xt = tf.tensor2d(xb, [B, dim]);
-          const y = tf.oneHot(tf.tensor1d(yb, 'int32'), C) as tf.Tensor2D;
-          const { logits, alpha } = head.forward(xt, mask ? tf.tensor2d(mask, [B, F]) : undefined);
-          if (scn && alpha) {
-            groups = rankGroups(alpha.dataSync(), o.beta);
-            probsB = tf.softmax(tf.mul(alpha, logits)).dataSync() as Float32Array;
-            return scnLoss(rankRegularization(alpha, groups, o.delta1), weightedCrossEntropy(logits, alpha, y), o.gamma);
-          }
-          probsB = tf.softmax(logits).dataSync() as Float32Array;
-          return crossEntropy(logits, y);
-        }, head.variables);
-        adam.step(grads, lr);
-        lossSum += value.dataSync()[0]! * B;
-        value.dispose();
-        tf.dispose(grads);
-        for (let k = 0; k < B; k++) if (argmaxRow(probsB, k, C) === yb[k]) correct++;
-        const g = groups as ReturnType<typeof rankGroups> | null;
-        if (g) {
-          gapSum += g.gap;
-          batches++;
-        }
-        // Eq. 4, after the warm-up: relabel in the low-importance group (or every sample with scope 'all').
-        if (scn && g && epoch >= o.relabelEpoch) {
-          const r = relabel(probsB, yb, o.relabelScope === 'low' ? g.low : null, o.delta2, C);
-          for (let k = 0; k < B; k++) {
-            if (r.labels[k] !== yb[k]) working[rows[k]!] = r.labels[k]!;
-          }
-          relabeled += r.changed;
-        }
-      }
+      const e = trainEpoch(t, trainRows, shuffleRng, epoch, lr);
       lr *= o.lrDecay;
-      let valAccuracy: number | null = null;
-      if (validRows.length > 0) {
-        const pv = predict(head, x, dim, validRows).probs;
-        let ok = 0;
-        validRows.forEach((r, k) => (ok += argmaxRow(pv, k, C) === data.labels[r] ? 1 : 0));
-        valAccuracy = ok / validRows.length;
-      }
+      const valAccuracy = validRows.length > 0 ? accuracyOn(head, x, dim, validRows, data.labels) : null;
+      // Importance is averaged over the last importanceWindow epochs (evaluation-mode alpha at each epoch's end).
       if (epoch === o.epochs || (scn && epoch > o.epochs - o.importanceWindow)) {
         last = predict(head, x, dim, allRows);
         if (alphaSum && last.alpha) {
@@ -289,21 +334,13 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
           alphaEpochs++;
         }
       }
-      const stats: EpochStats = {
-        epoch,
-        loss: lossSum / trainRows.length,
-        trainAccuracy: correct / trainRows.length,
-        valAccuracy,
-        importanceGap: scn && batches > 0 ? gapSum / batches : null,
-        relabeled,
-        durationS: (performance.now() - t0) / 1000,
-      };
+      const stats: EpochStats = { ...e, valAccuracy, durationS: (performance.now() - t0) / 1000 };
       epochs.push(stats);
       onEpoch?.(stats);
     }
     const final = last ?? predict(head, x, dim, allRows);
     const importanceMean = alphaSum ? Float32Array.from(alphaSum, (v) => v / Math.max(1, alphaEpochs)) : null;
-    return { epochs, probs: final.probs, importance: final.alpha, importanceMean, trainedLabels: working };
+    return { epochs, probs: final.probs, importance: final.alpha, importanceMean, trainedLabels: t.working };
   } finally {
     adam.dispose();
     head.dispose();

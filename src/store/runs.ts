@@ -1,7 +1,10 @@
-/** Reading and writing training runs: runs, run_epochs, run_noise, run_images. */
+/**
+ * Training runs in the store (runs, run_epochs, run_noise, run_images): the one place that reads and writes them,
+ * and `resolveRun`, the one way a command finds the run it works on.
+ */
 import { FerCleanError } from '../errors.js';
-import { nowIso, type DB } from '../store/db.js';
-import type { EpochStats } from './train.js';
+import { nowIso, type DB } from './db.js';
+import { getDatasetById, type DatasetRow } from './datasets.js';
 
 export type Method = 'scn' | 'ce' | 'cl';
 export const METHODS: readonly Method[] = ['scn', 'ce', 'cl'];
@@ -30,6 +33,16 @@ const decode = (r: RawRun): RunRow => ({
   config: JSON.parse(r.config) as Record<string, unknown>,
   metrics: r.metrics === null ? null : (JSON.parse(r.metrics) as Record<string, unknown>),
 });
+
+/** One epoch's figures as stored in run_epochs (the training loop's EpochStats has this shape). */
+export interface EpochRecord {
+  loss: number;
+  trainAccuracy: number | null;
+  valAccuracy: number | null;
+  importanceGap: number | null;
+  relabeled: number;
+  durationS: number;
+}
 
 export function createRun(
   db: DB,
@@ -65,7 +78,7 @@ export function saveRunResults(
   db: DB,
   runId: number,
   r: {
-    epochs: EpochStats[];
+    epochs: EpochRecord[];
     noise: { imageId: number; original: string; noisy: string }[];
     images: RunImageRow[];
     durationS: number;
@@ -117,21 +130,73 @@ export function failRun(db: DB, runId: number, message: string, durationS: numbe
   );
 }
 
-export function getRun(db: DB, id: number): RunRow {
-  const r = db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as RawRun | undefined;
-  if (!r) throw new FerCleanError(`no run with id ${id}`);
-  return decode(r);
+/** A run with its dataset. */
+export type ResolvedRun = RunRow & { dataset: DatasetRow };
+
+/** What a caller requires of the run it works on. */
+export interface RunQuery {
+  /** The run asked for; without it, the latest run that meets the other requirements. */
+  runId?: number;
+  /** The run must belong to this dataset (without runId: the latest run of this dataset, else of any dataset). */
+  dataset?: DatasetRow;
+  /** Only a finished run (status 'done'); default true. */
+  done?: boolean;
+  /** Only a run of this method. */
+  method?: Method;
+  /** What the run is for, ending the messages: e.g. 'to review' ("only a finished run can be used to review"). */
+  purpose?: string;
+  /** Without runId, no matching run gives null instead of an error. */
+  optional?: boolean;
 }
 
-/** The latest finished run (of a dataset, if given). */
-export function latestRun(db: DB, datasetId?: number): RunRow {
-  const r = (
-    datasetId === undefined
-      ? db.prepare(`SELECT * FROM runs WHERE status = 'done' ORDER BY id DESC LIMIT 1`).get()
-      : db.prepare(`SELECT * FROM runs WHERE status = 'done' AND dataset_id = ? ORDER BY id DESC LIMIT 1`).get(datasetId)
-  ) as RawRun | undefined;
-  if (!r) throw new FerCleanError('no finished training run yet: run `fer-clean train` first');
-  return decode(r);
+/**
+ * The run a command works on: the one asked for (refused with a reason when it does not meet the requirements),
+ * else the latest (highest id) run that meets them.
+ */
+export function resolveRun(db: DB, q: RunQuery & { optional: true }): ResolvedRun | null;
+export function resolveRun(db: DB, q?: RunQuery): ResolvedRun;
+export function resolveRun(db: DB, q: RunQuery = {}): ResolvedRun | null {
+  const done = q.done ?? true;
+  const purpose = q.purpose ? ` ${q.purpose}` : '';
+  if (q.runId !== undefined) {
+    const r = db.prepare(`SELECT * FROM runs WHERE id = ?`).get(q.runId) as RawRun | undefined;
+    if (!r) {
+      const ids = (db.prepare(`SELECT id FROM runs ORDER BY id`).all() as { id: number }[]).map((x) => x.id);
+      throw new FerCleanError(
+        `no run with id ${q.runId} (runs in this database: ${ids.length ? ids.join(', ') : 'none; run `fer-clean train` first'})`,
+      );
+    }
+    const dataset = getDatasetById(db, r.dataset_id);
+    if (q.dataset && r.dataset_id !== q.dataset.id) {
+      throw new FerCleanError(`run ${r.id} is on dataset '${dataset.name}', not '${q.dataset.name}'`);
+    }
+    if (q.method && r.method !== q.method) {
+      throw new FerCleanError(`run ${r.id} is a ${r.method} run: only a ${q.method} run can be used${purpose}`);
+    }
+    if (done && r.status !== 'done') {
+      throw new FerCleanError(`run ${r.id} has status '${r.status}': only a finished run (status 'done') can be used${purpose}`);
+    }
+    return { ...decode(r), dataset };
+  }
+  const where = [done ? `status = 'done'` : '1'];
+  const args: unknown[] = [];
+  if (q.dataset) {
+    where.push('dataset_id = ?');
+    args.push(q.dataset.id);
+  }
+  if (q.method) {
+    where.push('method = ?');
+    args.push(q.method);
+  }
+  const r = db.prepare(`SELECT * FROM runs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT 1`).get(...args) as RawRun | undefined;
+  if (!r) {
+    if (q.optional) return null;
+    const of = q.dataset ? `dataset '${q.dataset.name}' has` : 'the database holds';
+    throw new FerCleanError(
+      `${of} no ${done ? 'finished ' : ''}${q.method ? `${q.method} ` : ''}run${purpose}: run \`fer-clean train\` first`,
+    );
+  }
+  return { ...decode(r), dataset: q.dataset ?? getDatasetById(db, r.dataset_id) };
 }
 
 export interface RunEpochRow {

@@ -1,0 +1,129 @@
+/**
+ * The review screen's keys as plain functions, testable without a terminal: `splitKeys` cuts what arrives in one
+ * chunk into keys, `handleKey` turns one key into the new UI state and an effect, `applyEffect` runs the effect on
+ * the session and gives the status line.
+ */
+import type { Verdict } from './decisions.js';
+import type { Filter, ReviewSession } from './session.js';
+
+export type Mode = 'main' | 'help' | 'filter';
+
+/** What the key handler remembers between keys. */
+export interface KeyState {
+  mode: Mode;
+  /** In filter mode: which label the class keys filter on. */
+  filterBy: Filter['by'];
+  /** The dataset's classes (keys 1-9 pick one). */
+  taxonomy: readonly string[];
+}
+
+/** One key: its text, and the named keys review uses (Ink's Key has these fields). */
+export interface KeyPress {
+  input: string;
+  return?: boolean;
+  escape?: boolean;
+  leftArrow?: boolean;
+  rightArrow?: boolean;
+}
+
+/** What a key asks for. 'none': an unbound key (nothing changes, nothing to redraw); 'redraw': only the UI state changed. */
+export type Effect =
+  | { kind: 'none' }
+  | { kind: 'redraw' }
+  | { kind: 'quit' }
+  | { kind: 'decide'; verdict: Verdict; label?: string }
+  | { kind: 'skip' }
+  | { kind: 'undo' }
+  | { kind: 'move'; dir: 1 | -1 }
+  | { kind: 'filter'; filter: Filter | null }
+  | { kind: 'say'; status: string };
+
+export const initialKeyState = (taxonomy: readonly string[]): KeyState => ({ mode: 'main', filterBy: 'either', taxonomy });
+
+/** The new state and the effect of one key. Pure. */
+export function handleKey(state: KeyState, key: KeyPress): { state: KeyState; effect: Effect } {
+  const { input } = key;
+  const K = state.taxonomy.length;
+  const to = (s: Partial<KeyState>, effect: Effect = { kind: 'redraw' }) => ({ state: { ...state, ...s }, effect });
+  const classKey = /^[1-9]$/.test(input) ? Number(input) : null;
+  if (state.mode === 'help') return to({ mode: 'main' });
+  if (state.mode === 'filter') {
+    if (key.escape) return to({ mode: 'main' });
+    if (input === 'g' || input === 'p') return to({ filterBy: input === 'g' ? 'given' : 'proposed' });
+    if (input === '0') return to({ mode: 'main' }, { kind: 'filter', filter: null });
+    if (classKey !== null && classKey <= K) {
+      return to({ mode: 'main' }, { kind: 'filter', filter: { by: state.filterBy, cls: state.taxonomy[classKey - 1]! } });
+    }
+    return to({});
+  }
+  if (input === 'q') return to({}, { kind: 'quit' });
+  if (input === 'a' || key.return) return to({}, { kind: 'decide', verdict: 'accepted' });
+  if (input === 'r') return to({}, { kind: 'decide', verdict: 'rejected' });
+  if (classKey !== null) {
+    return classKey <= K
+      ? to({}, { kind: 'decide', verdict: 'manual', label: state.taxonomy[classKey - 1]! })
+      : to({}, { kind: 'say', status: `no class ${classKey}: this dataset has ${K}` });
+  }
+  if (input === 's') return to({}, { kind: 'skip' });
+  if (input === 'u') return to({}, { kind: 'undo' });
+  if (key.rightArrow || input === 'n') return to({}, { kind: 'move', dir: 1 });
+  if (key.leftArrow || input === 'p') return to({}, { kind: 'move', dir: -1 });
+  if (input === '/') return to({ mode: 'filter', filterBy: 'either' });
+  if (input === '?') return to({ mode: 'help' });
+  return to({}, { kind: 'none' });
+}
+
+/**
+ * Runs an effect on the session. Returns the new status line, or undefined to keep the one shown ('quit' and
+ * 'none' do nothing here).
+ */
+export function applyEffect(session: ReviewSession, effect: Effect): string | null | undefined {
+  switch (effect.kind) {
+    case 'decide':
+      return session.decide(effect.verdict, effect.label).status;
+    case 'skip':
+      return session.skip().status;
+    case 'undo':
+      return session.undo().status;
+    case 'move':
+      return session.move(effect.dir).status;
+    case 'filter': {
+      const { status } = session.setFilter(effect.filter);
+      return effect.filter === null ? 'filter cleared' : (status ?? undefined);
+    }
+    case 'say':
+      return effect.status;
+    default:
+      return undefined;
+  }
+}
+
+// An escape sequence: CSI (ESC [ parameters intermediates final, also ESC [ [ A), SS3 (ESC O x), or ESC and one
+// character other than ESC (Alt+key); a lone ESC is the Escape key.
+const KEY = /\x1b\[\[?[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]|\x1bO[\x40-\x7e]|\x1b[^\x1b]?|[\s\S]/gu;
+
+/** Cuts a chunk of terminal input into keys, in order: escape sequences whole, every other character on its own. */
+export function splitKeys(chunk: string): string[] {
+  return chunk.match(KEY) ?? [];
+}
+
+/** The key a sequence from splitKeys stands for. */
+export function keyOf(seq: string): KeyPress {
+  if (seq === '\r' || seq === '\n') return { input: '\r', return: true };
+  if (seq === '\x1b') return { input: '', escape: true };
+  if (seq === '\x1b[C' || seq === '\x1bOC') return { input: '', rightArrow: true };
+  if (seq === '\x1b[D' || seq === '\x1bOD') return { input: '', leftArrow: true };
+  if (seq.startsWith('\x1b')) return { input: '' }; // another named key or Alt+key: not bound in review
+  return { input: seq };
+}
+
+/**
+ * The keys of one input event from Ink. Ink reports a chunk of plain text (a key held down, a fast typist, a slow
+ * link) as one input string; it is split here so that every key counts. A named key (Enter, Esc, an arrow) comes
+ * alone and is taken as Ink parsed it.
+ */
+export function keysOfInput(input: string, key: Omit<KeyPress, 'input'> & { ctrl?: boolean; meta?: boolean }): KeyPress[] {
+  const named = key.return || key.escape || key.leftArrow || key.rightArrow || key.ctrl || key.meta;
+  if (named || [...input].length <= 1) return [{ ...key, input }];
+  return splitKeys(input).map(keyOf);
+}
