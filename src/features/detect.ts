@@ -2,13 +2,14 @@
  * Face detection and alignment for photos that are not already face crops, with the networks that ship in
  * @vladmandic/face-api (MIT): ssd_mobilenetv1 finds faces, face_landmark_68 places 68 landmarks on each, and the box
  * kept is face-api's landmark-aligned box (FaceLandmarks.align: the landmarks' extent, padded by 20%), made square
- * and clipped to the image. No rotation: images.crop_* holds an upright box.
+ * and clipped to the image. No rotation: images.crop_* holds an upright box. tfjs and face-api are loaded only when
+ * a detector is created, so `ingest` of face crops does not pay for them.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
 import { FerCleanError } from '../errors.js';
-import { initBackend, tf, type BackendPreference } from './backend.js';
+import type { BackendPreference } from './backend.js';
 import type { FaceBox } from './facebox.js';
 
 /** When `ingest --detect` looks for faces: auto (images that are not already tight face crops), always, never. */
@@ -90,6 +91,7 @@ export function squareBox(box: { x: number; y: number; w: number; h: number }, w
 
 /** Loads the detector and landmark networks (once per process) on the chosen tfjs backend. */
 export async function createDetector(opts: { backend?: BackendPreference; minScore?: number } = {}): Promise<FaceDetector> {
+  const { initBackend, tf } = await import('./backend.js');
   await initBackend(opts.backend ?? 'auto');
   const faceapi = await loadFaceApi();
   const options = new faceapi.SsdMobilenetv1Options({ minConfidence: opts.minScore ?? DEFAULT_MIN_SCORE, maxResults: 20 });
