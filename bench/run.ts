@@ -3,7 +3,7 @@
  * ../shared/data/fer2013plus (FER_DATA to change) with a shared database at .tmp/bench.db (FER_BENCH_DB).
  * Each benchmark prints a markdown section to paste into docs/BENCHMARKS.md.
  */
-const ORDER = ['ingest', 'embed', 'scn', 'review'] as const;
+const ORDER = ['ingest', 'embed', 'scn', 'review', 'demo'] as const;
 
 const names = process.argv.slice(2).length ? process.argv.slice(2) : [...ORDER];
 for (const name of names) {
