@@ -37,7 +37,7 @@ export async function main(): Promise<void> {
     );
     const embed = /^embed .*$/m.exec(text);
     if (embed) console.log(embed[0]);
-    const from = text.indexOf('SCN against the baseline');
+    const from = text.indexOf('SCN against the baseline, same faces');
     const to = text.indexOf('\n\n', from);
     if (from >= 0) console.log('```\n' + text.slice(from, to < 0 ? undefined : to) + '\n```');
   } finally {
