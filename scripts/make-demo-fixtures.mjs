@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { train: { type: 'string', default: '4000' }, valid: { type: 'string', default: '200' }, test: { type: 'string', default: '1000' } },
+  options: { train: { type: 'string', default: '4000' }, valid: { type: 'string', default: '500' }, test: { type: 'string', default: '1000' } },
 });
 const SRC = positionals[0] ?? '../shared/data/fer2013plus';
 const OUT = join('fixtures', 'demo');

@@ -31,7 +31,7 @@ const SHEET_FACES = 40;
 
 const USAGE = `usage: fer-clean demo [--db PATH] [--out FILE] [--sheet FILE] [--backend auto|tensorflow|wasm|cpu] [--faces N]
 
-Runs the whole loop on the bundled faces (fixtures/demo: 5,200 real FER2013 faces with their original labels and
+Runs the whole loop on the bundled faces (fixtures/demo: 5,500 real FER2013 faces with their original labels and
 FER+ votes): ingest -> embed -> train SCN, and plain cross-entropy (ce) as the baseline -> report, comparing the two
 against the FER+ majority and drawing the top of the review queue -> export; then prints the review command to try.
   --db PATH     database for the demo (default ./fer-clean-demo.db; re-running reuses what is there)
