@@ -87,7 +87,7 @@ export async function main(): Promise<void> {
 
 
 /** A fresh database with the train split and one synthetic finished run (see main). */
-function buildDatabase(path: string): { images: number } {
+export function buildDatabase(path: string): { images: number } {
   for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
   const rows = (parse(readFileSync(join(DATA_DIR, 'labels.csv')), { columns: true }) as Record<string, string>[]).filter(
     (r) => r['split'] === 'train',

@@ -1,12 +1,19 @@
 import { formatDuration } from '../src/format.js';
 import type { Io } from './io.js';
 
+/** Rates are shown once this much time has passed since the first update (before that: '--/s'). */
+const MIN_RATE_MS = 500;
+
 /**
  * A one-line progress bar on standard error with rate and ETA. Redraws in place on a terminal (at most ~10 times
  * a second); elsewhere prints a plain line every 10%.
+ *
+ * The rate counts from the first update, not from when the bar was made: work arrives in chunks (ingest reports
+ * 256 decoded images at once), so the first update's count over the few milliseconds since the bar was made would
+ * read as hundreds of thousands per second.
  */
 export class ProgressBar {
-  private readonly started = Date.now();
+  private first: { at: number; count: number } | null = null;
   private lastDraw = 0;
   private lastDecile = -1;
   private done = false;
@@ -16,11 +23,14 @@ export class ProgressBar {
     private readonly label: string,
     private readonly total: number,
     private readonly unit = 'images',
+    /** Clock in ms (tests pass their own). */
+    private readonly clock: () => number = Date.now,
   ) {}
 
   update(current: number): void {
     if (this.done) return;
-    const now = Date.now();
+    const now = this.clock();
+    this.first ??= { at: now, count: current };
     const tty = Boolean(this.io.stderr.isTTY);
     if (tty) {
       if (now - this.lastDraw < 100 && current < this.total) return;
@@ -41,16 +51,17 @@ export class ProgressBar {
     this.done = true;
   }
 
-  render(current: number, now = Date.now()): string {
+  render(current: number, now = this.clock()): string {
     const width = 24;
     const frac = this.total > 0 ? Math.min(1, current / this.total) : 1;
     const filled = Math.round(frac * width);
-    const secs = Math.max(1e-3, (now - this.started) / 1000);
-    const rate = current / secs;
-    const eta = rate > 0 ? (this.total - current) / rate : Infinity;
+    const first = this.first ?? { at: now, count: current };
+    const ms = now - first.at;
+    const rate = ms >= MIN_RATE_MS ? ((current - first.count) * 1000) / ms : null;
+    const eta = current >= this.total ? 0 : rate ? (this.total - current) / rate : Infinity;
     return (
       `${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${current}/${this.total} ${this.unit}` +
-      ` ${rate.toFixed(0)}/s ETA ${formatDuration(eta)}`
+      ` ${rate === null ? '--' : rate.toFixed(0)}/s ETA ${formatDuration(eta)}`
     );
   }
 }

@@ -1,6 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Command } from './command.js';
 import { isFerCleanError } from '../src/errors.js';
+import { resolveDbPath } from '../src/store/db.js';
+import { describeSqliteError } from '../src/store/sqlite-errors.js';
 import { err, out, processIo, type Io } from './io.js';
 import { commands } from './commands/index.js';
 
@@ -56,6 +58,11 @@ export async function run(argv: string[], io: Io = processIo()): Promise<number>
     if (isFerCleanError(e)) {
       err(io, `fer-clean ${cmd.name}: ${e.message}`);
       for (const d of e.details) err(io, `  ${d}`);
+      return 1;
+    }
+    const sqlite = describeSqliteError(e, resolveDbPath(parsed.values['db'] as string | undefined, io.env));
+    if (sqlite) {
+      err(io, `fer-clean ${cmd.name}: ${sqlite}`);
       return 1;
     }
     err(io, `fer-clean ${cmd.name}: internal error: ${(e as Error).stack ?? String(e)}`);

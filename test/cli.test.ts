@@ -55,6 +55,22 @@ describe('progress on standard error', () => {
     bar.finish();
     const lines = io.stderr.text.trim().split('\n');
     expect(lines).toHaveLength(11); // 0%, 10%, ..., 100%
-    expect(lines.at(-1)).toMatch(/^ingest \[#{24}\] 200\/200 images \d+\/s ETA 0s$/);
+    expect(lines.at(-1)).toMatch(/^ingest \[#{24}\] 200\/200 images (\d+|--)\/s ETA 0s$/);
+  });
+
+  it('the rate counts from the first update: a first chunk of 256 is not 256,000 images/s', async () => {
+    const { ProgressBar } = await import('../cli/progress.js');
+    const io = captureIo();
+    let now = 5_000;
+    const bar = new ProgressBar(io, 'ingest', 2560, 'images', () => now);
+    now += 1; // the bar is made when the first chunk arrives, a millisecond later
+    bar.update(256);
+    now += 200;
+    bar.update(512);
+    now += 800;
+    bar.update(1280); // 1024 images in the second since the first update
+    const lines = io.stderr.text.trim().split('\n');
+    expect(lines[0]).toBe('ingest [##......................] 256/2560 images --/s ETA --');
+    expect(lines.at(-1)).toBe('ingest [############............] 1280/2560 images 1024/s ETA 1s');
   });
 });

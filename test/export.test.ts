@@ -4,7 +4,8 @@ import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSy
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
-import { EXPORT_COLUMNS, exportLabels, writeAtomically } from '../src/export/index.js';
+import { EXPORT_COLUMNS, exportLabels } from '../src/export/index.js';
+import { openOutput } from '../src/export/output.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { resolveDataset } from '../src/store/datasets.js';
@@ -129,25 +130,29 @@ describe('export', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('a write that fails (disk full) leaves the old file whole and no temp file behind', () => {
+  it('a write that fails (disk full) leaves the old file whole and no temp file behind', async () => {
     const out = join(dir, 'labels.csv');
     writeFileSync(out, 'old\n');
     // A private stand-in for /dev/full (root may write to read-only folders, not to a full device).
     const full = join(dir, 'full');
     execFileSync('mknod', [full, 'c', '1', '7']);
-    const toFullDisk = (_fd: number, text: string): void => {
+    const toFullDisk = (_fd: number, buf: Buffer, off: number): number => {
       const f = openSync(full, 'w');
       try {
-        writeSync(f, text);
+        return writeSync(f, buf, off);
       } finally {
         closeSync(f);
       }
     };
-    expect(() => writeAtomically(out, 'new,labels\n'.repeat(1000), toFullDisk)).toThrow(/labels\.csv: cannot write \(ENOSPC\)/);
+    const failing = openOutput(out, toFullDisk);
+    await expect(failing.write('new,labels\n'.repeat(1000))).rejects.toThrow(/labels\.csv: cannot write \(no space left on the device\)/);
+    failing.abort();
     expect(readFileSync(out, 'utf8')).toBe('old\n');
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     // The same write through the real writer replaces the file whole.
-    writeAtomically(out, 'new\n');
+    const real = openOutput(out);
+    await real.write('new\n');
+    await real.commit();
     expect(readFileSync(out, 'utf8')).toBe('new\n');
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });

@@ -47,9 +47,9 @@ const opts: TrainOptions = {
 };
 
 describe('trainHead', () => {
-  it('scn: learns the clusters, ranks flipped labels low and relabels them to the true class; seeded', () => {
+  it('scn: learns the clusters, ranks flipped labels low and relabels them to the true class; seeded', async () => {
     const { data, clean, flipped } = clusters();
-    const r = trainHead(data, opts);
+    const r = await trainHead(data, opts);
     expect(r.epochs).toHaveLength(12);
     expect(r.epochs.every((e) => Number.isFinite(e.loss) && e.importanceGap !== null)).toBe(true);
     expect(r.epochs.slice(0, 3).every((e) => e.relabeled === 0)).toBe(true); // relabeling starts at epoch 4
@@ -74,22 +74,22 @@ describe('trainHead', () => {
     // Relabeling changed the working labels, never the caller's: every input label is as it was.
     expect(Array.from(data.labels)).toEqual(Array.from(clusters().data.labels));
     // Same seed, same backend: the same run.
-    const again = trainHead(data, opts);
+    const again = await trainHead(data, opts);
     expect(Array.from(again.probs)).toEqual(Array.from(r.probs));
     expect(Array.from(again.trainedLabels)).toEqual(Array.from(r.trainedLabels));
   });
 
-  it('relabel scope all relabels at least as many samples as the low group only', () => {
+  it('relabel scope all relabels at least as many samples as the low group only', async () => {
     const { data } = clusters();
-    const low = trainHead(data, { ...opts, epochs: 6 });
-    const all = trainHead(data, { ...opts, epochs: 6, relabelScope: 'all' });
+    const low = await trainHead(data, { ...opts, epochs: 6 });
+    const all = await trainHead(data, { ...opts, epochs: 6, relabelScope: 'all' });
     const count = (t: Int32Array): number => Array.from({ length: 240 }, (_, i) => i).filter((i) => t[i] !== data.labels[i]).length;
     expect(count(all.trainedLabels)).toBeGreaterThanOrEqual(count(low.trainedLabels));
   });
 
-  it('ce: no importance, no relabeling', () => {
+  it('ce: no importance, no relabeling', async () => {
     const { data } = clusters();
-    const r = trainHead(data, { ...opts, method: 'ce', epochs: 4 });
+    const r = await trainHead(data, { ...opts, method: 'ce', epochs: 4 });
     expect(r.importance).toBeNull();
     expect(r.epochs.every((e) => e.importanceGap === null && e.relabeled === 0)).toBe(true);
     expect(Array.from(r.trainedLabels)).toEqual(Array.from(data.labels));
@@ -118,9 +118,9 @@ describe('confident learning', () => {
     }
   });
 
-  it('finds flipped labels from out-of-fold probabilities', () => {
+  it('finds flipped labels from out-of-fold probabilities', async () => {
     const { data, clean, flipped } = clusters();
-    const r = confidentLearning(data, { ...opts, epochs: 6 }, 3);
+    const r = await confidentLearning(data, { ...opts, epochs: 6 }, 3);
     expect(r.epochs).toHaveLength(18);
     const flagged = Array.from({ length: 300 }, (_, i) => i).filter((i) => r.issues[i]);
     expect(flagged.every((i) => i < 240)).toBe(true); // training rows only

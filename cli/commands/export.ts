@@ -2,14 +2,17 @@ import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
 import { exportLabels, type ExportSummary } from '../../src/export/index.js';
 import { resolveDataset } from '../../src/store/datasets.js';
-import { out } from '../io.js';
+import { err, out } from '../io.js';
 import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean export OUT.csv [options]
 
 Writes every image's final label: an accepted proposal or a manual label from review; rejected and
-undecided images keep their original label. Written atomically (temp file, then rename).
+undecided images keep their original label. OUT - writes to standard output (the summary goes to standard
+error). An existing file is replaced atomically (temp file, then rename) keeping its mode; a symlink is written
+through to its target; a file with several hard links is rewritten in place (after the new content is complete);
+a device or a named pipe is written to directly.
 
 Columns: path, split, original_label, final_label, changed, decision (none/accepted/rejected/manual),
 annotator, decided_at, importance, proposed_label, proposal_margin, reference_label.
@@ -38,15 +41,16 @@ export const exportCommand: Command = {
     const db = openExisting(values, io);
     try {
       const dataset = resolveDataset(db, values['dataset'] as string | undefined);
+      const toStdout = positionals[0] === '-';
       const s = await exportLabels(db, {
         dataset,
-        out: resolve(io.cwd, positionals[0]!),
+        out: toStdout ? io.stdout : resolve(io.cwd, positionals[0]!),
         runId,
         onlyDecided: Boolean(values['only-decided']),
         includeUndecidedProposals: Boolean(values['include-undecided-proposals']),
         format,
       });
-      out(io, formatExportSummary(s));
+      (toStdout ? err : out)(io, formatExportSummary(s));
       return 0;
     } finally {
       db.close();

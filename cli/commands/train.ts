@@ -1,7 +1,7 @@
 import { FerCleanError, isFerCleanError } from '../../src/errors.js';
 import { BACKEND_PREFERENCES } from '../../src/features/backend.js';
 import { DEFAULT_BACKBONE } from '../../src/features/store.js';
-import { CL_DEFAULT_FOLDS, SCN_PROPOSALS, trainRun, validateTrainOptions, type TrainRunOptions } from '../../src/scn/index.js';
+import { CL_DEFAULT_FOLDS, RunInterruptedError, SCN_PROPOSALS, trainRun, validateTrainOptions, type TrainRunOptions } from '../../src/scn/index.js';
 import { parseLabelSource } from '../../src/scn/data.js';
 import { NOISE_TYPES } from '../../src/scn/noise.js';
 import { METHODS } from '../../src/store/runs.js';
@@ -136,12 +136,23 @@ export const trainCommand: Command = {
     }
     const db = openExisting(values, io);
     let bar: ProgressBar | undefined;
+    let epochsDone = 0;
+    // Ctrl-C or SIGTERM: training stops at its next pause (~100 ms) and the run is marked interrupted; a second
+    // signal ends the process at once.
+    const stop = new AbortController();
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (stop.signal.aborted) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+      stop.abort(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
       const { runId, report } = await trainRun(
         db,
-        options,
+        { ...options, signal: stop.signal },
         (p) => {
           bar ??= new ProgressBar(io, `train ${method}`, p.total, 'epochs');
+          epochsDone = p.done;
           bar.update(p.done);
         },
       );
@@ -150,7 +161,14 @@ export const trainCommand: Command = {
       for (const line of formatReportSummary(report)) err(io, line);
       err(io, `details: fer-clean report --run ${runId}`);
       return 0;
+    } catch (e) {
+      if (!(e instanceof RunInterruptedError)) throw e;
+      bar?.finish(epochsDone);
+      err(io, `fer-clean train: ${e.message}`);
+      return e.reason === 'SIGTERM' ? 143 : 130;
     } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       db.close();
     }
   },

@@ -1,12 +1,13 @@
 import { stringify } from 'csv-stringify/sync';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
 import { resolveRun } from '../store/runs.js';
 import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
+import { openOutput } from './output.js';
 
 export const EXPORT_COLUMNS = [
   'path',
@@ -27,7 +28,8 @@ export type ExportFormat = 'csv' | 'same';
 
 export interface ExportOptions {
   dataset: DatasetRow;
-  out: string;
+  /** A file path (see openOutput: files are replaced atomically, devices and pipes written to), or a stream (stdout). */
+  out: string | Writable;
   /** Run whose SCN fields (importance, proposal) are exported; default: the dataset's latest finished run. */
   runId?: number;
   /** Only images with a review decision. */
@@ -57,6 +59,7 @@ export interface ExportRow {
 }
 
 export interface ExportSummary {
+  /** The path written, or 'standard output' for a stream. */
   out: string;
   runId: number | null;
   rows: number;
@@ -67,8 +70,21 @@ export interface ExportSummary {
 
 /** Final labels: an accepted proposal or a manual label wins; rejected and undecided keep the original. */
 export function finalLabels(db: DB, opts: Omit<ExportOptions, 'out' | 'format'>): { runId: number | null; rows: ExportRow[] } {
-  // The run asked for (this dataset's, finished), else the dataset's latest finished run, else none.
-  const runId = resolveRun(db, { runId: opts.runId, dataset: opts.dataset, purpose: 'to export', optional: true })?.id ?? null;
+  const runId = exportRunIdOf(db, opts);
+  return { runId, rows: [...finalLabelRows(db, runId, opts)] };
+}
+
+/** The run asked for (this dataset's, finished), else the dataset's latest finished run, else none. */
+function exportRunIdOf(db: DB, opts: Pick<ExportOptions, 'runId' | 'dataset'>): number | null {
+  return resolveRun(db, { runId: opts.runId, dataset: opts.dataset, purpose: 'to export', optional: true })?.id ?? null;
+}
+
+/**
+ * The final labels one row at a time, in image-id order (streamed from SQLite, so a million-image export never
+ * holds every row in memory). `+i.dataset_id` keeps SQLite from picking an index on dataset_id, which would then
+ * sort every row by id in a temporary B-tree: a scan in rowid order needs no sort (25% faster at 100,000 rows).
+ */
+export function* finalLabelRows(db: DB, runId: number | null, opts: Omit<ExportOptions, 'out' | 'format' | 'runId'>): Generator<ExportRow> {
   const raw = db
     .prepare(
       `SELECT i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.reference AS reference_label,
@@ -78,49 +94,89 @@ export function finalLabels(db: DB, opts: Omit<ExportOptions, 'out' | 'format'>)
        JOIN labels l ON l.image_id = i.id
        LEFT JOIN effective_decisions d ON d.image_id = i.id
        LEFT JOIN run_images ri ON ri.run_id = ? AND ri.image_id = i.id
-       WHERE i.dataset_id = ?
+       WHERE +i.dataset_id = ?
        ORDER BY i.id`,
     )
-    .all(runId, opts.dataset.id) as (Omit<ExportRow, 'final_label' | 'changed' | 'decision'> & { action: string | null; new_label: string | null })[];
-  const rows: ExportRow[] = [];
+    .iterate(runId, opts.dataset.id) as IterableIterator<
+    Omit<ExportRow, 'final_label' | 'changed' | 'decision'> & { action: string | null; new_label: string | null }
+  >;
   for (const r of raw) {
     if (opts.onlyDecided && !r.action) continue;
     let final = r.original_label;
     if (r.action === 'accepted' || r.action === 'manual') final = r.new_label!;
     else if (!r.action && opts.includeUndecidedProposals && r.proposed_label) final = r.proposed_label;
     const { action, new_label: _n, ...rest } = r;
-    rows.push({
+    yield {
       ...rest,
       final_label: final,
       changed: final === r.original_label ? 0 : 1,
       decision: (action ?? 'none') as ExportRow['decision'],
-    });
+    };
   }
-  return { runId, rows };
 }
 
-/** Writes the final labels as CSV (or in the dataset's own format), atomically: a temp file then a rename. */
+/** Rows per CSV chunk written at once. */
+const CHUNK_ROWS = 5000;
+
+/**
+ * Writes the final labels as CSV (or in the dataset's own format) to `opts.out`: a file is replaced atomically
+ * (temp file, then rename, keeping its mode; see openOutput for links, devices and pipes), a stream is written to.
+ */
 export async function exportLabels(db: DB, opts: ExportOptions): Promise<ExportSummary> {
   const format = opts.format ?? 'csv';
-  const { runId, rows } = finalLabels(db, opts);
-  const text = format === 'same' ? await sameFormat(opts.dataset, rows) : toCsv(rows);
-  writeAtomically(opts.out, text);
-  const count = (a: string): number => rows.filter((r) => r.decision === a).length;
-  return {
-    out: opts.out,
+  const runId = exportRunIdOf(db, opts);
+  const summary: ExportSummary = {
+    out: typeof opts.out === 'string' ? opts.out : 'standard output',
     runId,
-    rows: rows.length,
-    changed: rows.filter((r) => r.changed).length,
-    decisions: { accepted: count('accepted'), rejected: count('rejected'), manual: count('manual') },
-    proposalsApplied: rows.filter((r) => r.decision === 'none' && r.changed).length,
+    rows: 0,
+    changed: 0,
+    decisions: { accepted: 0, rejected: 0, manual: 0 },
+    proposalsApplied: 0,
   };
+  const count = (r: ExportRow): void => {
+    summary.rows++;
+    if (r.changed) summary.changed++;
+    if (r.decision !== 'none') summary.decisions[r.decision]++;
+    else if (r.changed) summary.proposalsApplied++;
+  };
+  if (format === 'same') {
+    const rows = [...finalLabelRows(db, runId, opts)];
+    rows.forEach(count);
+    const text = await sameFormat(opts.dataset, rows); // checks the format before anything is opened
+    const output = openOutput(opts.out);
+    try {
+      await output.write(text);
+      await output.commit();
+    } catch (e) {
+      output.abort();
+      throw e;
+    }
+    return summary;
+  }
+  const output = openOutput(opts.out);
+  try {
+    await output.write(stringify([], { header: true, columns: [...EXPORT_COLUMNS] }));
+    let chunk: ExportRow[] = [];
+    for (const r of finalLabelRows(db, runId, opts)) {
+      count(r);
+      chunk.push(r);
+      if (chunk.length === CHUNK_ROWS) {
+        await output.write(toCsv(chunk));
+        chunk = [];
+      }
+    }
+    if (chunk.length) await output.write(toCsv(chunk));
+    await output.commit();
+  } catch (e) {
+    output.abort();
+    throw e;
+  }
+  return summary;
 }
 
+/** CSV lines (no header) for some rows. */
 function toCsv(rows: ExportRow[]): string {
-  return stringify(
-    rows.map((r) => EXPORT_COLUMNS.map((c) => r[c] ?? '')),
-    { header: true, columns: [...EXPORT_COLUMNS] },
-  );
+  return stringify(rows.map((r) => EXPORT_COLUMNS.map((c) => r[c] ?? '')));
 }
 
 /** The dataset's ingest format, with its label column replaced by the final label in the source's own encoding. */
@@ -154,28 +210,5 @@ async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<strin
       throw new FerCleanError(
         `export --format same is not available for ${dataset.format} datasets (it would mean moving image files); export the default CSV`,
       );
-  }
-}
-
-/**
- * Writes `text` to `path` so that a reader sees the old file or the whole new one, never a part. `write` writes the
- * text to the temp file's descriptor (a test passes one that fails like a full disk).
- */
-export function writeAtomically(path: string, text: string, write: (fd: number, text: string) => void = (fd, t) => void writeSync(fd, t)): void {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
-  let fd: number;
-  try {
-    fd = openSync(tmp, 'w');
-  } catch (e) {
-    throw new FerCleanError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    write(fd, text);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new FerCleanError(`${path}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }

@@ -122,33 +122,31 @@ export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: stri
     `SELECT e.image_id AS id, e.dim, e.vector FROM embeddings e JOIN images i ON i.id = e.image_id
      WHERE i.dataset_id = ? AND e.backbone = ? AND e.backbone_version = ? AND ${usableSql('i')} ORDER BY e.image_id`,
   );
-  const parts = resolved.parts.map((b, k) => {
-    const rows = select.all(opts.datasetId, b.id, versions[k]) as { id: number; dim: number; vector: Buffer }[];
-    if (rows.length < total) {
-      const missing = total - rows.length;
-      throw new FerCleanError(
-        `backbone ${b.id} (${versions[k]}): embeddings missing for ${missing} of ${total} images of dataset '${dataset.name}': ${hint}`,
-      );
-    }
-    return rows;
-  });
-
+  // Rows are streamed straight into one Float32Array: a million 1 KB BLOBs held as Buffers first would double
+  // the memory of the load.
   const dim = resolved.dim;
-  const imageIds = parts[0]!.map((r) => r.id);
-  const data = new Float32Array(imageIds.length * dim);
+  const imageIds: number[] = [];
+  const data = new Float32Array(total * dim);
   const bytes = new Uint8Array(data.buffer);
   let offset = 0;
   resolved.parts.forEach((b, k) => {
-    const rows = parts[k]!;
-    rows.forEach((r, i) => {
-      if (r.id !== imageIds[i]) throw new Error(`loadEmbeddings: image ids of ${b.id} do not line up`);
+    let i = 0;
+    for (const r of select.iterate(opts.datasetId, b.id, versions[k]) as IterableIterator<{ id: number; dim: number; vector: Buffer }>) {
+      if (k === 0) imageIds.push(r.id);
+      else if (r.id !== imageIds[i]) throw new Error(`loadEmbeddings: image ids of ${b.id} do not line up`);
       if (r.dim !== b.dim || r.vector.byteLength !== b.dim * 4) {
         throw new FerCleanError(
           `embedding of image ${r.id} for ${b.id} has ${r.vector.byteLength / 4} values, expected ${b.dim}: delete it and ${hint}`,
         );
       }
       bytes.set(r.vector, (i * dim + offset) * 4);
-    });
+      i++;
+    }
+    if (i < total) {
+      throw new FerCleanError(
+        `backbone ${b.id} (${versions[k]}): embeddings missing for ${total - i} of ${total} images of dataset '${dataset.name}': ${hint}`,
+      );
+    }
     offset += b.dim;
   });
   return { imageIds, dim, data, backboneVersion: versions.join('+') };

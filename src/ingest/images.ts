@@ -18,7 +18,15 @@ export type ImageResult = { ok: true; info: ImageInfo } | { ok: false; error: st
 // Decoding runs on libvips' own threads; keep its cache off so memory stays flat across a large dataset.
 sharp.cache(false);
 
-/** Reads, hashes and fully decodes one image: a truncated or corrupt file is reported, not accepted. */
+/**
+ * The smallest side, in pixels, of an image that can hold a face whose expression can be read. Below 16 px the eyes
+ * and mouth are a pixel or two across, and face detectors stop there too (MTCNN's smallest window is 12 px and its
+ * usual minimum face 20 px); the smallest FER benchmark faces are 48 px (FER2013). Every backbone upsamples its
+ * input (faceexpr to 112 px), so such an image would be embedded as a blur without anyone noticing.
+ */
+export const MIN_FACE_SIDE = 16;
+
+/** Reads, hashes and fully decodes one image: a truncated, corrupt or too small file is reported, not accepted. */
 export async function inspectImage(file: string): Promise<ImageResult> {
   let bytes: Buffer;
   try {
@@ -34,6 +42,9 @@ export async function inspectImage(file: string): Promise<ImageResult> {
     // Grey faces decode as grey: converting to sRGB first was most of the per-image cost.
     if (meta.space === 'b-w') image.toColourspace('b-w');
     await image.raw().toBuffer(); // a full decode: catches truncated and corrupt data the header hides
+    if (meta.width! < MIN_FACE_SIDE || meta.height! < MIN_FACE_SIDE) {
+      return { ok: false, error: `image is ${meta.width}x${meta.height} px: too small to hold a face (each side must be at least ${MIN_FACE_SIDE} px)` };
+    }
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     return { ok: true, info: { sha256, width: meta.width!, height: meta.height!, channels: meta.channels! } };
   } catch (e) {

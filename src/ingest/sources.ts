@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, type Dirent } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FerCleanError } from '../errors.js';
 import {
@@ -118,27 +118,56 @@ export function readCsvSource(opts: IngestOptions, format: 'csv' | 'ferplus'): S
 
 const SPLIT_DIRS = new Set(['train', 'training', 'test', 'testing', 'val', 'valid', 'validation']);
 
-/** ROOT/<split>/<class>/* or ROOT/<class>/*. */
+/** What a folder entry is, following symlinks; a broken link or a link loop is a problem naming it. */
+function entryKind(d: Dirent, full: string, rel: string, problems: Problem[]): 'dir' | 'file' | 'other' {
+  if (!d.isSymbolicLink()) return d.isDirectory() ? 'dir' : d.isFile() ? 'file' : 'other';
+  try {
+    const st = statSync(full);
+    return st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    let target = '?';
+    try {
+      target = readlinkSync(full);
+    } catch {
+      // unreadable link: the code says enough
+    }
+    const message =
+      code === 'ELOOP' ? `symlink loop (${rel} -> ${target})` : code === 'ENOENT' ? `broken symlink (${rel} -> ${target}: no such file or folder)` : `cannot follow symlink ${rel} -> ${target} (${code})`;
+    problems.push({ where: rel, message, path: rel });
+    return 'other';
+  }
+}
+
+/** ROOT/<split>/<class>/* or ROOT/<class>/*. Symlinked folders and images are followed. */
 export function readImageFolder(opts: IngestOptions): SourceListing {
   const root = resolve(opts.source);
   if (!statSync(root).isDirectory()) throw new FerCleanError(`${root}: imagefolder format needs a folder`);
-  const top = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith('.'));
+  const problems: Problem[] = [];
+  const subdirs = (rel: string): string[] =>
+    readdirSync(join(root, rel), { withFileTypes: true })
+      .filter((d) => !d.name.startsWith('.'))
+      .filter((d) => {
+        const r = rel ? `${rel}/${d.name}` : d.name;
+        // a symlink loop among the folders is reported here; an image-named one is reported with the images
+        return isImageFile(d.name) ? false : entryKind(d, join(root, r), r, problems) === 'dir';
+      })
+      .map((d) => d.name);
+  const top = subdirs('');
   if (top.length === 0) throw new FerCleanError(`${root}: no class folders (expected ROOT/<class>/*.png or ROOT/<split>/<class>/*.png)`);
-  const splitLayout = top.every((d) => SPLIT_DIRS.has(d.name.toLowerCase()));
+  const splitLayout = top.every((d) => SPLIT_DIRS.has(d.toLowerCase()));
   const groups: { split: string; classDir: string; rel: string }[] = [];
   for (const d of top) {
     if (splitLayout) {
-      for (const c of readdirSync(join(root, d.name), { withFileTypes: true })) {
-        if (c.isDirectory() && !c.name.startsWith('.')) groups.push({ split: normaliseSplit(d.name), classDir: c.name, rel: `${d.name}/${c.name}` });
-      }
+      for (const c of subdirs(d)) groups.push({ split: normaliseSplit(d), classDir: c, rel: `${d}/${c}` });
     } else {
-      groups.push({ split: 'train', classDir: d.name, rel: d.name });
+      groups.push({ split: 'train', classDir: d, rel: d });
     }
   }
   const items: SourceItem[] = [];
   for (const g of groups.sort((a, b) => a.rel.localeCompare(b.rel))) {
     const files = readdirSync(join(root, g.rel), { withFileTypes: true })
-      .filter((f) => f.isFile() && isImageFile(f.name))
+      .filter((f) => isImageFile(f.name) && entryKind(f, join(root, g.rel, f.name), `${g.rel}/${f.name}`, problems) === 'file')
       .map((f) => f.name)
       .sort();
     for (const f of files) {
@@ -146,7 +175,7 @@ export function readImageFolder(opts: IngestOptions): SourceListing {
       items.push({ path, labelRaw: g.classDir, split: g.split, where: path });
     }
   }
-  return { format: 'imagefolder', root, items, labelEncoding: opts.labelEncoding ?? 'names', problems: [], options: { splitLayout }, name: basename(root) };
+  return { format: 'imagefolder', root, items, labelEncoding: opts.labelEncoding ?? 'names', problems, options: { splitLayout }, name: basename(root) };
 }
 
 /** RAF-DB basic: EmoLabel/list_patition_label.txt (`train_00001.jpg 5`) with Image/aligned/<stem>_aligned.jpg. */

@@ -279,7 +279,9 @@ export class ReviewSession {
       sessionDecisions,
       ratePerMin,
       etaSeconds: left === 0 ? 0 : ratePerMin > 0 ? (left / ratePerMin) * 60 : Infinity,
-      heldByOthers: this.others.size,
+      // Read now, not from `others` (which only lists items this session tried and found taken since its last
+      // refresh, and keeps them after they are let go): a handful of rows, one per live session.
+      heldByOthers: claimedByOthers(this.db, this.run.id, this.who.sessionId, this.now()).size,
     };
     if (this.filterValue) {
       s.filtered = {
@@ -350,6 +352,8 @@ export class ReviewSession {
     if (this.others.has(item.imageId)) return false;
     const r = claimImage(this.db, this.who, item.imageId, this.now(), this.leaseMs);
     if (!r.ok) {
+      // Re-read who holds what: items others let go of since the last refresh become candidates again.
+      this.others = claimedByOthers(this.db, this.run.id, this.who.sessionId, this.now());
       this.others.set(item.imageId, r.holder);
       return false;
     }

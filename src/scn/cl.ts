@@ -106,12 +106,13 @@ export interface ClResult {
 }
 
 /** Confident learning on `data`: k ce heads, out-of-fold probabilities, label issues among the training rows. */
-export function confidentLearning(
+export async function confidentLearning(
   data: TrainData,
   head: HeadOptions,
   folds: number,
   onFold?: (fold: number, stats: EpochStats) => void,
-): ClResult {
+  signal?: AbortSignal,
+): Promise<ClResult> {
   const { classes: C } = data;
   const N = data.labels.length;
   const train = Int32Array.from(data.train);
@@ -127,13 +128,14 @@ export function confidentLearning(
   for (let f = 0; f < folds; f++) {
     const fit = train.filter((_, p) => fold[p] !== f);
     const held = train.filter((_, p) => fold[p] === f);
-    const r = trainHead(
+    const r = await trainHead(
       { ...data, features, train: fit, valid: data.valid },
       { ...head, standardize: false, method: 'ce', seed: head.seed + 1000 * (f + 1) },
       (s) => {
         epochs.push(s);
         onFold?.(f, s);
       },
+      signal,
     );
     for (const row of held) probs.set(r.probs.subarray(row * C, row * C + C), row * C);
     for (const row of others) for (let c = 0; c < C; c++) probs[row * C + c]! += r.probs[row * C + c]! / folds;

@@ -41,6 +41,18 @@ export interface TrainRunOptions {
   folds: number;
   /** scn: which images become proposals (see SCN_PROPOSAL_RULE); default 'margin'. */
   propose?: ScnProposal;
+  /** Aborting it (the CLI does on Ctrl-C / SIGTERM) stops training within ~100 ms and marks the run interrupted. */
+  signal?: AbortSignal;
+}
+
+/** Training stopped because `signal` was aborted; the run is stored with status 'interrupted'. */
+export class RunInterruptedError extends FerCleanError {
+  constructor(
+    readonly runId: number,
+    readonly reason: string,
+  ) {
+    super(`interrupted (${reason}): run ${runId} is marked interrupted and holds no results; train again`);
+  }
 }
 
 export type ScnProposal = 'margin' | 'predicted' | 'relabeled';
@@ -109,7 +121,7 @@ export async function trainRun(
     const total = opts.method === 'cl' ? head.epochs * opts.folds : head.epochs;
     let done = 0;
     const tick = (stats: EpochStats): void => onProgress?.({ done: ++done, total, stats });
-    const out = trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds }, tick);
+    const out = await trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds }, tick, opts.signal);
     const durationS = (performance.now() - t0) / 1000;
     saveRunResults(db, runId, {
       epochs: out.epochs,
@@ -121,7 +133,13 @@ export async function trainRun(
     setRunMetrics(db, runId, summarize(report));
     return { runId, report };
   } catch (e) {
-    failRun(db, runId, (e as Error).message, (performance.now() - t0) / 1000);
+    const durationS = (performance.now() - t0) / 1000;
+    if (opts.signal?.aborted) {
+      const reason = String(opts.signal.reason instanceof Error ? opts.signal.reason.message : opts.signal.reason);
+      failRun(db, runId, `interrupted (${reason})`, durationS, 'interrupted');
+      throw new RunInterruptedError(runId, reason);
+    }
+    failRun(db, runId, (e as Error).message, durationS);
     throw e;
   }
 }
@@ -173,22 +191,23 @@ interface Trained {
 }
 
 /** Trains with the method and turns its output into proposals (on training rows only). */
-function trainAndPropose(
+async function trainAndPropose(
   data: TrainData,
   m: { method: Method; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number },
   tick: (s: EpochStats) => void,
-): Trained {
+  signal?: AbortSignal,
+): Promise<Trained> {
   const { labels, classes: C } = data;
   const isTrain = new Uint8Array(labels.length);
   for (const r of Array.from(data.train)) isTrain[r] = 1;
   if (m.method === 'cl') {
-    const r = confidentLearning(data, m.head, m.folds, (_f, s) => tick(s));
+    const r = await confidentLearning(data, m.head, m.folds, (_f, s) => tick(s), signal);
     // The flagged images' most likely out-of-fold class (never their given label: findLabelIssues drops those).
     const flagged = Uint8Array.from(isTrain, (t, i) => t & (r.issues[i] ?? 0));
     const proposed = proposeLabels(r.probs, labels, flagged, -Infinity, C);
     return { epochs: r.epochs, probs: r.probs, trainedLabels: labels, importance: null, importanceMean: null, proposed, isTrain };
   }
-  const r = trainHead(data, { ...m.head, ...m.scn, method: m.method }, tick);
+  const r = await trainHead(data, { ...m.head, ...m.scn, method: m.method }, tick, signal);
   let proposed: Int32Array;
   if (m.method === 'scn' && m.propose === 'relabeled') {
     // The label SCN trained with at the end, when relabeling changed it.

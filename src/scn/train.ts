@@ -252,7 +252,14 @@ function trainBatch(t: Trainer, rows: Int32Array, epoch: number, lr: number): Ba
 }
 
 /** One epoch over the training rows in a fresh seeded order; never leaves a batch of one (rank groups need two). */
-function trainEpoch(t: Trainer, trainRows: Int32Array, shuffleRng: Rng, epoch: number, lr: number): Omit<EpochStats, 'valAccuracy' | 'durationS'> {
+async function trainEpoch(
+  t: Trainer,
+  trainRows: Int32Array,
+  shuffleRng: Rng,
+  epoch: number,
+  lr: number,
+  pause: () => Promise<void>,
+): Promise<Omit<EpochStats, 'valAccuracy' | 'durationS'>> {
   const order = permutation(trainRows.length, shuffleRng);
   let lossSum = 0;
   let correct = 0;
@@ -264,6 +271,7 @@ function trainEpoch(t: Trainer, trainRows: Int32Array, shuffleRng: Rng, epoch: n
     if (order.length - e === 1) e = order.length;
     const rows = Int32Array.from({ length: e - s }, (_, k) => trainRows[order[s + k]!]!);
     const b = trainBatch(t, rows, epoch, lr);
+    await pause();
     lossSum += b.lossSum;
     correct += b.correct;
     relabeled += b.relabeled;
@@ -290,11 +298,20 @@ function accuracyOn(head: Head, x: Float32Array, dim: number, rows: Int32Array, 
   return ok / rows.length;
 }
 
+/** How often training lets the event loop run (so Ctrl-C is heard), in ms of work. */
+const YIELD_MS = 100;
+
 /**
  * Trains a head on the `train` rows and predicts every row. Seeded: the same inputs, options and backend give
- * the same result. `onEpoch` is called after each epoch (for progress).
+ * the same result. `onEpoch` is called after each epoch (for progress). Every ~100 ms it lets the event loop run;
+ * once `signal` is aborted it stops there, throwing the signal's reason.
  */
-export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: EpochStats) => void): TrainResult {
+export async function trainHead(
+  data: TrainData,
+  options: TrainOptions,
+  onEpoch?: (s: EpochStats) => void,
+  signal?: AbortSignal,
+): Promise<TrainResult> {
   const o: HeadOptions & ScnOptions & { method: 'scn' | 'ce' } = { ...SCN_DEFAULTS, ...options };
   const { dim, classes: C } = data;
   const N = data.labels.length;
@@ -319,11 +336,19 @@ export function trainHead(data: TrainData, options: TrainOptions, onEpoch?: (s: 
   let last: { probs: Float32Array; alpha: Float32Array | null } | null = null;
   const epochs: EpochStats[] = [];
   let lr = o.lr;
+  let lastPause = performance.now();
+  const pause = async (): Promise<void> => {
+    if (performance.now() - lastPause < YIELD_MS) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    lastPause = performance.now();
+    signal?.throwIfAborted();
+  };
 
   try {
+    signal?.throwIfAborted();
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const t0 = performance.now();
-      const e = trainEpoch(t, trainRows, shuffleRng, epoch, lr);
+      const e = await trainEpoch(t, trainRows, shuffleRng, epoch, lr, pause);
       lr *= o.lrDecay;
       const valAccuracy = validRows.length > 0 ? accuracyOn(head, x, dim, validRows, data.labels) : null;
       // Importance is averaged over the last importanceWindow epochs (evaluation-mode alpha at each epoch's end).

@@ -55,9 +55,10 @@ export function openStore(path: string, opts: OpenOptions = {}): DB {
     throw new FerCleanError(`${path}: cannot open database: ${msg}`);
   }
   try {
+    // First, so that every later step (the switch to WAL, the migrations) waits for a concurrent opener.
+    db.pragma('busy_timeout = 5000');
     if (!opts.readonly) db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
     if (!opts.readonly) db.pragma('synchronous = NORMAL');
     migrate(db, path);
   } catch (e) {
@@ -70,33 +71,49 @@ export function openStore(path: string, opts: OpenOptions = {}): DB {
   return db;
 }
 
+/**
+ * Brings the schema up to date. Reading the version and applying what is missing happen in one IMMEDIATE
+ * transaction, so two processes opening a new database at once serialise on SQLite's write lock: the second
+ * sees the first one's tables instead of creating them again.
+ */
 function migrate(db: DB, path: string): void {
   const migrations = loadMigrations();
   const latest = migrations.length;
-  const hasTable = db
-    .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`)
-    .get();
-  if (!hasTable) {
-    const tables = db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'`).get() as { n: number };
-    if (tables.n > 0) throw new FerCleanError(`${path}: not a fer-clean database (no schema_migrations table)`);
-    if (db.readonly) throw new FerCleanError(`${path}: empty database opened read-only`);
-    db.exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+  const check = (): { version: number; fresh: boolean } => {
+    const hasTable = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).get();
+    if (!hasTable) {
+      const tables = db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'`).get() as { n: number };
+      if (tables.n > 0) throw new FerCleanError(`${path}: not a fer-clean database (no schema_migrations table)`);
+      return { version: 0, fresh: true };
+    }
+    const row = db.prepare(`SELECT coalesce(max(version), 0) AS v FROM schema_migrations`).get() as { v: number };
+    if (row.v > latest) {
+      throw new FerCleanError(
+        `${path}: database schema version ${row.v} is newer than this fer-clean (knows up to ${latest}); upgrade fer-clean`,
+      );
+    }
+    return { version: row.v, fresh: false };
+  };
+  // Up to date (the usual case): a read (one snapshot, so another opener's commit cannot fall between its two
+  // queries), no write lock.
+  const seen = db.transaction(check).deferred();
+  if (!seen.fresh && seen.version === latest) return;
+  if (db.readonly) {
+    if (seen.fresh) throw new FerCleanError(`${path}: empty database opened read-only`);
+    throw new FerCleanError(`${path}: needs migration ${seen.version + 1} but was opened read-only`);
   }
-  const row = db.prepare(`SELECT coalesce(max(version), 0) AS v FROM schema_migrations`).get() as { v: number };
-  if (row.v > latest) {
-    throw new FerCleanError(
-      `${path}: database schema version ${row.v} is newer than this fer-clean (knows up to ${latest}); upgrade fer-clean`,
-    );
-  }
-  const record = db.prepare(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`);
-  for (const m of migrations) {
-    if (m.version <= row.v) continue;
-    if (db.readonly) throw new FerCleanError(`${path}: needs migration ${m.version} but was opened read-only`);
-    db.transaction(() => {
+  db.transaction(() => {
+    const now = check(); // again, under the write lock: another process may have migrated meanwhile
+    if (now.fresh) {
+      db.exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+    }
+    const record = db.prepare(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`);
+    for (const m of migrations) {
+      if (m.version <= now.version) continue;
       db.exec(m.sql);
       record.run(m.version, m.name, new Date().toISOString());
-    })();
-  }
+    }
+  }).immediate();
 }
 
 export function schemaVersion(db: DB): number {

@@ -19,7 +19,7 @@ export interface RunRow {
   noise_rate: number;
   noise_type: string | null;
   config: Record<string, unknown>;
-  status: 'running' | 'done' | 'failed';
+  status: 'running' | 'done' | 'failed' | 'interrupted';
   started_at: string;
   finished_at: string | null;
   duration_s: number | null;
@@ -121,8 +121,10 @@ export function setRunMetrics(db: DB, runId: number, metrics: object): void {
   db.prepare(`UPDATE runs SET metrics = ? WHERE id = ?`).run(JSON.stringify(metrics), runId);
 }
 
-export function failRun(db: DB, runId: number, message: string, durationS: number): void {
-  db.prepare(`UPDATE runs SET status = 'failed', finished_at = ?, duration_s = ?, metrics = ? WHERE id = ?`).run(
+/** Marks a run that stopped without results: 'failed' (an error) or 'interrupted' (Ctrl-C, SIGTERM). */
+export function failRun(db: DB, runId: number, message: string, durationS: number, status: 'failed' | 'interrupted' = 'failed'): void {
+  db.prepare(`UPDATE runs SET status = ?, finished_at = ?, duration_s = ?, metrics = ? WHERE id = ?`).run(
+    status,
     nowIso(),
     durationS,
     JSON.stringify({ error: message }),

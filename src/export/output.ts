@@ -1,0 +1,238 @@
+/**
+ * Where an export goes, written the way the target needs:
+ * - a regular file (or a new path): a temp file in the same folder, fsynced, then renamed over it, so a reader sees
+ *   the old file or the whole new one; the old file's mode (and owner, when allowed) are kept;
+ * - a regular file with several hard links: the new content is written to a temp file first (so a full disk or a
+ *   failure leaves the original whole), then copied back into the same inode, so every link sees it;
+ * - a symlink: the same rules applied to what it points to (the link itself stays);
+ * - a device, fifo or socket (e.g. /dev/null, a pipe): opened and written directly; never replaced;
+ * - a Writable stream (the CLI passes standard output for `-`): written directly.
+ */
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  lstatSync,
+  openSync,
+  readSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { FerCleanError } from '../errors.js';
+
+export interface Output {
+  /** Appends text (buffered: a failure may surface on a later write or on commit). */
+  write(text: string): Promise<void>;
+  /** Makes the written text the target's content. */
+  commit(): Promise<void>;
+  /** Drops what was written (the target is left as it was, where the kind of target allows). */
+  abort(): void;
+}
+
+const codeOf = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+const cannot = (path: string, e: unknown): FerCleanError => {
+  const code = codeOf(e);
+  const why =
+    code === 'ENOSPC' ? 'no space left on the device' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : code;
+  return new FerCleanError(`${path}: cannot write (${why})`);
+};
+
+function lstatOrNull(path: string): Stats | null {
+  try {
+    return lstatSync(path);
+  } catch (e) {
+    if (codeOf(e) === 'ENOENT') return null;
+    throw cannot(path, e);
+  }
+}
+
+/** Writes bytes to a descriptor, returning how many were written (fs.writeSync; tests pass one that fails). */
+export type FdWrite = (fd: number, buf: Buffer, offset: number) => number;
+
+/** Opens `target` (a path, or a stream for standard output) for an export. */
+export function openOutput(target: string | Writable, writeFd: FdWrite = (fd, buf, off) => writeSync(fd, buf, off)): Output {
+  if (typeof target !== 'string') return streamOutput(target);
+  let path = target;
+  let st = lstatOrNull(path);
+  if (st?.isSymbolicLink()) {
+    try {
+      path = realpathSync(target);
+      st = lstatOrNull(path);
+    } catch (e) {
+      if (codeOf(e) === 'ELOOP') throw new FerCleanError(`${target}: symlink loop`);
+      // A dangling link: writing through it creates what it points to.
+      return directOutput(target, target, writeFd);
+    }
+  }
+  if (st?.isDirectory()) throw new FerCleanError(`${target}: is a folder, not a file`);
+  if (st && !st.isFile()) return directOutput(target, path, writeFd); // device, fifo, socket
+  return fileOutput(target, path, st, writeFd);
+}
+
+/** Writes straight into an open file descriptor. */
+function fdWriter(fd: number, path: string, writeFd: FdWrite): (text: string) => void {
+  return (text) => {
+    const buf = Buffer.from(text);
+    for (let off = 0; off < buf.length; ) {
+      try {
+        off += writeFd(fd, buf, off);
+      } catch (e) {
+        if (codeOf(e) === 'EAGAIN') continue; // a non-blocking pipe that is full: try again
+        throw cannot(path, e);
+      }
+    }
+  };
+}
+
+function directOutput(shown: string, path: string, writeFd: FdWrite): Output {
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (e) {
+    throw cannot(shown, e);
+  }
+  const write = fdWriter(fd, shown, writeFd);
+  let open = true;
+  const close = (): void => {
+    if (open) closeSync(fd);
+    open = false;
+  };
+  return {
+    write: async (text) => write(text),
+    commit: async () => close(),
+    abort: () => {
+      try {
+        close();
+      } catch {
+        // closing after a failed write: the first error is the one reported
+      }
+    },
+  };
+}
+
+function fileOutput(shown: string, path: string, st: Stats | null, writeFd: FdWrite): Output {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'wx', st ? st.mode & 0o7777 : 0o666);
+  } catch (e) {
+    throw cannot(shown, e);
+  }
+  let open = true;
+  const write = fdWriter(fd, shown, writeFd);
+  const cleanup = (): void => {
+    if (open) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already failing
+      }
+    }
+    open = false;
+    rmSync(tmp, { force: true });
+  };
+  return {
+    write: async (text) => {
+      try {
+        write(text);
+      } catch (e) {
+        cleanup();
+        throw e;
+      }
+    },
+    commit: async () => {
+      try {
+        if (st) {
+          // the umask may have narrowed the mode given to open(); owner only when allowed (root)
+          fchmodSync(fd, st.mode & 0o7777);
+          try {
+            if (fstatSync(fd).uid !== st.uid || fstatSync(fd).gid !== st.gid) fchownSync(fd, st.uid, st.gid);
+          } catch {
+            // not allowed to give the file away: it stays ours
+          }
+        }
+        fsyncSync(fd);
+        closeSync(fd);
+        open = false;
+        if (st && st.nlink > 1) copyBack(tmp, path, shown);
+        else renameSync(tmp, path);
+      } catch (e) {
+        cleanup();
+        throw e instanceof FerCleanError ? e : cannot(shown, e);
+      }
+      rmSync(tmp, { force: true });
+    },
+    abort: cleanup,
+  };
+}
+
+/** Copies the finished temp file into `path`'s own inode (keeping its hard links), then syncs it. */
+function copyBack(tmp: string, path: string, shown: string): void {
+  const src = openSync(tmp, 'r');
+  let dst: number;
+  try {
+    dst = openSync(path, 'r+');
+  } catch (e) {
+    closeSync(src);
+    throw cannot(shown, e);
+  }
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let pos = 0;
+    for (;;) {
+      const n = readSync(src, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      for (let off = 0; off < n; ) off += writeSync(dst, buf, off, n - off, pos + off);
+      pos += n;
+    }
+    // shorten only once the new content is in: a failure above leaves the old tail, never an empty file
+    ftruncateSync(dst, pos);
+    fsyncSync(dst);
+  } catch (e) {
+    throw cannot(shown, e);
+  } finally {
+    closeSync(src);
+    closeSync(dst);
+  }
+}
+
+function streamOutput(stream: Writable): Output {
+  let failed: Error | null = null;
+  const onError = (e: Error): void => void (failed ??= e);
+  stream.on('error', onError);
+  const check = (): void => {
+    if (failed) throw cannot('standard output', failed);
+  };
+  return {
+    write: async (text) => {
+      check();
+      if (!stream.write(text)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            stream.off('drain', done);
+            stream.off('error', done);
+            stream.off('close', done);
+            resolve();
+          };
+          stream.on('drain', done);
+          stream.on('error', done);
+          stream.on('close', done);
+        });
+      }
+      check();
+    },
+    commit: async () => {
+      check();
+      stream.off('error', onError);
+    },
+    abort: () => void stream.off('error', onError),
+  };
+}
