@@ -1,10 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, tf } from '../src/features/backend.js';
 import { DEFAULT_BATCH, embedDataset, type EmbedOptions } from '../src/features/embed.js';
-import { loadEmbeddings } from '../src/features/store.js';
+import { BACKBONES } from '../src/features/backbones.js';
+import { OnnxEmbedder } from '../src/features/onnx-embedder.js';
+import { buildOnnxModel } from '../src/features/onnx-graph.js';
+import { toNchwBatch } from '../src/features/onnx-input.js';
+import { loadEmbeddings, missingImages, saveEmbeddings } from '../src/features/store.js';
+import { getDatasetById } from '../src/store/datasets.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { BENCH_DB, DATA_DIR, machine, mb, peakRss } from './common.js';
@@ -12,7 +18,9 @@ import { BENCH_DB, DATA_DIR, machine, mb, peakRss } from './common.js';
 /**
  * Embedding throughput and feature quality.
  * 1. Speed: each configuration runs in a child process of its own (so peak RSS is its own, workers included) on a
- *    scratch copy of the benchmark database with its embeddings removed.
+ *    scratch copy of the benchmark database with its embeddings removed. First the side-by-side (issue 11):
+ *    onnxruntime, wasm, onnxruntime again on the same 10,000 train faces, reported as ratios; then onnxruntime
+ *    settings and facerec on both engines; then where the CPU time goes, stage by stage.
  * 2. The shared benchmark database gets faceexpr for every image (SCN needs all splits), copied from the scratch run.
  * 3. Quality probe: a softmax-regression head on standardised train-split features, FER+ majority labels, scored
  *    against the FER+ majority on the test split.
@@ -68,6 +76,71 @@ async function child(opts: Omit<EmbedOptions, 'datasetId'>): Promise<void> {
     reason: r.backend.reason,
   };
   process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+const rate = (r: ChildResult): number => r.computed / r.seconds;
+const cpuMs = (r: ChildResult): number => (1000 * r.cpuSeconds) / r.computed;
+
+interface StageResult {
+  images: number;
+  rows: { stage: string; ms: number }[];
+}
+
+/**
+ * Child side of "where the time goes": the onnxruntime pipeline's stages run one after another on the same faces
+ * (faceexpr, batches of DEFAULT_BATCH, one intra-op thread), each timed by the process's CPU clock.
+ */
+async function stagesChild(count: number): Promise<void> {
+  const db = openStore(SCRATCH);
+  const dsId = datasetId(db);
+  const root = getDatasetById(db, dsId).root;
+  const info = BACKBONES['faceexpr']!;
+  const probeVersion = 'bench-stages';
+  const pending = missingImages(db, dsId, info.id, probeVersion, { split: 'train', limit: count });
+  const cpu = (): number => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  const t = { decode: 0, prepare: 0, infer: 0, store: 0 };
+  let c = cpu();
+  const embedder = await OnnxEmbedder.create(info, buildOnnxModel(info), 1);
+  const setup = cpu() - c;
+  for (let i = 0; i < pending.length; i += DEFAULT_BATCH) {
+    const slice = pending.slice(i, i + DEFAULT_BATCH);
+    c = cpu();
+    const decoded = await embedder.decode(slice.map((p) => ({ file: join(root, p.path), box: p.box })));
+    t.decode += cpu() - c;
+    c = cpu();
+    const x = toNchwBatch(decoded.images, info.inputSize);
+    t.prepare += cpu() - c;
+    c = cpu();
+    const v = await embedder.infer(x);
+    t.infer += cpu() - c;
+    c = cpu();
+    saveEmbeddings(db, { ids: slice.map((p) => p.id), vectors: v }, info, probeVersion, 'onnxruntime');
+    t.store += cpu() - c;
+  }
+  db.prepare(`DELETE FROM embeddings WHERE backbone_version = ?`).run(probeVersion);
+  embedder.dispose();
+  db.close();
+  const k = pending.length;
+  const out: StageResult = {
+    images: k,
+    rows: [
+      { stage: 'decode (sharp: PNG to RGB bytes, libuv threads)', ms: t.decode / k },
+      { stage: 'prepare (JS: pad, bilinear resize, mean, NCHW)', ms: t.prepare / k },
+      { stage: 'inference (onnxruntime, 1 thread)', ms: t.infer / k },
+      { stage: 'store (SQLite, one transaction per batch)', ms: t.store / k },
+      { stage: `graph build + session, once (${setup.toFixed(0)} ms in all)`, ms: setup / k },
+    ],
+  };
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+function runStages(count: number): StageResult {
+  const p = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--stages-child', String(count)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (p.status !== 0) throw new Error(`bench embed: stages failed (${p.status}):\n${p.stderr}`);
+  return JSON.parse(p.stdout.trim().split('\n').at(-1)!) as StageResult;
 }
 
 function runChild(c: Config): ChildResult {
@@ -214,39 +287,83 @@ export async function main(): Promise<void> {
     lines.push(s);
     console.log(s);
   };
-  say(`### Embed (${new Date().toISOString().slice(0, 10)})`);
-  say(`machine: ${machine()}; shared with other engineers' jobs, so timings may be low`);
+  say(`### Embed (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`);
+  say(`machine: ${machine()}; load average at start ${os.loadavg().map((x) => x.toFixed(1)).join(', ')}`);
   say(`command: npm run build && npm run bench -- embed${quick ? ' (EMBED_BENCH=quick)' : ''}`);
   say('');
-  say('| backbone | backend | threads | batch | images | images/s | CPU ms/image | peak RSS |');
-  say('|---|---|---|---|---|---|---|---|');
   const n = (full: number, q: number): number => (quick ? q : full);
-  const configs: (Config & { clear?: string })[] = [
-    { label: 'faceexpr wasm main thread', opts: { backbone: 'faceexpr', backend: 'wasm', workers: 0, split: 'train', limit: n(2000, 300) }, clear: 'faceexpr' },
-    { label: 'faceexpr wasm 1 worker', opts: { backbone: 'faceexpr', backend: 'wasm', workers: 1, split: 'train', limit: n(2000, 300) }, clear: 'faceexpr' },
-    { label: 'faceexpr wasm batch 32', opts: { backbone: 'faceexpr', backend: 'wasm', batch: 32, split: 'train', limit: n(4000, 600) }, clear: 'faceexpr' },
-    { label: 'faceexpr wasm batch 64', opts: { backbone: 'faceexpr', backend: 'wasm', batch: 64, split: 'train', limit: n(4000, 600) }, clear: 'faceexpr' },
-    { label: 'faceexpr cpu', opts: { backbone: 'faceexpr', backend: 'cpu', split: 'train', limit: n(100, 32) }, clear: 'faceexpr' },
-    { label: 'facerec cpu', opts: { backbone: 'facerec', backend: 'cpu', split: 'train', limit: 16 }, clear: 'facerec' },
-    // kept: the facerec probe's train subset
-    { label: 'facerec wasm default', opts: { backbone: 'facerec', split: 'train', limit: n(4000, 500) }, clear: 'facerec' },
-    // kept, the headline: default settings, every train image
-    { label: 'faceexpr wasm default', opts: { backbone: 'faceexpr', split: 'train', limit: quick ? 2000 : undefined }, clear: 'faceexpr' },
-  ];
-  for (const c of configs) {
-    if (c.clear) {
-      const s = openStore(SCRATCH);
-      s.prepare(`DELETE FROM embeddings WHERE backbone = ?`).run(c.clear);
-      s.close();
-    }
-    const r = runChild(c);
+  const row = (label: string, c: Config, r: ChildResult): void => {
     const threads = r.workers ? `${r.workers} worker${r.workers > 1 ? 's' : ''}` : 'main';
-    const cpuMs = (1000 * r.cpuSeconds) / r.computed;
-    say(`| ${c.opts.backbone} | ${r.backend} | ${threads} | ${c.opts.batch ?? DEFAULT_BATCH} | ${r.computed} | ${(r.computed / r.seconds).toFixed(0)} | ${cpuMs.toFixed(2)} | ${mb(r.peakBytes)} |`);
-  }
+    const intra = /(\d+) onnxruntime threads? each/.exec(r.reason)?.[1];
+    say(
+      `| ${label} | ${c.opts.backbone} | ${r.backend} | ${threads}${intra ? ` x ${intra}` : ''} | ${c.opts.batch ?? DEFAULT_BATCH} | ${r.computed} | ` +
+        `${rate(r).toFixed(0)} | ${cpuMs(r).toFixed(2)} | ${(r.cpuSeconds / r.seconds).toFixed(2)} | ${mb(r.peakBytes)} |`,
+    );
+  };
+  const header = (): void => {
+    say('| run | backbone | engine | threads | batch | images | images/s | CPU ms/image | cores busy | peak RSS |');
+    say('|---|---|---|---|---|---|---|---|---|---|');
+  };
+  const clearAndRun = (c: Config): ChildResult => {
+    const s = openStore(SCRATCH);
+    s.prepare(`DELETE FROM embeddings WHERE backbone = ?`).run(c.opts.backbone!);
+    s.close();
+    return runChild(c);
+  };
+
+  // 1. the side-by-side: the same faces, default settings, onnxruntime then wasm then onnxruntime again
+  const sideN = n(10_000, 1000);
+  say(`Side by side: faceexpr on the same ${sideN} train faces (the first by id), default settings, one engine at a time.`);
+  say('');
+  header();
+  const ortCfg: Config = { label: 'onnxruntime', opts: { backbone: 'faceexpr', backend: 'onnxruntime', split: 'train', limit: sideN } };
+  const wasmCfg: Config = { label: 'wasm', opts: { backbone: 'faceexpr', backend: 'wasm', split: 'train', limit: sideN } };
+  const ort1 = clearAndRun(ortCfg);
+  row('onnxruntime (a)', ortCfg, ort1);
+  const wasm = clearAndRun(wasmCfg);
+  row('wasm', wasmCfg, wasm);
+  const ort2 = clearAndRun(ortCfg);
+  row('onnxruntime (b)', ortCfg, ort2);
+  const ortRate = (rate(ort1) + rate(ort2)) / 2;
+  const ortCpu = (cpuMs(ort1) + cpuMs(ort2)) / 2;
+  say('');
+  say(
+    `**Ratio onnxruntime / wasm** (mean of runs a and b, which bracket the wasm run): ${(ortRate / rate(wasm)).toFixed(2)}x images/s, ` +
+      `${(cpuMs(wasm) / ortCpu).toFixed(2)}x less CPU per image (${ortCpu.toFixed(2)} vs ${cpuMs(wasm).toFixed(2)} ms).`,
+  );
+  say('');
+
+  // 2. onnxruntime settings, and facerec on both engines
+  say('Settings and the second backbone:');
+  say('');
+  header();
+  const m = n(3000, 300);
+  const variants: Config[] = [
+    { label: 'main thread', opts: { backbone: 'faceexpr', backend: 'onnxruntime', workers: 0, split: 'train', limit: m } },
+    { label: '1 worker', opts: { backbone: 'faceexpr', backend: 'onnxruntime', workers: 1, split: 'train', limit: m } },
+    { label: 'batch 32', opts: { backbone: 'faceexpr', backend: 'onnxruntime', batch: 32, split: 'train', limit: m } },
+    { label: 'batch 64', opts: { backbone: 'faceexpr', backend: 'onnxruntime', batch: 64, split: 'train', limit: m } },
+    { label: 'facerec wasm', opts: { backbone: 'facerec', backend: 'wasm', split: 'train', limit: n(1000, 100) } },
+    // kept: the facerec probe's train subset
+    { label: 'facerec onnxruntime', opts: { backbone: 'facerec', backend: 'onnxruntime', split: 'train', limit: n(4000, 500) } },
+  ];
+  for (const c of variants) row(c.label, c, clearAndRun(c));
   say('');
   say('images/s counts the whole run (worker start-up, decoding with sharp, inference, SQLite commits); CPU ms/image is');
-  say('the CPU time of the whole process (all threads) per image, so 2000 / (CPU ms/image) bounds images/s on 2 idle cores.');
+  say('the CPU time of the whole process (all threads) per image, so 2000 / (CPU ms/image) bounds images/s on 2 idle cores;');
+  say('cores busy is that CPU time over the wall time (2.00 = both cores all the time, which other jobs on the machine prevent).');
+  say('');
+
+  // 3. where the time goes
+  const stages = runStages(n(2000, 200));
+  say(`Where the CPU time goes (onnxruntime, faceexpr, ${stages.images} faces, each stage alone in one thread, batches of ${DEFAULT_BATCH}, 1 intra-op thread):`);
+  say('');
+  say('| stage | CPU ms/image | share |');
+  say('|---|---|---|');
+  const total = stages.rows.reduce((s, r) => s + r.ms, 0);
+  for (const r of stages.rows) say(`| ${r.stage} | ${r.ms.toFixed(2)} | ${((100 * r.ms) / total).toFixed(0)}% |`);
+  say(`| total | ${total.toFixed(2)} | 100% |`);
+  say('');
 
   // faceexpr for every image into the shared database (SCN needs all splits), facerec for the probe subset:
   // copy what the scratch runs computed, compute the rest
@@ -285,4 +402,5 @@ export async function main(): Promise<void> {
   if (existsSync(SCRATCH)) for (const f of [SCRATCH, `${SCRATCH}-wal`, `${SCRATCH}-shm`]) rmSync(f, { force: true });
 }
 
+if (process.argv[2] === '--stages-child') await stagesChild(Number(process.argv[3]));
 if (process.argv[2] === '--embed-child') await child(JSON.parse(process.argv[3]!) as Omit<EmbedOptions, 'datasetId'>);

@@ -215,7 +215,7 @@ describe('fer-clean embed', () => {
     const path = join(tmp.dir, 'test.db');
     io = captureIo();
     expect(await run(['embed', '--db', path, '--batch', '4'], io)).toBe(0);
-    expect(io.stdout.text).toMatch(/^backend: (wasm|cpu|tensorflow) \(.+\): .+/m);
+    expect(io.stdout.text).toMatch(/^backend: (onnxruntime|wasm|cpu|tensorflow) \(.+\): .+/m);
     expect(io.stdout.text).toMatch(/embed faceexpr \(256-d\) on dataset 'small': computed 6, already stored 0/);
     io = captureIo();
     expect(await run(['embed', '--db', path], io)).toBe(0);
@@ -225,7 +225,7 @@ describe('fer-clean embed', () => {
     expect(io.stderr.text).toMatch(/unknown backbone 'vgg'/);
     io = captureIo();
     expect(await run(['embed', '--db', path, '--backend', 'gpu'], io)).toBe(1);
-    expect(io.stderr.text).toMatch(/--backend must be one of auto, tensorflow, wasm, cpu/);
+    expect(io.stderr.text).toMatch(/--backend must be one of auto, onnxruntime, tensorflow, wasm, cpu/);
     db = openStore(path);
   });
 });

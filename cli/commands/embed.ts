@@ -1,6 +1,6 @@
-import { BACKEND_PREFERENCES, initBackend } from '../../src/features/backend.js';
 import { BACKBONES, DEFAULT_BACKBONE, resolveBackbone } from '../../src/features/backbones.js';
 import { DEFAULT_BATCH, embedDataset, type EmbedResult } from '../../src/features/embed.js';
+import { chooseEmbedBackend, EMBED_BACKENDS } from '../../src/features/engine.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { out } from '../io.js';
 import { ProgressBar } from '../progress.js';
@@ -17,10 +17,11 @@ so an interrupted run picks up where it stopped.
 ${Object.values(BACKBONES)
   .map((b) => `                       ${b.id.padEnd(9)}${b.dim}-d, ${b.description}`)
   .join('\n')}
-  --backend B        ${BACKEND_PREFERENCES.join(' | ')} (default auto: tfjs-node-gpu, tfjs-node, wasm, cpu)
+  --backend B        ${EMBED_BACKENDS.join(' | ')} (default auto: onnxruntime when it loads, else
+                     tfjs-node-gpu, tfjs-node, wasm, cpu; all give the same features)
   --batch N          images per batch and per database commit (default ${DEFAULT_BATCH})
-  --workers N        worker threads for wasm/cpu, each with its own backend (default: one per core, at most 8;
-                     0 runs in the main thread)
+  --workers N        worker threads, each with its own onnxruntime session or wasm/cpu backend (default: one
+                     per core, at most 8; 0 runs in the main thread)
   --split NAME       only images of this split (default: all)
   --dataset NAME     dataset to embed (default: the only one in the database)
   --db PATH          database (default ./fer-clean.db, or FER_CLEAN_DB)`;
@@ -38,13 +39,13 @@ export const embedCommand: Command = {
   },
   async run({ values }, io) {
     const backbone = resolveBackbone((values['backbone'] as string | undefined) ?? DEFAULT_BACKBONE);
-    const backend = choiceFlag(values['backend'], '--backend', BACKEND_PREFERENCES);
+    const backend = choiceFlag(values['backend'], '--backend', EMBED_BACKENDS);
     const batch = parseIntFlag(values['batch'], '--batch');
     const workers = parseIntFlag(values['workers'], '--workers', 0);
     const db = openExisting(values, io);
     try {
       const dataset = resolveDataset(db, values['dataset'] as string | undefined);
-      const choice = await initBackend(backend ?? 'auto');
+      const choice = await chooseEmbedBackend(backend ?? 'auto');
       let bar: ProgressBar | undefined;
       let started = false;
       const result = await embedDataset(

@@ -35,6 +35,9 @@ export const PREPROCESSING_REVISION = 'prep2';
 
 const FACE_API = '@vladmandic/face-api';
 
+/** face-api subtracts these means from RGB in 0..255, then divides by 255 (src/ops/normalize.ts). */
+export const MEAN_RGB = [122.782, 117.001, 104.298] as const;
+
 export const BACKBONES: Readonly<Record<string, BackboneInfo>> = {
   faceexpr: {
     id: 'faceexpr',

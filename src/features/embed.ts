@@ -6,9 +6,13 @@ import { Worker } from 'node:worker_threads';
 import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import { getDatasetById } from '../store/datasets.js';
-import { initBackend, type BackendChoice, type BackendPreference } from './backend.js';
+import type { BackendChoice } from './backend.js';
 import { backboneVersion, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo } from './backbones.js';
-import { Embedder, type DecodedBatch } from './embedder.js';
+import type { DecodedBatch, FaceEmbedder } from './decode.js';
+import { Embedder } from './embedder.js';
+import { chooseEmbedBackend, type EmbedBackendPreference } from './engine.js';
+import { buildOnnxModel } from './onnx-graph.js';
+import { OnnxEmbedder } from './onnx-embedder.js';
 import type { FaceSource } from './preprocess.js';
 import { countImages, countStored, countUnusable, missingImages, saveEmbeddings } from './store.js';
 
@@ -16,12 +20,14 @@ export interface EmbedOptions {
   datasetId: number;
   /** `faceexpr`, `facerec` or a concatenation such as `faceexpr+facerec` (each part is stored on its own). */
   backbone?: string;
-  backend?: BackendPreference;
+  /** auto (onnxruntime when it loads, else tfjs's order), onnxruntime, or a tfjs backend. */
+  backend?: EmbedBackendPreference;
   /** Images per inference batch (and per database transaction). */
   batch?: number;
   /**
-   * Worker threads, each owning its own wasm/cpu backend (tfjs switches wasm threads off in Node). Default: one
-   * per core, at most 8. 0 runs in this thread. The native tensorflow backend always runs in this thread.
+   * Worker threads, each owning its own engine: an onnxruntime session with cores / workers intra-op threads,
+   * or a wasm/cpu backend (tfjs switches wasm threads off in Node). Default: one per core, at most 8. 0 runs in
+   * this thread (onnxruntime then uses every core). The native tensorflow backend always runs in this thread.
    */
   workers?: number;
   /** Only images of this split (default: all). */
@@ -53,9 +59,16 @@ export interface ChunkMessage {
   backbone: string;
   faces: FaceSource[];
 }
+/** Tells a worker to finish: drop queued chunks, release its engine, close its port (it then exits by itself). */
+export interface CloseMessage {
+  close: true;
+}
+export type ParentMessage = ChunkMessage | CloseMessage;
 export interface WorkerInit {
   backend: string;
   backbones: string[];
+  /** onnxruntime only: each backbone's serialised graph, and intra-op threads per session. */
+  onnx?: { models: Record<string, Uint8Array>; threads: number };
 }
 export type WorkerReply =
   | { type: 'ready'; backend: BackendChoice }
@@ -114,7 +127,7 @@ export async function embedDataset(
     }
   }
 
-  const backend = await initBackend(opts.backend ?? 'auto');
+  const backend = await chooseEmbedBackend(opts.backend ?? 'auto');
   let done = 0;
   onProgress?.(0, total);
   const save = (job: Job, vectors: Float32Array): void => {
@@ -127,34 +140,52 @@ export async function embedDataset(
   let workers = backend.name === 'tensorflow' || !script ? 0 : (opts.workers ?? Math.min(availableParallelism(), MAX_DEFAULT_WORKERS));
   workers = Math.min(workers, jobs.length);
   let choice = backend;
+  const onnx =
+    backend.name === 'onnxruntime' && jobs.length > 0
+      ? {
+          models: Object.fromEntries(resolved.parts.map((p) => [p.id, buildOnnxModel(p)])),
+          threads: Math.max(1, Math.floor(availableParallelism() / Math.max(1, workers))),
+        }
+      : undefined;
+  const make = onnx
+    ? (part: BackboneInfo): Promise<FaceEmbedder> => OnnxEmbedder.create(part, onnx.models[part.id]!, onnx.threads)
+    : async (part: BackboneInfo): Promise<FaceEmbedder> => new Embedder(part);
+  const threads = onnx ? `, ${onnx.threads} onnxruntime thread${onnx.threads > 1 ? 's' : ''} each` : '';
   if (jobs.length === 0) {
     // nothing to do
   } else if (workers === 0) {
-    await runInProcess(jobs, resolved.parts, save);
+    await runInProcess(jobs, resolved.parts, make, save);
     if (opts.workers && !script) choice = { ...backend, reason: `${backend.reason}; in this thread (worker script not built)` };
+    else if (onnx) choice = { ...backend, reason: `${backend.reason}; in this thread${threads}` };
   } else {
-    await runInWorkers(jobs, resolved.parts, backend.name, workers, save);
+    await runInWorkers(jobs, { backend: backend.name, backbones: resolved.parts.map((p) => p.id), onnx }, workers, save);
     const why = backend.name === 'wasm' ? ' (tfjs switches wasm threads off in Node)' : '';
-    choice = { ...backend, reason: `${backend.reason}; ${workers} worker thread${workers > 1 ? 's' : ''}, each with its own ${backend.name} backend${why}` };
+    choice = { ...backend, reason: `${backend.reason}; ${workers} worker thread${workers > 1 ? 's' : ''}, each with its own ${backend.name} ${onnx ? 'session' : 'backend'}${threads}${why}` };
   }
   const unusable = countUnusable(db, dataset.id, opts.split);
   return { computed: done, skipped, backend: choice, workers, unusable, seconds: (performance.now() - started) / 1000 };
 }
 
 /** In this thread: decode batch k+1 (sharp, libuv threads) while batch k runs through the network. */
-async function runInProcess(jobs: Job[], parts: BackboneInfo[], onResult: (job: Job, vectors: Float32Array) => void): Promise<void> {
-  const embedders = new Map(parts.map((p) => [p.id, new Embedder(p)]));
+async function runInProcess(
+  jobs: Job[],
+  parts: BackboneInfo[],
+  make: (part: BackboneInfo) => Promise<FaceEmbedder>,
+  onResult: (job: Job, vectors: Float32Array) => void,
+): Promise<void> {
+  const embedders = new Map<string, FaceEmbedder>();
   const decode = (job: Job): Promise<DecodedBatch> => {
     const p = embedders.get(job.part.id)!.decode(job.faces);
     p.catch(() => undefined); // awaited in its turn below
     return p;
   };
   try {
+    for (const p of parts) embedders.set(p.id, await make(p));
     let next = decode(jobs[0]!);
     for (let k = 0; k < jobs.length; k++) {
       const decoded = await next;
       if (k + 1 < jobs.length) next = decode(jobs[k + 1]!);
-      onResult(jobs[k]!, embedders.get(jobs[k]!.part.id)!.run(decoded));
+      onResult(jobs[k]!, await embedders.get(jobs[k]!.part.id)!.run(decoded));
     }
   } finally {
     for (const e of embedders.values()) e.dispose();
@@ -163,28 +194,35 @@ async function runInProcess(jobs: Job[], parts: BackboneInfo[], onResult: (job: 
 
 /** Two chunks in flight per worker, so each has the next one decoding while it computes. */
 const IN_FLIGHT = 2;
+const CLOSE_TIMEOUT_MS = 30_000;
 
-function runInWorkers(
-  jobs: Job[],
-  parts: BackboneInfo[],
-  backendName: string,
-  count: number,
-  onResult: (job: Job, vectors: Float32Array) => void,
-): Promise<void> {
+function runInWorkers(jobs: Job[], init: WorkerInit, count: number, onResult: (job: Job, vectors: Float32Array) => void): Promise<void> {
   const script = workerScript()!;
-  const init: WorkerInit = { backend: backendName, backbones: parts.map((p) => p.id) };
   const pool: Worker[] = [];
   let nextJob = 0;
   let finished = 0;
   let settled = false;
 
   return new Promise<void>((resolve, reject) => {
+    let exited = 0;
+    let outcome: Error | undefined;
+    const done = (): void => (outcome ? reject(outcome) : resolve());
+    /**
+     * Ends the run. Workers are asked to close and exit on their own rather than terminated: terminating a thread
+     * that holds onnxruntime sessions can abort the whole process (onnxruntime-node 1.30 throws from a finaliser,
+     * "terminate called after throwing an instance of 'Napi::Error'"). A worker still there after
+     * CLOSE_TIMEOUT_MS is terminated.
+     */
     const stop = (e?: Error): void => {
       if (settled) return;
       settled = true;
-      for (const w of pool) void w.terminate();
-      if (e) reject(e);
-      else resolve();
+      outcome = e;
+      const close: CloseMessage = { close: true };
+      for (const w of pool) w.postMessage(close);
+      setTimeout(() => {
+        for (const w of pool) void w.terminate();
+      }, CLOSE_TIMEOUT_MS).unref();
+      if (exited === pool.length) done();
     };
     const send = (w: Worker): void => {
       if (nextJob >= jobs.length) return;
@@ -216,7 +254,9 @@ function runInWorkers(
       });
       w.on('error', (e) => stop(new Error(`embed worker crashed: ${e.stack ?? e.message}`)));
       w.on('exit', (code) => {
+        exited++;
         if (!settled) stop(new Error(`embed worker exited early with code ${code}`));
+        else if (exited === pool.length) done();
       });
     }
   });

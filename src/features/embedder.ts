@@ -1,18 +1,16 @@
 import { tf } from './backend.js';
 import type { BackboneInfo } from './backbones.js';
+import { decodeRgb, tuneSharpForSmallImages, type DecodedBatch, type FaceEmbedder } from './decode.js';
 import { loadNet, type Net } from './nets.js';
-import { decodeRgb, toInputBatch, tuneSharpForSmallImages, type FaceSource, type RgbImage } from './preprocess.js';
+import { toInputBatch, type FaceSource } from './preprocess.js';
 
-/** Images of one batch, decoded at their own size. */
-export interface DecodedBatch {
-  images: RgbImage[];
-}
+export type { DecodedBatch } from './decode.js';
 
 /**
- * Runs one backbone on batches of image files: decoding (sharp, off the JS thread) and inference (tfjs, on the
- * active backend) are separate steps so a caller can decode the next batch while this one runs.
+ * Runs one backbone on batches of image files with tfjs: decoding (sharp, off the JS thread) and inference (tfjs,
+ * on the active backend) are separate steps so a caller can decode the next batch while this one runs.
  */
-export class Embedder {
+export class Embedder implements FaceEmbedder {
   private readonly net: Net;
 
   constructor(readonly info: BackboneInfo) {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { FerCleanError } from '../errors.js';
 import { tf } from './backend.js';
-import { manifestPath, type BackboneInfo } from './backbones.js';
+import { manifestPath, MEAN_RGB, type BackboneInfo } from './backbones.js';
 
 /**
  * The two face-api networks as plain tfjs functions over weights read from the package's model/ folder.
@@ -10,8 +10,7 @@ import { manifestPath, type BackboneInfo } from './backbones.js';
  * bias, scale layers and ReLUs are folded into fused convolutions where that is the same arithmetic.
  */
 
-/** face-api subtracts these means from RGB in 0..255, then divides by 255 (src/ops/normalize.ts). */
-export const MEAN_RGB = [122.782, 117.001, 104.298] as const;
+export { MEAN_RGB } from './backbones.js';
 
 type Weights = tf.NamedTensorMap;
 

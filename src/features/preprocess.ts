@@ -1,7 +1,4 @@
-import sharp from 'sharp';
-import { FerCleanError } from '../errors.js';
 import { tf } from './backend.js';
-import { boxProblem, cropRgb, type FaceBox } from './facebox.js';
 
 export type { FaceBox, FaceSource } from './facebox.js';
 
@@ -13,43 +10,9 @@ export type { FaceBox, FaceSource } from './facebox.js';
  * The mean subtraction and scaling belong to the networks (nets.ts).
  */
 
-/**
- * Settings for decoding many small images: one libvips thread per image (parallelism comes from decoding
- * several images at once) and no operation cache. Process-wide (libvips is shared), so called by embed runs
- * only, not at import.
- */
-export function tuneSharpForSmallImages(): void {
-  sharp.concurrency(1);
-  sharp.cache(false);
-}
-
 export type { RgbImage } from './facebox.js';
 import type { RgbImage } from './facebox.js';
-
-/**
- * Decodes an image file to RGB at its own size, or only its face box when one is given. A file that cannot be
- * decoded, or a box outside the image, is a FerCleanError naming the file.
- */
-export async function decodeRgb(path: string, box: FaceBox | null = null): Promise<RgbImage> {
-  let image: RgbImage;
-  try {
-    const { data, info } = await sharp(path, { failOn: 'error' })
-      .rotate()
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
-    image = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
-  } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
-    throw new FerCleanError(`${path}: cannot decode image (${msg})`);
-  }
-  if (!box) return image;
-  const problem = boxProblem(box, image.width, image.height);
-  if (problem) throw new FerCleanError(`${path}: face box ${problem}`);
-  return cropRgb(image, box);
-}
+export { decodeRgb, tuneSharpForSmallImages } from './decode.js';
 
 /** face-api padToSquare(x, isCenterImage = true): zeros after the image along the short side, the rest before. */
 function padToSquare(x: tf.Tensor4D): tf.Tensor4D {
