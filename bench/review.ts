@@ -52,6 +52,14 @@ export async function main(): Promise<void> {
   // BENCH_REVIEW_SIZES=80x24,160x48 and BENCH_REVIEW_COLORS=truecolor,256 choose what is measured.
   const sizes = (process.env['BENCH_REVIEW_SIZES'] ?? '80x24,160x48').split(',').map((x) => x.split('x').map(Number) as [number, number]);
   const colors = (process.env['BENCH_REVIEW_COLORS'] ?? 'truecolor,256').split(',') as ('truecolor' | '256')[];
+  if (process.env['BENCH_REVIEW_LEARNING'] !== '0') {
+    const [cols, rows] = sizes[0]!;
+    const k = await measureLearning(dbPath, queue.length, cols, rows, colors[0]!);
+    console.log(
+      `- learning order (default), ${cols}x${rows}, ${colors[0]}: key to next face median ${fmt(median(k))}, p90 ${fmt(quantile(k, 0.9))}, ` +
+        `max ${fmt(Math.max(...k))} (${k.length} accepts; refits after a frame every 10 decisions)`,
+    );
+  }
   for (const [cols, rows] of sizes) {
     for (const color of colors) {
       const r = await measureTerminal(dbPath, queue, cols, rows, color);
@@ -190,6 +198,30 @@ async function measureTerminal(
   return { startups, startupCpu, keys };
 }
 
+/**
+ * Key to next face in the learning order (issue 8, the default): one session, 60 accepts. The next item is not known
+ * in advance (the order is refitted at start and every 10 decisions, after a frame), but its place is: after an
+ * accept at item k, the header says item k+1; its face must be drawn too.
+ */
+async function measureLearning(dbPath: string, total: number, cols: number, rows: number, color: 'truecolor' | '256'): Promise<number[]> {
+  const layout = computeLayout(cols, rows, 7);
+  const faceCells = Math.floor(layout.faceCols * layout.faceRows * 0.6);
+  resetReview(dbPath);
+  const term = new Terminal(dbPath, cols, rows, color, 'estimate');
+  await term.until(`item 1/${total}`, faceCells);
+  // Let the estimates load (the first refit runs just after the first frame).
+  await new Promise((r) => setTimeout(r, 2000));
+  const keys: number[] = [];
+  for (let k = 1; k <= 60; k++) {
+    await new Promise((r) => setTimeout(r, 30));
+    await term.keyUntil('a', `item ${k + 1}/${total}`, faceCells);
+    keys.push(term.elapsed());
+  }
+  term.key('q');
+  await term.exited;
+  return keys;
+}
+
 /** CPU time used so far by the process whose pid is in `pidFile` (/proc, 10 ms resolution), NaN if unknown. */
 function cpuMs(pidFile: string): number {
   try {
@@ -230,9 +262,11 @@ class Terminal {
   /** CPU time (user + system, ms) the CLI process had used when the last `until` matched. */
   cpuAtHit = NaN;
 
-  constructor(dbPath: string, cols: number, rows: number, color: string) {
+  constructor(dbPath: string, cols: number, rows: number, color: string, order: 'margin' | 'estimate' = 'margin') {
     const cli = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
-    const node = `node '${cli}' review --db '${dbPath}' --annotator bench --color ${color}`;
+    // --order margin: the keys' next items are known in advance from the queue order. The learning order
+    // (measureLearning) re-ranks as decisions arrive, so there the next item is known by its place instead.
+    const node = `node '${cli}' review --db '${dbPath}' --order ${order} --annotator bench --color ${color}`;
     this.pidFile = join(tmpdir(), `fer-bench-review-${process.pid}-${Terminal.seq++}.pid`);
     const cmd = `stty cols ${cols} rows ${rows}; echo $$ > '${this.pidFile}'; exec ${node}`;
     this.child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, TERM: 'xterm-256color' } });

@@ -37,7 +37,7 @@ describe('fer-clean review: messages instead of a blank screen', () => {
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/no run with id 7 \(runs in this database: 1\)/);
     r = await review('--db', join(t.dir, 'r.db'), '--order', 'random');
-    expect([r.code, r.err]).toEqual([1, "fer-clean review: --order must be one of margin, importance, class, got 'random'\n"]);
+    expect([r.code, r.err]).toEqual([1, "fer-clean review: --order must be one of estimate, margin, importance, class, got 'random'\n"]);
     r = await review('--db', join(t.dir, 'r.db'), '--run', 'x');
     expect(r.err).toMatch(/--run must be an integer >= 1, got 'x'/);
     r = await review('--db', join(t.dir, 'r.db'), '--color', 'sepia');
@@ -139,11 +139,27 @@ describe('fer-clean review in a pseudo-terminal', { timeout: 180_000 }, () => {
     t.cleanup();
   });
 
+  it('the default learning order: the estimate on screen, decisions stored with it', async () => {
+    const db = join(t.dir, 'r.db');
+    const pty = new Pty(['--db', db, '--annotator', 'dora', '--color', 'none'], join(t.dir, 'pid'));
+    await pty.waitFor('0/6 reviewed');
+    // The estimates are loaded after the first frame (from the run alone here: no validation split, raw probability).
+    await pty.waitFor('P(accept) 0.70 · prior');
+    pty.press('a');
+    await pty.waitFor('1/6 reviewed');
+    pty.press('q');
+    expect(await pty.exited).toBe(0);
+    const rows = decisionsOfRun(s.db, s.runId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.estimate).toBeGreaterThan(0);
+  });
+
+  // The tests below walk a fixed order (--order margin: insertion order here).
   it('makes decisions, survives kill -9 with every decision shown as made, resumes, and quits cleanly', async () => {
     expect(existsSync(join(packageRoot(), 'dist', 'cli', 'main.js')), 'run `npm run build` first').toBe(true);
     const db = join(t.dir, 'r.db');
     const path = (k: number) => `${s.images[k]!.path} (train)`;
-    const pty = new Pty(['--db', db, '--annotator', 'carol', '--color', '256'], join(t.dir, 'pid'));
+    const pty = new Pty(['--db', db, '--order', 'margin', '--annotator', 'carol', '--color', '256'], join(t.dir, 'pid'));
     // The face is drawn (so the process really had a TTY: review refuses to start without one).
     await pty.waitFor(path(0));
     await pty.waitFor('▀');
@@ -171,7 +187,7 @@ describe('fer-clean review in a pseudo-terminal', { timeout: 180_000 }, () => {
 
     // Reopened: resumes at the first undecided item (the skipped one), although the dead session's lease on
     // item 4 has not expired yet; then undo, decide, walk to the end and quit.
-    const again = new Pty(['--db', db, '--annotator', 'carol', '--color', 'none'], join(t.dir, 'pid2'));
+    const again = new Pty(['--db', db, '--order', 'margin', '--annotator', 'carol', '--color', 'none'], join(t.dir, 'pid2'));
     await again.waitFor(path(3));
     await again.waitFor('3/6 done · 1 acc · 1 rej · 1 man'); // short form: '1 held by others' makes it long
     again.press('a');
@@ -209,9 +225,9 @@ describe('fer-clean review in a pseudo-terminal', { timeout: 180_000 }, () => {
   it('two terminals on one database never show the same image', async () => {
     const db = join(t.dir, 'r.db');
     const path = (k: number) => `${s.images[k]!.path} (train)`;
-    const a = new Pty(['--db', db, '--annotator', 'ann', '--color', 'none'], join(t.dir, 'pa'));
+    const a = new Pty(['--db', db, '--order', 'margin', '--annotator', 'ann', '--color', 'none'], join(t.dir, 'pa'));
     await a.waitFor(path(0));
-    const b = new Pty(['--db', db, '--annotator', 'ben', '--color', 'none'], join(t.dir, 'pb'));
+    const b = new Pty(['--db', db, '--order', 'margin', '--annotator', 'ben', '--color', 'none'], join(t.dir, 'pb'));
     await b.waitFor(path(1));
     a.press('a');
     await a.waitFor(path(2));

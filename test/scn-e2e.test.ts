@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
@@ -222,6 +223,41 @@ describe('train and report on the ferplus fixture (296 images: 192 train, 52 val
     const refRun = Number(ref.stdout.trim());
     const trained = imagesOf(refRun).filter((i) => i.in_training === 1);
     expect(trained.every((i) => i.reference !== null && i.given_label === i.reference)).toBe(true);
+  });
+
+  it('--trust-decisions: reviewed labels train as given, are never relabeled and get no new proposal', async () => {
+    const first = await cli('train', '--seed', '3', ...FAST);
+    expect(first.code, first.stderr).toBe(0);
+    const runId = Number(first.stdout.trim());
+    const props = imagesOf(runId).filter((i) => i.proposed_label !== null).slice(0, 3);
+    expect(props).toHaveLength(3);
+    const path = (id: number) => (db.prepare(`SELECT path FROM images WHERE id = ?`).get(id) as { path: string }).path;
+    const other = (i: ImageRow) => ['anger', 'disgust', 'fear'].find((c) => c !== i.given_label && c !== i.proposed_label)!;
+    const file = join(tmp.dir, 'decisions.csv');
+    writeFileSync(
+      file,
+      `path,action,label\n${path(props[0]!.image_id)},accepted,\n${path(props[1]!.image_id)},rejected,\n${path(props[2]!.image_id)},manual,${other(props[2]!)}\n`,
+    );
+    expect((await cli('decide', '--run', String(runId), '--annotator', 'ana', file)).code).toBe(0);
+    const decided = new Map([
+      [props[0]!.image_id, props[0]!.proposed_label!],
+      [props[1]!.image_id, props[1]!.dataset_given],
+      [props[2]!.image_id, other(props[2]!)],
+    ]);
+    const bad = await cli('train', '--trust-decisions', '--noise', '0.2', ...FAST);
+    expect(bad.stderr).toMatch(/--trust-decisions cannot be combined with --noise/);
+    const second = await cli('train', '--seed', '3', '--trust-decisions', '--relabel-scope', 'all', ...FAST);
+    expect(second.code, second.stderr).toBe(0);
+    const run2 = Number(second.stdout.trim());
+    const config = JSON.parse((db.prepare(`SELECT config FROM runs WHERE id = ?`).get(run2) as { config: string }).config);
+    expect(config.trusted_decisions).toBe(3);
+    const rows = imagesOf(run2);
+    for (const r of rows.filter((i) => decided.has(i.image_id))) {
+      expect([r.given_label, r.trained_label, r.proposed_label]).toEqual([decided.get(r.image_id), decided.get(r.image_id), null]);
+    }
+    // Relabeling (scope all) changed undecided images but no decided one; undecided ones still get proposals.
+    expect(rows.some((i) => !decided.has(i.image_id) && i.trained_label !== i.given_label)).toBe(true);
+    expect(rows.filter((i) => i.proposed_label !== null).length).toBeGreaterThan(0);
   });
 
   it('explains bad options and missing embeddings', async () => {

@@ -53,6 +53,15 @@ describe('rank regularization (Eq. 3)', () => {
     expect(Array.from(grad.dataSync()).map((v) => Number(v.toFixed(6)))).toEqual([-0.5, -0.5, 0.5, 0.5]);
   });
 
+  it('puts pinned (trusted) samples in the high group whatever their alpha', () => {
+    const g = rankGroups([0.9, 0.1, 0.5, 0.8], 0.5, [0, 1, 0, 0]);
+    expect(Array.from(g.high)).toEqual([1, 1, 0, 0]);
+    // More pinned samples than beta * N: all of them high, still one low.
+    const h = rankGroups([0.9, 0.1, 0.2, 0.3], 0.25, [0, 1, 1, 1]);
+    expect(Array.from(h.high)).toEqual([0, 1, 1, 1]);
+    expect(h.nLow).toBe(1);
+  });
+
   it('takes floor(beta * N) into the high group, at least one and at most N - 1', () => {
     const ten = Array.from({ length: 10 }, (_, i) => i / 10);
     expect(rankGroups(ten, 0.7).nHigh).toBe(7);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { embedDataset } from '../src/features/embed.js';
 import { ingest } from '../src/ingest/index.js';
-import { loadQueue } from '../src/review/queue.js';
+import { nextItems } from '../src/review/scripted.js';
 import { resolveRun } from '../src/store/runs.js';
 import { renderSheet, sheetSections } from '../src/review/sheet.js';
 import { queueTop } from '../src/review/top.js';
@@ -33,9 +33,11 @@ afterAll(() => {
 describe('contact sheet', () => {
   it('shows the first items of the review order, then the lowest-importance training faces', () => {
     const r = resolveRun(db, { runId: 1 });
-    for (const order of ['margin', 'importance'] as const) {
+    for (const order of [undefined, 'margin', 'importance'] as const) {
       const [first, lowest] = sheetSections(db, r, { count: 10, order });
-      const queue = loadQueue(db, r, order).slice(0, 10);
+      // the review session's queue, in its order (default: by estimate)
+      const queue = nextItems(db, { runId: 1, limit: 10, order }).items;
+      expect(first!.faces.map((f) => f.lines[0])).toEqual(queue.map((q, k) => `#${k + 1} estimate ${q.estimate.toFixed(2)}`));
       expect(queue.length).toBeGreaterThan(0);
       expect(first!.faces.map((f) => f.lines[1])).toEqual(queue.map((q) => `${q.given} ->`));
       expect(first!.faces.map((f) => f.lines[2])).toEqual(queue.map((q) => q.proposed));
@@ -55,14 +57,14 @@ describe('contact sheet', () => {
 
   it('queueTop scores the first items of the review order against the reference labels', () => {
     const r = resolveRun(db, { runId: 1 });
-    const queue = loadQueue(db, r, 'margin');
+    const queue = nextItems(db, { runId: 1 }).items;
     const ref = db.prepare(`SELECT reference FROM labels WHERE image_id = ?`);
     const top = queueTop(db, r, 5);
     const first = queue.slice(0, 5).map((q) => ({ ...q, ref: (ref.get(q.imageId) as { reference: string | null }).reference }));
     const scored = first.filter((q) => q.ref !== null);
     expect(top).toEqual({
       run: 1,
-      order: 'margin',
+      order: 'estimate',
       items: Math.min(5, queue.length),
       scored: scored.length,
       wrongGiven: scored.filter((q) => q.ref !== q.given).length,

@@ -28,6 +28,36 @@ describe('store', () => {
     again.close();
   });
 
+  it('migration 004 moves stored embeddings into a rowid table, keeping every row and the one-per-key rule', () => {
+    const t = tempDir();
+    cleanup = t.cleanup;
+    const path = join(t.dir, 'v3.db');
+    // a database as migration 3 left it, with one embedding in the WITHOUT ROWID table
+    const raw = new Database(path);
+    raw.exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
+    for (const m of loadMigrations().filter((m) => m.version <= 3)) {
+      raw.exec(m.sql);
+      raw.prepare(`INSERT INTO schema_migrations VALUES (?, ?, 'x')`).run(m.version, m.name);
+    }
+    raw.exec(`INSERT INTO datasets (id, name, format, source, root, taxonomy, created_at, updated_at) VALUES (1, 'd', 'csv', '/s', '/r', '[]', 'x', 'x');
+              INSERT INTO images (id, dataset_id, path, sha256, width, height, channels) VALUES (7, 1, 'a.png', 'h', 48, 48, 1);`);
+    const vector = Buffer.from(new Float32Array([1.5, -2, 3]).buffer);
+    raw.prepare(`INSERT INTO embeddings VALUES (7, 'faceexpr', 'v1', 3, ?, 'wasm', 'x')`).run(vector);
+    expect((raw.prepare(`SELECT sql FROM sqlite_master WHERE name = 'embeddings'`).get() as { sql: string }).sql).toMatch(/WITHOUT ROWID/);
+    raw.close();
+
+    const db = openStore(path);
+    expect(schemaVersion(db)).toBe(loadMigrations().length);
+    expect((db.prepare(`SELECT sql FROM sqlite_master WHERE name = 'embeddings'`).get() as { sql: string }).sql).not.toMatch(/WITHOUT ROWID/);
+    const row = db.prepare(`SELECT image_id, backbone, backbone_version, dim, vector, backend FROM embeddings`).get() as { vector: Buffer };
+    expect(row).toMatchObject({ image_id: 7, backbone: 'faceexpr', backbone_version: 'v1', dim: 3, backend: 'wasm' });
+    expect(Buffer.compare(row.vector, vector)).toBe(0);
+    // still one row per (image, backbone, version): a second insert of the same key replaces it
+    db.prepare(`INSERT OR REPLACE INTO embeddings (image_id, backbone, backbone_version, dim, vector, backend, created_at) VALUES (7, 'faceexpr', 'v1', 3, ?, 'onnxruntime', 'y')`).run(vector);
+    expect(db.prepare(`SELECT count(*) AS n, max(backend) AS b FROM embeddings`).get()).toEqual({ n: 1, b: 'onnxruntime' });
+    db.close();
+  });
+
   it('refuses a database written by newer code', () => {
     const t = tempDir();
     cleanup = t.cleanup;

@@ -15,7 +15,8 @@ through to its target; a file with several hard links is rewritten in place (aft
 a device or a named pipe is written to directly.
 
 Columns: path, split, original_label, final_label, changed, decision (none/accepted/rejected/manual),
-annotator, decided_at, importance, proposed_label, proposal_margin, reference_label.
+annotator, decided_at, importance, proposed_label, proposal_margin, estimate (estimated probability that a
+reviewer accepts the proposal, refitted on the decisions so far), reference_label.
   --dataset NAME                  which dataset (needed when the database holds several)
   --run ID                        run whose importance and proposals are exported (default: latest finished)
   --only-decided                  only images with a review decision

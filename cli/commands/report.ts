@@ -1,12 +1,13 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
-import { REVIEW_ORDERS } from '../../src/review/queue.js';
+import { QUEUE_ORDERS } from '../../src/review/scripted.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { resolveRun } from '../../src/store/runs.js';
 import { flaggedImages } from '../../src/features/locate.js';
+import { formatEstimateSummary, summarizeEstimates } from '../../src/review/estimates.js';
 import { err, out } from '../io.js';
 import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
@@ -23,7 +24,7 @@ relabel accuracy, an importance histogram and the class pairs of the proposals.
   --sheet FILE    also write a contact sheet (PNG): the first faces of the review order, each with
                   given -> proposed and its margin, then the training faces of lowest importance
   --sheet-count N faces in each part of the sheet (default 40)
-  --order ORDER   the review order the sheet follows: ${REVIEW_ORDERS.join(' | ')} (default margin)
+  --order ORDER   the review order the sheet follows: ${QUEUE_ORDERS.join(' | ')} (default estimate, as review)
   --db PATH       database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
 export const reportCommand: Command = {
@@ -51,9 +52,11 @@ export const reportCommand: Command = {
       // images ingest flagged (no face, several faces): left out of embedding and training, listed by name
       const run = resolveRun(db, { runId, purpose: 'to report' });
       const flagged = flaggedImages(db, run.dataset_id);
-      if (values['json']) out(io, JSON.stringify({ ...report, flagged_images: flagged }, null, 2));
+      const estimate = summarizeEstimates(db, run);
+      if (values['json']) out(io, JSON.stringify({ ...report, estimate, flagged_images: flagged }, null, 2));
       else {
         for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
+        if (estimate.proposals > 0) for (const line of ['', ...formatEstimateSummary(estimate)]) out(io, line);
         if (flagged.length) {
           out(io, '');
           out(io, `${flagged.length} image${flagged.length > 1 ? 's' : ''} of the dataset left out (flagged at ingest, not embedded):`);
@@ -62,7 +65,7 @@ export const reportCommand: Command = {
         }
       }
       if (values['sheet'] !== undefined) {
-        const order = choiceFlag(values['order'], '--order', REVIEW_ORDERS) ?? 'margin';
+        const order = choiceFlag(values['order'], '--order', QUEUE_ORDERS);
         const count = parseIntFlag(values['sheet-count'], '--sheet-count') ?? 40;
         const { sheetSections, renderSheet } = await import('../../src/review/sheet.js');
         const sections = sheetSections(db, run, { count, order });

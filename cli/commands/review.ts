@@ -3,11 +3,11 @@ import type { Command } from '../command.js';
 import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
 import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/face.js';
-import { REVIEW_ORDERS, type ReviewOrder } from '../../src/review/queue.js';
+import { QUEUE_ORDERS, type QueueOrder } from '../../src/review/scripted.js';
 import { ReviewSession } from '../../src/review/session.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
-const usage = `usage: fer-clean review [--run ID] [--dataset NAME] [--annotator NAME] [--order margin|importance|class]
+const usage = `usage: fer-clean review [--run ID] [--dataset NAME] [--annotator NAME] [--order estimate|margin|importance|class]
                         [--color auto|truecolor|256|none] [--db PATH]
 
 Full-screen review of the labels a run proposes to change: accept, reject or set each by hand.
@@ -17,12 +17,13 @@ Several annotators can review the same run at once (each item is leased to one s
   --run ID          run to review (default: the dataset's latest finished run)
   --dataset NAME    dataset whose latest run to review (needed when the database holds several)
   --annotator NAME  who is deciding, written to the audit trail (default: FER_CLEAN_ANNOTATOR, else your login)
-  --order ORDER     margin (largest margin first, default), importance (least important first),
+  --order ORDER     estimate (default: highest estimated P(accept) first, refitted every few decisions, with
+                    exploration), margin (largest margin first), importance (least important first),
                     class (by given class, then margin)
   --color MODE      how faces are drawn: truecolor, 256 (grey ramp), none (characters); default auto
   --db PATH         database (default ./fer-clean.db or FER_CLEAN_DB)
 
-Keys: a/Enter accept, r reject, 1-7 (8) set label, s skip, u undo, ←/→ or p/n move, / filter, ? help, q quit.`;
+Keys: a/Enter accept, r reject, 1-7 (8) set label, s skip, u undo, b bulk accept, ←/→ or p/n move, / filter, ? help, q quit.`;
 
 export const reviewCommand: Command = {
   name: 'review',
@@ -47,7 +48,7 @@ export const reviewCommand: Command = {
     const ui = Promise.all([import('react'), import('ink'), import('../../src/review/App.js'), import('../../src/review/overlay.js')]);
     ui.catch(() => undefined);
     const runId = parseIntFlag(values['run'], '--run');
-    const order: ReviewOrder = choiceFlag(values['order'], '--order', REVIEW_ORDERS) ?? 'margin';
+    const order: QueueOrder = choiceFlag(values['order'], '--order', QUEUE_ORDERS) ?? 'estimate';
     const color = choiceFlag(values['color'], '--color', ['auto', ...COLOR_MODES] as const) ?? 'auto';
     const annotator = String(values['annotator'] ?? io.env['FER_CLEAN_ANNOTATOR'] ?? loginName(io.env)).trim();
     if (!annotator) throw new FerCleanError('cannot tell who is reviewing: pass --annotator NAME');

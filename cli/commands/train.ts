@@ -49,6 +49,8 @@ label proposals). Prints the run id on standard output; progress and a summary g
   --propose P            margin (default: the final classifier's class when P_class - P_given > delta2, i.e. Eq. 4
                          applied once more at the end to every training image) | predicted (its class whenever it
                          differs from the given label) | relabeled (the label SCN trained with at the end)
+  --trust-decisions      train on the review decisions in force as trusted labels: decided images keep the decided
+                         label (never relabeled, never in the low-importance group) and get no new proposal
  cl:
   --folds K              folds of the out-of-fold probabilities (default ${CL_DEFAULT_FOLDS})
   --db PATH              database (default ./fer-clean.db, or FER_CLEAN_DB)`;
@@ -81,6 +83,7 @@ export const trainCommand: Command = {
     'relabel-scope': { type: 'string' },
     'importance-window': { type: 'string' },
     propose: { type: 'string' },
+    'trust-decisions': { type: 'boolean' },
     folds: { type: 'string' },
   },
   async run({ values }, io) {
@@ -127,6 +130,7 @@ export const trainCommand: Command = {
       scn,
       folds: whole('folds') ?? CL_DEFAULT_FOLDS,
       propose,
+      trustDecisions: Boolean(v['trust-decisions']),
     };
     try {
       validateTrainOptions(options);

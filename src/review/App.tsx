@@ -100,6 +100,19 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
     return () => clearInterval(t);
   }, [session, tickMs]);
 
+  // The estimates are (re)fitted after a frame is drawn, never between a key and the next face: at start, then every
+  // few decisions (session.relearnDue).
+  const relearnTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(() => {
+    if (relearnTimer.current || !session.relearnDue()) return;
+    relearnTimer.current = setTimeout(() => {
+      relearnTimer.current = null;
+      session.relearn();
+      bump();
+    }, 0);
+  });
+  useEffect(() => () => void (relearnTimer.current && clearTimeout(relearnTimer.current)), []);
+
   useInput((input, key) => {
     let redraw = false;
     // Every key of the chunk, in order (keys that arrive together are not one unknown key).
@@ -115,6 +128,8 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
       try {
         const status = applyEffect(session, effect);
         if (status !== undefined) ui.current.status = status;
+        // A bulk accept that cannot be offered (too few decisions) says why on the status line instead.
+        if (ui.current.keys.mode === 'bulk' && !session.bulkOffer) ui.current.keys = { ...ui.current.keys, mode: 'main' };
       } catch (e) {
         // A database kept locked by another process past the busy timeout: nothing was written; say so and go on.
         if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw e;
@@ -135,6 +150,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   let body: ReactElement;
   if (mode === 'help') body = <Page lines={helpLines(taxonomy)} width={layout.cols} rows={layout.bodyRows} />;
   else if (mode === 'filter') body = <Page lines={filterLines(taxonomy, filterBy)} width={layout.cols} rows={layout.bodyRows} />;
+  else if (mode === 'bulk' && session.bulkOffer) body = <Page lines={bulkLines(session.bulkOffer)} width={layout.cols} rows={layout.bodyRows} />;
   else if (session.items.length === 0) {
     body = (
       <Box flexDirection="column" height={layout.bodyRows}>
@@ -157,7 +173,12 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   if (progress.length > layout.cols) {
     progress = `${stats.reviewed}/${stats.total} done · ${stats.accepted} acc · ${stats.rejected} rej · ${stats.manual} man` + tail;
   }
-  const status = mode === 'filter' ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc` : (ui.current.status ?? '');
+  const status =
+    mode === 'filter'
+      ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc`
+      : mode === 'bulk'
+        ? 'bulk accept: y accepts, + / - change the threshold, any other key cancels'
+        : (ui.current.status ?? '');
 
   return (
     <Box flexDirection="column" width={layout.cols} height={layout.height}>
@@ -227,7 +248,7 @@ function ItemView({
           margin {fmt(item.margin)} · importance {fmt(item.importance)}
           {detail.importanceMean !== null ? ` (mean ${fmt(detail.importanceMean)})` : ''}
         </Text>
-        <Text> </Text>
+        <Text wrap="truncate-end">{estimateLine(session, item)}</Text>
         {taxonomy.map((cls, i) => {
           const p = detail.probs[i] ?? 0;
           const isGiven = cls === item.given;
@@ -256,6 +277,23 @@ function ItemView({
       </Box>
     </Box>
   );
+}
+
+/** The bulk accept's confirmation page. */
+export function bulkLines(o: { minEstimate: number; items: number; expectedWrong: number; held: number; fittedOn: number }): string[] {
+  return [
+    `Bulk accept: every undecided proposal with estimate >= ${o.minEstimate.toFixed(2)}`,
+    '',
+    `  ${o.items} proposal(s) would be accepted; expected wrong: ${o.expectedWrong.toFixed(1)}` +
+      (o.items ? ` (${((100 * o.expectedWrong) / o.items).toFixed(1)}%)` : ''),
+    `  (estimate refitted on ${o.fittedOn} reviewer decisions${o.held ? `; ${o.held} more are held by other sessions and left alone` : ''})`,
+    '',
+    '  y      accept them all: each is a decision of its own, marked as bulk with its estimate',
+    '  + / -  raise / lower the threshold by 0.01',
+    '  other  cancel',
+    '',
+    'u undoes the whole bulk accept at once.',
+  ];
 }
 
 function EndOfQueue({ session, rows }: { session: ReviewSession; rows: number }): ReactElement {
@@ -305,4 +343,16 @@ export function bar(p: number, width: number): string {
 }
 
 const fmt = (v: number | null): string => (v === null ? '–' : v.toFixed(2));
+
+/**
+ * The proposal's estimated correctness, P(a reviewer accepts), with what it rests on: 'prior' (the run alone, no
+ * decision yet) or 'fit on N' (N reviewer decisions); 'explore' marks an item placed by a random draw.
+ */
+export function estimateLine(session: ReviewSession, item: QueueItem): string {
+  const e = session.estimateOf(item);
+  if (e === undefined) return 'P(accept) …';
+  const fit = session.learner.lastFit;
+  const basis = fit && fit.fittedOn > 0 ? `fit on ${fit.fittedOn}` : 'prior';
+  return `P(accept) ${e.toFixed(2)} · ${basis}${session.learner.isExplore(item.imageId) ? ' · explore' : ''}`;
+}
 

@@ -29,6 +29,10 @@ export interface DecisionRow {
   new_label: string;
   undoes: number | null;
   decided_at: string;
+  /** Estimated P(accept) shown when decided (migration 003); null when unknown. */
+  estimate?: number | null;
+  /** The bulk action that wrote this row (bulk_actions.id); null for an item-by-item decision. */
+  bulk_id?: number | null;
 }
 
 export interface Effective {
@@ -90,6 +94,10 @@ export interface Subject {
 export interface DecideOptions {
   now?: number;
   leaseMs?: number;
+  /** The proposal's estimated P(accept) at the time, stored with the row. */
+  estimate?: number | null;
+  /** Written by this bulk action (bulk_actions.id). */
+  bulkId?: number | null;
 }
 
 /** Thrown when another session holds the item (its lease had expired here and was taken over). */
@@ -129,7 +137,7 @@ export function recordDecision(
             : action === 'manual'
               ? manualLabel!
               : previous;
-      return insert(db, who, subject.imageId, action, previous, next, null, now);
+      return insert(db, who, subject.imageId, action, previous, next, null, now, opts.estimate ?? null, opts.bulkId ?? null);
     })
     .immediate();
 }
@@ -148,14 +156,16 @@ export function lastUndoable(db: DB, runId: number, annotator: string): Decision
 
 /**
  * Undoes this annotator's latest decision (or skip) in the run: writes an `undo` row naming it, in an IMMEDIATE
- * transaction that also claims the image (so the annotator can decide it again). Returns the undone row and the undo
- * row, or undefined when there is nothing to undo.
+ * transaction that also claims the image (so the annotator can decide it again). When that row belongs to a bulk
+ * action, every row of the bulk action not yet undone is undone in the same transaction (`bulk` says how many; the
+ * claims on the other items are let go). Returns the undone row and the undo row, or undefined when there is nothing
+ * to undo.
  */
 export function undoLast(
   db: DB,
   who: Claimant,
   opts: DecideOptions = {},
-): { undone: DecisionRow; undo: DecisionRow } | undefined {
+): { undone: DecisionRow; undo: DecisionRow; bulk?: { id: number; undone: number } } | undefined {
   const now = opts.now ?? Date.now();
   return db
     .transaction(() => {
@@ -163,8 +173,24 @@ export function undoLast(
       if (!undone) return undefined;
       const claim = takeClaim(db, who, undone.image_id, now, opts.leaseMs ?? LEASE_MS);
       if (!claim.ok) throw new ClaimLostError(undone.image_id, claim.holder);
-      const undo = insert(db, who, undone.image_id, 'undo', undone.new_label, undone.previous_label, undone.id, now);
-      return { undone, undo };
+      let bulk: { id: number; undone: number } | undefined;
+      if (undone.bulk_id != null) {
+        const rest = db
+          .prepare(
+            `SELECT * FROM decisions d WHERE d.bulk_id = ? AND d.id != ? AND d.action != 'undo'
+               AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) ORDER BY d.id`,
+          )
+          .all(undone.bulk_id, undone.id) as DecisionRow[];
+        for (const r of rest) {
+          const c = takeClaim(db, who, r.image_id, now, opts.leaseMs ?? LEASE_MS);
+          if (!c.ok) throw new ClaimLostError(r.image_id, c.holder);
+          insert(db, who, r.image_id, 'undo', r.new_label, r.previous_label, r.id, now, null, null);
+        }
+        db.prepare(`DELETE FROM claims WHERE session_id = ? AND image_id != ?`).run(who.sessionId, undone.image_id);
+        bulk = { id: undone.bulk_id, undone: rest.length + 1 };
+      }
+      const undo = insert(db, who, undone.image_id, 'undo', undone.new_label, undone.previous_label, undone.id, now, null, null);
+      return bulk ? { undone, undo, bulk } : { undone, undo };
     })
     .immediate();
 }
@@ -178,14 +204,16 @@ function insert(
   next: string,
   undoes: number | null,
   now: number,
+  estimate: number | null,
+  bulkId: number | null,
 ): DecisionRow {
   const decidedAt = new Date(now).toISOString();
   const info = db
     .prepare(
-      `INSERT INTO decisions (run_id, image_id, annotator, action, previous_label, new_label, undoes, decided_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO decisions (run_id, image_id, annotator, action, previous_label, new_label, undoes, decided_at, estimate, bulk_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .run(who.runId, imageId, who.annotator, action, previous, next, undoes, decidedAt);
+    .run(who.runId, imageId, who.annotator, action, previous, next, undoes, decidedAt, estimate, bulkId);
   return {
     id: Number(info.lastInsertRowid),
     run_id: who.runId,
@@ -196,6 +224,8 @@ function insert(
     new_label: next,
     undoes,
     decided_at: decidedAt,
+    estimate,
+    bulk_id: bulkId,
   };
 }
 

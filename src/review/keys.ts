@@ -3,10 +3,15 @@
  * chunk into keys, `handleKey` turns one key into the new UI state and an effect, `applyEffect` runs the effect on
  * the session and gives the status line.
  */
+import { isFerCleanError } from '../errors.js';
 import type { Verdict } from './decisions.js';
 import type { Filter, ReviewSession } from './session.js';
 
-export type Mode = 'main' | 'help' | 'filter';
+export type Mode = 'main' | 'help' | 'filter' | 'bulk';
+
+/** The bulk accept's threshold when its key is pressed, and the step of + and -. */
+export const BULK_START = 0.95;
+export const BULK_STEP = 0.01;
 
 /** What the key handler remembers between keys. */
 export interface KeyState {
@@ -15,6 +20,8 @@ export interface KeyState {
   filterBy: Filter['by'];
   /** The dataset's classes (keys 1-9 pick one). */
   taxonomy: readonly string[];
+  /** In bulk mode: the threshold offered. */
+  bulkMin?: number;
 }
 
 /** One key: its text, and the named keys review uses (Ink's Key has these fields). */
@@ -36,7 +43,9 @@ export type Effect =
   | { kind: 'undo' }
   | { kind: 'move'; dir: 1 | -1 }
   | { kind: 'filter'; filter: Filter | null }
-  | { kind: 'say'; status: string };
+  | { kind: 'say'; status: string }
+  | { kind: 'bulk-offer'; min: number }
+  | { kind: 'bulk'; min: number };
 
 export const initialKeyState = (taxonomy: readonly string[]): KeyState => ({ mode: 'main', filterBy: 'either', taxonomy });
 
@@ -56,7 +65,18 @@ export function handleKey(state: KeyState, key: KeyPress): { state: KeyState; ef
     }
     return to({});
   }
+  if (state.mode === 'bulk') {
+    // Confirmation of a bulk accept: y accepts, + / - move the threshold, anything else cancels.
+    const min = state.bulkMin ?? BULK_START;
+    if (input === 'y') return to({ mode: 'main' }, { kind: 'bulk', min });
+    if (input === '+' || input === '=' || input === '-') {
+      const next = Math.round(Math.min(1, Math.max(BULK_STEP, min + (input === '-' ? -BULK_STEP : BULK_STEP))) * 100) / 100;
+      return to({ bulkMin: next }, { kind: 'bulk-offer', min: next });
+    }
+    return to({ mode: 'main' }, { kind: 'say', status: 'bulk accept cancelled' });
+  }
   if (input === 'q') return to({}, { kind: 'quit' });
+  if (input === 'b') return to({ mode: 'bulk', bulkMin: BULK_START }, { kind: 'bulk-offer', min: BULK_START });
   if (input === 'a' || key.return) return to({}, { kind: 'decide', verdict: 'accepted' });
   if (input === 'r') return to({}, { kind: 'decide', verdict: 'rejected' });
   if (classKey !== null) {
@@ -93,6 +113,24 @@ export function applyEffect(session: ReviewSession, effect: Effect): string | nu
     }
     case 'say':
       return effect.status;
+    case 'bulk-offer':
+      // The confirmation page shows session.bulkOffer; a refusal (too few decisions) is the status line instead.
+      try {
+        session.bulkOffer = session.previewBulk(effect.min);
+        return null;
+      } catch (e) {
+        if (!isFerCleanError(e)) throw e;
+        session.bulkOffer = null;
+        return `bulk accept: ${e.message}`;
+      }
+    case 'bulk':
+      session.bulkOffer = null;
+      try {
+        return session.bulkAccept(effect.min).status;
+      } catch (e) {
+        if (!isFerCleanError(e)) throw e;
+        return `bulk accept: ${e.message}`;
+      }
     default:
       return undefined;
   }

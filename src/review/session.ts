@@ -17,6 +17,8 @@ import {
 import { loadDetail, loadQueue, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
 import { resolveDataset } from '../store/datasets.js';
 import { resolveRun, type ResolvedRun } from '../store/runs.js';
+import { Learner } from './learner.js';
+import type { BulkPreview } from './scripted.js';
 
 /** Which items the annotator wants to see: those whose given and/or proposed label is `cls`. */
 export interface Filter {
@@ -28,7 +30,8 @@ export interface SessionOptions {
   runId?: number;
   dataset?: string;
   annotator: string;
-  order?: ReviewOrder;
+  /** 'estimate': the learning order (issue 8), re-ranked as decisions arrive; else a fixed order. Default margin. */
+  order?: ReviewOrder | 'estimate';
   /** Unique per running session (a random UUID unless given). */
   sessionId?: string;
   /** Clock in unix ms (tests move it to expire leases). */
@@ -95,6 +98,11 @@ export class ReviewSession {
   private closed = false;
   /** Id of the newest decision row already taken into account (null before the first refresh). */
   private seenDecisionId: number | null = null;
+  /** The run's estimates (shown with every order) and, with order 'estimate', the learning order. */
+  readonly learner: Learner;
+  readonly learning: boolean;
+  /** The bulk accept offered on the confirmation page (null when none is offered). */
+  bulkOffer: BulkPreview | null = null;
 
   private constructor(
     readonly db: DB,
@@ -104,7 +112,11 @@ export class ReviewSession {
     this.now = opts.now ?? Date.now;
     this.leaseMs = opts.leaseMs ?? LEASE_MS;
     this.who = { runId: run.id, sessionId: opts.sessionId ?? randomUUID(), annotator: opts.annotator };
-    this.items = loadQueue(db, run, opts.order ?? 'margin');
+    const order = opts.order ?? 'margin';
+    this.learning = order === 'estimate';
+    // The learning order starts from the margin order; relearn() re-ranks it once the estimates are loaded.
+    this.items = loadQueue(db, run, order === 'estimate' ? 'margin' : order);
+    this.learner = new Learner(db, run);
     this.taxonomy = run.dataset.taxonomy;
     this.items.forEach((it, i) => this.byImage.set(it.imageId, i));
     this.view = this.items.map((_, i) => i);
@@ -161,10 +173,12 @@ export class ReviewSession {
     if (verdict === 'manual' && (label === undefined || !this.taxonomy.includes(label))) {
       return { status: `no class ${label ?? ''} in this dataset` };
     }
-    const g = this.guard(() => recordDecision(this.db, this.who, item, verdict, label, this.opts()));
+    const estimate = this.learner.estimate(item.imageId) ?? null;
+    const g = this.guard(() => recordDecision(this.db, this.who, item, verdict, label, { ...this.opts(), estimate }));
     if (g.lost !== undefined) return { status: g.lost };
     const row = g.value;
     this.myDecisions.add(row.id);
+    this.learner.pending++;
     this.effective.set(item.imageId, { id: row.id, action: verdict, label: row.new_label, annotator: row.annotator, decidedAt: row.decided_at });
     this.skipped.delete(item.imageId);
     this.advance(this.viewPos!);
@@ -187,7 +201,12 @@ export class ReviewSession {
     const g = this.guard(() => undoLast(this.db, this.who, this.opts()));
     if (g.lost !== undefined) return { status: g.lost };
     if (!g.value) return { status: 'nothing to undo' };
-    const { undone, undo } = g.value;
+    const { undone, undo, bulk } = g.value;
+    if (bulk) {
+      // A whole bulk accept was undone: its items are undecided again; show the last one.
+      this.refresh();
+      this.learner.pending += bulk.undone;
+    }
     this.myDecisions.delete(undone.id);
     this.skipped.delete(undone.image_id);
     this.refreshImage(undone.image_id);
@@ -202,6 +221,7 @@ export class ReviewSession {
       claimImage(this.db, this.who, undone.image_id, this.now(), this.leaseMs);
     }
     const item = idx === undefined ? undefined : this.items[idx];
+    if (bulk) return { row: undo, status: `undid bulk accept ${bulk.id}: ${bulk.undone} proposal(s) undecided again` };
     return { row: undo, status: `undid ${undone.action}${undone.action === 'skipped' ? '' : ` (${undone.new_label})`} on ${item?.path ?? `image ${undone.image_id}`}` };
   }
 
@@ -231,6 +251,55 @@ export class ReviewSession {
     this.viewPos = null;
     this.advance(-1);
     return { status: filter && this.view.length === 0 ? `no item with ${describeFilter(filter)}` : null };
+  }
+
+  /** P(a reviewer accepts) the item's proposal, once the estimates are loaded (relearn). */
+  estimateOf(item: QueueItem): number | undefined {
+    return this.learner.estimate(item.imageId);
+  }
+
+  /** Whether a refit is due: never done, or REFIT_EVERY decisions since the last one. Callers run relearn off the key path. */
+  relearnDue(): boolean {
+    return !this.closed && this.learner.due;
+  }
+
+  /**
+   * Refits the estimates on every decision in the store and, in the learning order, re-ranks what comes after the
+   * item shown: undecided items by the new order, then the decided ones as they were. The item shown and everything
+   * before it stay where they are.
+   */
+  relearn(): void {
+    this.learner.relearn();
+    if (this.learning) this.rankView(this.viewPos === null ? 0 : this.viewPos + 1);
+  }
+
+  /**
+   * Puts the view from place `from` on in learning order: the undecided items by rank, and the decided ones as they
+   * were, after them (re-ranking what follows the item shown) or before them (a new view: ← goes back to them).
+   */
+  private rankView(from: number, decidedFirst = false): void {
+    const rest = this.view.slice(from);
+    const open = rest.filter((i) => !this.effective.has(this.items[i]!.imageId));
+    const done = rest.filter((i) => this.effective.has(this.items[i]!.imageId));
+    const rank = (i: number): number => this.learner.rankOf(this.items[i]!.imageId);
+    open.sort((a, b) => rank(a) - rank(b) || a - b);
+    this.view = decidedFirst ? [...this.view.slice(0, from), ...done, ...open] : [...this.view.slice(0, from), ...open, ...done];
+  }
+
+  /** How many undecided proposals a bulk accept at `minEstimate` would take, and how many are expected wrong. */
+  previewBulk(minEstimate: number): BulkPreview {
+    return this.learner.previewBulk(this.who.annotator, minEstimate);
+  }
+
+  /** Accepts every undecided proposal with estimate >= minEstimate (one undo reverts it), then goes on. */
+  bulkAccept(minEstimate: number): Outcome {
+    const r = this.learner.bulk(this.who.annotator, minEstimate, this.who.sessionId);
+    this.refresh();
+    if (this.learning) this.relearn();
+    const cur = this.current;
+    if (!cur || this.effective.has(cur.imageId)) this.advance(this.viewPos ?? -1);
+    else claimImage(this.db, this.who, cur.imageId, this.now(), this.leaseMs);
+    return { status: `bulk accept ${r.bulkId}: accepted ${r.items} proposal(s) with estimate >= ${minEstimate} (expected wrong ${r.expectedWrong.toFixed(1)}); u undoes it` };
   }
 
   /** Renews this session's lease and re-reads what other sessions did (decisions, claims). */
@@ -391,6 +460,8 @@ export class ReviewSession {
       else if (filter.by !== 'proposed' && it.given === filter.cls) this.view.push(i);
       else if (filter.by !== 'given' && it.proposed === filter.cls) this.view.push(i);
     });
+    // In the learning order a new view follows the last refit, not the margin order the items were loaded in.
+    if (this.learning && this.learner.ready) this.rankView(0, true);
   }
 }
 

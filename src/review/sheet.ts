@@ -8,7 +8,8 @@ import sharp, { type OverlayOptions } from 'sharp';
 import { FerCleanError } from '../errors.js';
 import { boxOfRow, type FaceBox } from '../features/facebox.js';
 import type { DB } from '../store/db.js';
-import { loadDetail, loadQueue, type ReviewOrder } from './queue.js';
+import { loadDetail } from './queue.js';
+import { nextItems, type QueueOrder } from './scripted.js';
 import type { ResolvedRun } from '../store/runs.js';
 
 /** One face on a sheet and its caption. */
@@ -34,8 +35,8 @@ export interface SheetOptions {
   count?: number;
   /** Lowest-importance faces in the second section (default: `count`; 0 leaves the section out). */
   lowest?: number;
-  /** The review order (default margin), as `fer-clean review --order`. */
-  order?: ReviewOrder;
+  /** The review order, as `fer-clean review --order` (default: the learning order, by estimate). */
+  order?: QueueOrder;
 }
 
 const fix = (x: number, d: number): string => x.toFixed(d);
@@ -48,22 +49,30 @@ const fix = (x: number, d: number): string => x.toFixed(d);
 export function sheetSections(db: DB, run: ResolvedRun, opts: SheetOptions = {}): SheetSection[] {
   const count = opts.count ?? 40;
   const lowest = opts.lowest ?? count;
-  const order = opts.order ?? 'margin';
   const refOf = db.prepare(`SELECT reference FROM labels WHERE image_id = ?`);
-  const queue = loadQueue(db, run, order).slice(0, count);
-  const first: SheetFace[] = queue.map((q, k) => {
+  // the review session's own queue: undecided proposals in its order, each with its estimate
+  const { order, items: queue } = nextItems(db, { runId: run.id, limit: Math.max(1, count), order: opts.order });
+  const first: SheetFace[] = queue.slice(0, count).map((q, k) => {
     const d = loadDetail(db, run, q.imageId);
     const ref = (refOf.get(q.imageId) as { reference: string | null } | undefined)?.reference ?? null;
-    const score = q.margin === null ? '' : ` margin ${fix(q.margin, 3)}`;
     return {
       file: d.file,
       box: d.box,
-      lines: [`#${k + 1}${score}`, `${q.given} ->`, q.proposed, ...(ref === null ? [] : [`ref: ${ref}`])],
+      lines: [
+        `#${k + 1} estimate ${fix(q.estimate, 2)}`,
+        `${q.given} ->`,
+        q.proposed,
+        q.margin === null ? 'no margin' : `margin ${fix(q.margin, 3)}`,
+        ...(ref === null ? [] : [`ref: ${ref}`]),
+      ],
       mark: ref === null ? 'unknown' : ref === q.proposed ? 'right' : 'wrong',
     };
   });
   const sections: SheetSection[] = [
-    { title: `Run ${run.id} (${run.method}): the first ${first.length} proposals in review order '${order}' (given -> proposed)`, faces: first },
+    {
+      title: `Run ${run.id} (${run.method}): the first ${first.length} undecided proposals in review order '${order}' (given -> proposed; estimate = P(accept))`,
+      faces: first,
+    },
   ];
   const withRef = first.some((f) => f.mark !== 'unknown');
   if (lowest > 0) {

@@ -3,13 +3,13 @@
  * what an annotator meets first when they open `fer-clean review`.
  */
 import type { DB } from '../store/db.js';
-import { loadQueue, type ReviewOrder } from './queue.js';
+import { nextItems, type QueueOrder } from './scripted.js';
 import type { ResolvedRun } from '../store/runs.js';
 
 export interface QueueTop {
   run: number;
-  order: ReviewOrder;
-  /** Items looked at: the first `n` of the review order (fewer when the run proposes fewer). */
+  order: QueueOrder;
+  /** Items looked at: the first `n` undecided proposals of the review order (fewer when there are fewer). */
   items: number;
   /** Of those, items whose image has a reference label. */
   scored: number;
@@ -17,14 +17,17 @@ export interface QueueTop {
   wrongGiven: number;
   /** Scored items whose proposed label is the reference label (the proposal is the right fix). */
   rightProposal: number;
-  /** Proposals in the whole queue. */
+  /** Proposals of the run. */
   queue: number;
 }
 
-/** Scores the first `n` items of a run's review queue (in `order`, default margin) against the reference labels. */
-export function queueTop(db: DB, run: ResolvedRun, n: number, order: ReviewOrder = 'margin'): QueueTop {
-  const queue = loadQueue(db, run, order);
-  const top = queue.slice(0, n);
+/**
+ * Scores the first `n` undecided proposals of a run's review queue, in the review session's order (default: the
+ * learning order, by estimate), against the reference labels.
+ */
+export function queueTop(db: DB, run: ResolvedRun, n: number, order?: QueueOrder): QueueTop {
+  const q = nextItems(db, { runId: run.id, limit: n, order });
+  const top = q.items;
   const refOf = db.prepare(`SELECT reference FROM labels WHERE image_id = ?`);
   let scored = 0;
   let wrongGiven = 0;
@@ -36,5 +39,5 @@ export function queueTop(db: DB, run: ResolvedRun, n: number, order: ReviewOrder
     if (ref !== q.given) wrongGiven++;
     if (ref === q.proposed) rightProposal++;
   }
-  return { run: run.id, order, items: top.length, scored, wrongGiven, rightProposal, queue: queue.length };
+  return { run: run.id, order: q.order, items: top.length, scored, wrongGiven, rightProposal, queue: q.total };
 }

@@ -41,6 +41,11 @@ export interface TrainRunOptions {
   folds: number;
   /** scn: which images become proposals (see SCN_PROPOSAL_RULE); default 'margin'. */
   propose?: ScnProposal;
+  /**
+   * Take the review decisions in force as trusted labels (see docs/SCN.md): decided training images train with the
+   * decided label, are never relabeled, always rank in the high-importance group, and get no proposal.
+   */
+  trustDecisions?: boolean;
   /** Aborting it (the CLI does on Ctrl-C / SIGTERM) stops training within ~100 ms and marks the run interrupted. */
   signal?: AbortSignal;
 }
@@ -92,6 +97,11 @@ export async function trainRun(
   };
   const train = rowsWhere('train');
   const valid = rowsWhere('valid');
+  let trusted: Uint8Array | undefined;
+  if (opts.trustDecisions) {
+    if (opts.noiseRate > 0) throw new FerCleanError('--trust-decisions cannot be combined with --noise (synthetic noise would flip reviewed labels)');
+    trusted = trustedLabels(db, dataset.id, view.imageIds, train, view.source, tax);
+  }
   if (train.length < Math.max(2, opts.method === 'cl' ? opts.folds : 2)) {
     throw new FerCleanError(
       `dataset '${dataset.name}' has ${train.length} labelled training images (split 'train'${opts.labelSource.kind === 'reference' ? ' with a reference label' : ''}): too few to train`,
@@ -103,7 +113,10 @@ export async function trainRun(
       : { labels: view.source, flips: [] };
   const labels = noise.labels;
 
-  const config = runConfig(opts, { dataset: dataset.name, backbone, view, backend, head, scn, propose, flips: noise.flips.length, train, valid });
+  const config = {
+    ...runConfig(opts, { dataset: dataset.name, backbone, view, backend, head, scn, propose, flips: noise.flips.length, train, valid }),
+    ...(trusted ? { trusted_decisions: trusted.reduce((a, b) => a + b, 0) } : {}),
+  };
   const runId = createRun(db, {
     datasetId: dataset.id,
     method: opts.method,
@@ -117,11 +130,12 @@ export async function trainRun(
 
   const t0 = performance.now();
   try {
-    const data: TrainData = { features: view.features, dim: view.dim, classes: C, labels, train, valid };
+    const data: TrainData = { features: view.features, dim: view.dim, classes: C, labels, train, valid, trusted };
     const total = opts.method === 'cl' ? head.epochs * opts.folds : head.epochs;
     let done = 0;
     const tick = (stats: EpochStats): void => onProgress?.({ done: ++done, total, stats });
     const out = await trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds }, tick, opts.signal);
+    if (trusted) for (let i = 0; i < N; i++) if (trusted[i]) out.proposed[i] = -1; // decided: keeps its decision
     const durationS = (performance.now() - t0) / 1000;
     saveRunResults(db, runId, {
       epochs: out.epochs,
@@ -142,6 +156,30 @@ export async function trainRun(
     failRun(db, runId, (e as Error).message, durationS);
     throw e;
   }
+}
+
+/**
+ * Applies the review decisions in force (any annotator, any run) to the training rows' labels, in place, and marks
+ * those rows trusted. Returns the mask (1 = trusted), per row.
+ */
+function trustedLabels(db: DB, datasetId: number, imageIds: number[], train: number[], labels: Int32Array, tax: readonly string[]): Uint8Array {
+  const decided = new Map(
+    (
+      db
+        .prepare(`SELECT e.image_id, e.new_label FROM effective_decisions e JOIN images i ON i.id = e.image_id WHERE i.dataset_id = ?`)
+        .all(datasetId) as { image_id: number; new_label: string }[]
+    ).map((r) => [r.image_id, r.new_label]),
+  );
+  const mask = new Uint8Array(imageIds.length);
+  for (const i of train) {
+    const label = decided.get(imageIds[i]!);
+    if (label === undefined) continue;
+    const k = tax.indexOf(label);
+    if (k < 0) throw new FerCleanError(`image ${imageIds[i]}: decided label '${label}' is not a class of this dataset`);
+    labels[i] = k;
+    mask[i] = 1;
+  }
+  return mask;
 }
 
 /** What a run records about how it was made (runs.config). */

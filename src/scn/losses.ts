@@ -43,11 +43,15 @@ export interface RankGroups {
  * high group, the rest the low group. Ties keep batch order (the earlier sample goes high), so the split is
  * deterministic. Needs N >= 2.
  */
-export function rankGroups(alpha: ArrayLike<number>, beta: number): RankGroups {
+export function rankGroups(alpha: ArrayLike<number>, beta: number, pinned?: ArrayLike<number>): RankGroups {
   const N = alpha.length;
   if (N < 2) throw new Error('rankGroups: need at least 2 samples');
-  const M = Math.min(N - 1, Math.max(1, Math.floor(beta * N)));
-  const order = Array.from({ length: N }, (_, i) => i).sort((a, b) => alpha[b]! - alpha[a]! || a - b);
+  // Pinned samples (reviewed labels, trusted) rank above every other one: always in the high group.
+  let nPinned = 0;
+  if (pinned) for (let i = 0; i < N; i++) nPinned += pinned[i] ? 1 : 0;
+  const M = Math.min(N - 1, Math.max(1, Math.floor(beta * N), nPinned));
+  const pin = (i: number): number => (pinned?.[i] ? 1 : 0);
+  const order = Array.from({ length: N }, (_, i) => i).sort((a, b) => pin(b) - pin(a) || alpha[b]! - alpha[a]! || a - b);
   const high = new Float32Array(N);
   const low = new Float32Array(N);
   let sumH = 0;

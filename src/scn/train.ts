@@ -80,6 +80,8 @@ export interface TrainData {
   train: ArrayLike<number>;
   /** Rows (with labels) whose accuracy is tracked per epoch, e.g. the valid split. */
   valid?: ArrayLike<number>;
+  /** 1 for rows whose label a reviewer decided (trusted): never relabeled, always in the high-importance group. */
+  trusted?: Uint8Array;
 }
 
 export interface EpochStats {
@@ -191,6 +193,8 @@ interface Trainer {
   working: Int32Array;
   /** Reused buffer for a batch's features. */
   xbuf: Float32Array<ArrayBuffer>;
+  /** Rows with a reviewed label (TrainData.trusted). */
+  trusted?: Uint8Array;
 }
 
 /** Figures of one batch: summed loss, correct predictions, importance gap (scn) and samples relabeled. */
@@ -210,6 +214,7 @@ function trainBatch(t: Trainer, rows: Int32Array, epoch: number, lr: number): Ba
   const B = rows.length;
   const F = head.featureDim;
   const yb = Int32Array.from(rows, (r) => t.working[r]!);
+  const pinned = t.trusted ? Uint8Array.from(rows, (r) => t.trusted![r]!) : undefined;
   t.xbuf = gatherRows(t.x, dim, rows, 0, B, t.xbuf);
   let mask: Float32Array | null = null;
   if (o.dropout > 0) {
@@ -225,7 +230,7 @@ function trainBatch(t: Trainer, rows: Int32Array, epoch: number, lr: number): Ba
     const y = tf.oneHot(tf.tensor1d(yb, 'int32'), C) as tf.Tensor2D;
     const { logits, alpha } = head.forward(xt, mask ? tf.tensor2d(mask, [B, F]) : undefined);
     if (t.scn && alpha) {
-      groups = rankGroups(alpha.dataSync(), o.beta);
+      groups = rankGroups(alpha.dataSync(), o.beta, pinned);
       probsB = tf.softmax(tf.mul(alpha, logits)).dataSync() as Float32Array;
       return scnLoss(rankRegularization(alpha, groups, o.delta1), weightedCrossEntropy(logits, alpha, y), o.gamma);
     }
@@ -242,7 +247,9 @@ function trainBatch(t: Trainer, rows: Int32Array, epoch: number, lr: number): Ba
   let relabeled = 0;
   // Eq. 4, after the warm-up: relabel in the low-importance group (or every sample with scope 'all').
   if (t.scn && g && epoch >= o.relabelEpoch) {
-    const r = relabel(probsB, yb, o.relabelScope === 'low' ? g.low : null, o.delta2, C);
+    let eligible: ArrayLike<number> | null = o.relabelScope === 'low' ? g.low : null;
+    if (pinned) eligible = Uint8Array.from(pinned, (p, k) => (p ? 0 : eligible ? eligible[k]! : 1)); // trusted: never
+    const r = relabel(probsB, yb, eligible, o.delta2, C);
     for (let k = 0; k < B; k++) {
       if (r.labels[k] !== yb[k]) t.working[rows[k]!] = r.labels[k]!;
     }
@@ -327,7 +334,7 @@ export async function trainHead(
   const dropRng = rng.fork(3);
   const head = new Head({ inputDim: dim, hidden: o.hidden, classes: C, attention: scn }, initRng);
   const adam = new Adam(head.variables, { weightDecay: o.weightDecay });
-  const t: Trainer = { o, scn, head, adam, x, dim, classes: C, dropRng, working: Int32Array.from(data.labels), xbuf: new Float32Array(0) };
+  const t: Trainer = { o, scn, head, adam, x, dim, classes: C, dropRng, working: Int32Array.from(data.labels), xbuf: new Float32Array(0), trusted: data.trusted };
 
   const validRows = data.valid ? Int32Array.from(data.valid).filter((r) => data.labels[r]! >= 0) : new Int32Array(0);
   const allRows = Int32Array.from({ length: N }, (_, i) => i);

@@ -1,0 +1,54 @@
+import { resolve } from 'node:path';
+import { FerCleanError } from '../../src/errors.js';
+import { decideFromCsv } from '../../src/review/scripted.js';
+import { out } from '../io.js';
+import type { Command } from '../command.js';
+import { openExisting, parseIntFlag } from './shared.js';
+
+const USAGE = `usage: fer-clean decide --run ID --annotator NAME FILE.csv
+
+Applies review decisions from a CSV with the columns path (as \`fer-clean queue\` prints it), action (accepted,
+rejected or manual) and label (the class, for manual). They go into the same append-only audit trail as the review
+session's keys, under the same leases. Any problem (unknown path, unknown label or action, a path twice, an item
+decided by someone else or being reviewed now) is reported with file:line and nothing is applied.
+A row that repeats your decision in force changes nothing, so the same file can be applied twice.
+
+  --run ID          the run (default: the dataset's latest finished run)
+  --dataset NAME    with no --run: the latest run of this dataset
+  --annotator NAME  who decided (default: FER_CLEAN_ANNOTATOR)
+  --db PATH         database (default ./fer-clean.db, or FER_CLEAN_DB)`;
+
+export const decideCommand: Command = {
+  name: 'decide',
+  usage: USAGE,
+  allowPositionals: true,
+  options: {
+    run: { type: 'string' },
+    dataset: { type: 'string' },
+    annotator: { type: 'string' },
+  },
+  async run({ values, positionals }, io) {
+    if (positionals.length !== 1) throw new FerCleanError(`expected one CSV file, got ${positionals.length}\n\n${USAGE}`);
+    const annotator = annotatorOf(values, io.env);
+    const runId = parseIntFlag(values['run'], '--run');
+    const db = openExisting(values, io);
+    try {
+      const s = decideFromCsv(db, { runId, dataset: values['dataset'] as string | undefined, annotator, file: resolve(io.cwd, positionals[0]!) });
+      out(
+        io,
+        `run ${s.run.id}: ${s.accepted + s.rejected + s.manual} decision(s) by ${annotator} (${s.accepted} accepted, ${s.rejected} rejected, ` +
+          `${s.manual} manual)${s.unchanged ? `; ${s.unchanged} unchanged` : ''}`,
+      );
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};
+
+/** --annotator, else FER_CLEAN_ANNOTATOR; scripted verbs never guess from the login. */
+export function annotatorOf(values: Record<string, unknown>, env: NodeJS.ProcessEnv): string {
+  const a = String(values['annotator'] ?? env['FER_CLEAN_ANNOTATOR'] ?? '').trim();
+  if (!a) throw new FerCleanError('who is deciding? pass --annotator NAME (or set FER_CLEAN_ANNOTATOR)');
+  return a;
+}

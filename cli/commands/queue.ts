@@ -1,0 +1,76 @@
+import { out } from '../io.js';
+import type { Command } from '../command.js';
+import { nextItems, QUEUE_ORDERS } from '../../src/review/scripted.js';
+import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
+
+const USAGE = `usage: fer-clean queue [--run ID] [--limit K] [--annotator NAME] [--order ORDER] [--json]
+
+Prints the next undecided proposals of a run in the order the review session shows them, with each proposal's
+estimate: the probability that a reviewer accepts it (from the run's validation split before any decision,
+refitted on every decision so far). Feed decisions back with \`fer-clean decide\`.
+
+  --run ID          the run (default: the dataset's latest finished run)
+  --dataset NAME    with no --run: the latest run of this dataset
+  --limit K         at most K items (default: all)
+  --annotator NAME  leave out items leased to other annotators' sessions only (default: every leased item)
+  --order ORDER     estimate (default: highest estimate first, re-ranked as decisions arrive) | margin |
+                    importance | class (the fixed orders of \`fer-clean review\`)
+  --json            one JSON object: run, order, counts, the estimate's source and the items
+  --db PATH         database (default ./fer-clean.db, or FER_CLEAN_DB)`;
+
+export const queueCommand: Command = {
+  name: 'queue',
+  usage: USAGE,
+  options: {
+    run: { type: 'string' },
+    dataset: { type: 'string' },
+    limit: { type: 'string' },
+    annotator: { type: 'string' },
+    order: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run({ values }, io) {
+    const runId = parseIntFlag(values['run'], '--run');
+    const limit = parseIntFlag(values['limit'], '--limit');
+    const order = choiceFlag(values['order'], '--order', QUEUE_ORDERS);
+    const db = openExisting(values, io);
+    try {
+      const q = nextItems(db, {
+        runId,
+        dataset: values['dataset'] as string | undefined,
+        limit,
+        annotator: values['annotator'] as string | undefined,
+        order,
+      });
+      if (values['json']) {
+        out(
+          io,
+          JSON.stringify({
+            run: q.run.id,
+            dataset: q.run.dataset.name,
+            order: q.order,
+            total: q.total,
+            undecided: q.undecided,
+            estimate: q.estimate,
+            items: q.items.map((it) => ({ ...it, estimate: round(it.estimate) })),
+          }),
+        );
+        return 0;
+      }
+      out(
+        io,
+        `run ${q.run.id} (${q.run.dataset.name}): ${q.undecided} of ${q.total} proposals undecided; order ${q.order}; ` +
+          `estimate: prior ${q.estimate.prior} (${q.estimate.priorRows} validation images), refitted on ${q.estimate.fittedOn} decision(s)`,
+      );
+      for (const it of q.items) {
+        out(io, `${it.estimate.toFixed(3)}  ${it.given} -> ${it.proposed}  margin ${fmt(it.margin)}  importance ${fmt(it.importance)}  ${it.path}`);
+      }
+      return 0;
+    } finally {
+      db.close();
+    }
+  },
+};
+
+const round = (v: number): number => Math.round(v * 1e4) / 1e4;
+const fmt = (v: number | null): string => (v === null ? '-' : v.toFixed(2));

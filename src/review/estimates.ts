@@ -1,0 +1,165 @@
+/**
+ * The estimate model of one run, read from the store: its proposals' features, the prior calibrated on its
+ * validation split, and a refit on the review decisions so far (see src/estimate/model.ts).
+ */
+import type { DB } from '../store/db.js';
+import { calibrationByDecile, EstimateModel, fitPrior, pairCounts, rankByEstimate, type HeldOutRow, type Outcome, type ProposalFeatures } from '../estimate/model.js';
+import type { ResolvedRun as RunInfo } from '../store/runs.js';
+import { loadQueue, type QueueItem } from './queue.js';
+
+/** Decisions a bulk accept needs first (reviewer decisions on the run's proposals, bulk ones not counted). */
+export const MIN_DECISIONS_FOR_BULK = 200;
+
+export interface RunEstimates {
+  run: RunInfo;
+  /** The run's proposals, in margin order (the queue's default order before issue 8). */
+  items: QueueItem[];
+  /** Index in `items` by image id. */
+  index: Map<number, number>;
+  model: EstimateModel;
+}
+
+/** Builds the run's estimate model (prior only; call refit to take decisions into account). */
+export function loadEstimates(db: DB, run: RunInfo): RunEstimates {
+  const items = loadQueue(db, run, 'margin');
+  const tax = run.dataset.taxonomy;
+  const cls = (c: string | null): number => (c === null ? -1 : tax.indexOf(c));
+  const probsOf = new Map<number, number[]>();
+  for (const r of db
+    .prepare(`SELECT image_id, probs FROM run_images WHERE run_id = ? AND proposed_label IS NOT NULL`)
+    .all(run.id) as { image_id: number; probs: string }[]) {
+    probsOf.set(r.image_id, JSON.parse(r.probs) as number[]);
+  }
+  const features: ProposalFeatures[] = items.map((it) => {
+    const p = probsOf.get(it.imageId)!;
+    const g = cls(it.given);
+    const q = cls(it.proposed);
+    const at = (k: number): number => (Number.isFinite(p[k]) ? p[k]! : 0);
+    return { given: Math.max(0, g), proposed: Math.max(0, q), margin: it.margin ?? 0, importance: it.importance, pProposed: at(q), pGiven: at(g) };
+  });
+  const heldOut: HeldOutRow[] = (
+    db
+      .prepare(
+        `SELECT ri.probs, ri.given_label, l.reference FROM run_images ri
+         JOIN images i ON i.id = ri.image_id LEFT JOIN labels l ON l.image_id = ri.image_id
+         WHERE ri.run_id = ? AND i.split = 'valid'`,
+      )
+      .all(run.id) as { probs: string; given_label: string; reference: string | null }[]
+  )
+    .map((r) => ({ given: cls(r.given_label), reference: cls(r.reference), probs: JSON.parse(r.probs) as number[] }))
+    .filter((r) => r.given >= 0 && r.probs.length === tax.length && r.probs.every(Number.isFinite));
+  const model = new EstimateModel(features, fitPrior(heldOut), tax.length);
+  return { run, items, index: new Map(items.map((it, i) => [it.imageId, i])), model };
+}
+
+/** The decision in force on each of the run's proposals (any annotator, any run), with whether it is a bulk one. */
+export function decidedProposals(db: DB, e: RunEstimates): Map<number, { label: string; bulk: boolean }> {
+  const rows = db
+    .prepare(
+      `SELECT e.image_id, e.new_label, e.bulk_id FROM run_images ri JOIN effective_decisions e ON e.image_id = ri.image_id
+       WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL`,
+    )
+    .all(e.run.id) as { image_id: number; new_label: string; bulk_id: number | null }[];
+  return new Map(rows.map((r) => [r.image_id, { label: r.new_label, bulk: r.bulk_id !== null }]));
+}
+
+/**
+ * What the refit learns from: every reviewer decision in force on a proposal of the run, accepted = the label in
+ * force is the proposed one. Bulk accepts are left out: they are the estimate's own output, not a reviewer's
+ * judgement.
+ */
+export function outcomesOf(e: RunEstimates, decided: Map<number, { label: string; bulk: boolean }>): Outcome[] {
+  const out: Outcome[] = [];
+  for (const [imageId, d] of decided) {
+    if (d.bulk) continue;
+    const i = e.index.get(imageId);
+    if (i === undefined) continue;
+    out.push({ index: i, accepted: d.label === e.items[i]!.proposed });
+  }
+  return out.sort((a, b) => a.index - b.index);
+}
+
+/** Refits the model on the decisions in the store now; returns them (the decided proposals). */
+export function refit(db: DB, e: RunEstimates): Map<number, { label: string; bulk: boolean }> {
+  const decided = decidedProposals(db, e);
+  e.model.fit(outcomesOf(e, decided));
+  return decided;
+}
+
+/**
+ * The undecided proposals in learning order: by estimate, with exploration (a bonus for class pairs with few
+ * decisions, and every tenth place a random draw; see rankByEstimate), seeded by the number of decisions so the
+ * order is stable until the next decision. Returns indices into e.items and which of them are random draws.
+ */
+export function learningOrder(e: RunEstimates, decided: Map<number, unknown>): { order: number[]; explored: Set<number> } {
+  const decidedIdx: number[] = [];
+  const open: number[] = [];
+  e.items.forEach((it, i) => (decided.has(it.imageId) ? decidedIdx.push(i) : open.push(i)));
+  return rankByEstimate(e.model, open, pairCounts(e.model, decidedIdx), { seed: decidedIdx.length });
+}
+
+export interface EstimateSummary {
+  prior: string;
+  priorRows: number;
+  /** Reviewer decisions the refit used. */
+  fittedOn: number;
+  proposals: number;
+  undecided: number;
+  /** Sum of the estimates over the undecided proposals: how many of them a reviewer is expected to accept. */
+  expectedAccepted: number;
+  /** Undecided proposals by tenths of the estimate (0-0.1, ..., 0.9-1). */
+  histogram: number[];
+  /**
+   * Out-of-sample check: for decisions that stored the estimate shown when they were made (bulk ones left out),
+   * the mean estimate and the rate accepted, by tenths.
+   */
+  calibration: { lo: number; hi: number; n: number; predicted: number | null; observed: number | null }[];
+}
+
+/** The run's estimates for `fer-clean report`: where they come from, what is left, how well they held so far. */
+export function summarizeEstimates(db: DB, run: RunInfo): EstimateSummary {
+  const e = loadEstimates(db, run);
+  const decided = refit(db, e);
+  const histogram = new Array<number>(10).fill(0);
+  let expectedAccepted = 0;
+  e.items.forEach((it, i) => {
+    if (decided.has(it.imageId)) return;
+    const p = e.model.estimate(i);
+    expectedAccepted += p;
+    histogram[Math.min(9, Math.floor(p * 10))]!++;
+  });
+  const shown = db
+    .prepare(
+      `SELECT e.estimate, e.new_label = ri.proposed_label AS accepted FROM effective_decisions e
+       JOIN run_images ri ON ri.run_id = ? AND ri.image_id = e.image_id
+       WHERE e.run_id = ? AND e.bulk_id IS NULL AND e.estimate IS NOT NULL AND ri.proposed_label IS NOT NULL`,
+    )
+    .all(run.id, run.id) as { estimate: number; accepted: number }[];
+  return {
+    prior: e.model.prior.source,
+    priorRows: e.model.prior.rows,
+    fittedOn: e.model.fittedOn,
+    proposals: e.items.length,
+    undecided: e.items.length - decided.size,
+    expectedAccepted,
+    histogram,
+    calibration: calibrationByDecile(shown.map((r) => r.estimate), shown.map((r) => r.accepted === 1)),
+  };
+}
+
+/** Lines for the terminal report. */
+export function formatEstimateSummary(s: EstimateSummary): string[] {
+  const lines = [
+    `estimated correctness (P a reviewer accepts): prior ${s.prior}${s.priorRows ? ` (${s.priorRows} validation images)` : ''}, ` +
+      `refitted on ${s.fittedOn} reviewer decision(s); ${s.undecided} of ${s.proposals} proposals undecided, ` +
+      `${Math.round(s.expectedAccepted)} of them expected to be accepted`,
+    `  undecided by estimate: ${s.histogram.map((n, k) => `${(k / 10).toFixed(1)}+ ${n}`).join(', ')}`,
+  ];
+  const used = s.calibration.filter((b) => b.n > 0);
+  if (used.length) {
+    lines.push(
+      `  estimate shown vs accepted, decisions so far: ${used.map((b) => `${b.predicted!.toFixed(2)}/${b.observed!.toFixed(2)} (${b.n})`).join(', ')}`,
+    );
+  }
+  return lines;
+}

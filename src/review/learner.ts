@@ -1,0 +1,79 @@
+/**
+ * The review session's side of issue 8: the run's estimates, refitted on the decisions in the store and turned into
+ * a learning order, plus the bulk accept behind the session's key. Refits are meant to run off the key path (the
+ * App schedules them after a frame); nothing here prints.
+ */
+import type { DB } from '../store/db.js';
+import { learningOrder, loadEstimates, refit, type RunEstimates } from './estimates.js';
+import type { ResolvedRun as RunInfo } from '../store/runs.js';
+import { bulkAccept, previewBulkAccept, type BulkPreview, type BulkResult } from './scripted.js';
+
+/** Refit after this many decisions of the session (and at start). */
+export const REFIT_EVERY = 10;
+
+export class Learner {
+  private est: RunEstimates | null = null;
+  private rank = new Map<number, number>();
+  private explored = new Set<number>();
+  /** Decisions this session made since the last refit. */
+  pending = 0;
+  /** The last refit: reviewer decisions it used and how long it took (ms, estimates loaded on the first one). */
+  lastFit: { fittedOn: number; ms: number } | null = null;
+
+  constructor(
+    private readonly db: DB,
+    readonly run: RunInfo,
+  ) {}
+
+  get ready(): boolean {
+    return this.est !== null;
+  }
+
+  /** Whether a refit is due (never done, or REFIT_EVERY decisions since the last one). */
+  get due(): boolean {
+    return this.est === null || this.pending >= REFIT_EVERY;
+  }
+
+  /** Loads the estimates (first call), refits on every decision in the store and recomputes the learning order. */
+  relearn(): void {
+    const t0 = performance.now();
+    this.est ??= loadEstimates(this.db, this.run);
+    const decided = refit(this.db, this.est);
+    const { order, explored } = learningOrder(this.est, decided);
+    const items = this.est.items;
+    this.rank = new Map(order.map((i, k) => [items[i]!.imageId, k]));
+    this.explored = new Set([...explored].map((i) => items[i]!.imageId));
+    this.pending = 0;
+    this.lastFit = { fittedOn: this.est.model.fittedOn, ms: performance.now() - t0 };
+  }
+
+  /** P(a reviewer accepts) for the image's proposal; undefined before the first relearn. */
+  estimate(imageId: number): number | undefined {
+    const i = this.est?.index.get(imageId);
+    return i === undefined ? undefined : this.est!.model.estimate(i);
+  }
+
+  /** Place in the learning order among the undecided items at the last refit (Infinity: decided or unknown). */
+  rankOf(imageId: number): number {
+    return this.rank.get(imageId) ?? Infinity;
+  }
+
+  /** Placed by exploration (a random draw) at the last refit. */
+  isExplore(imageId: number): boolean {
+    return this.explored.has(imageId);
+  }
+
+  /** How many undecided proposals a bulk accept at `minEstimate` would take and how many are expected wrong. */
+  previewBulk(annotator: string, minEstimate: number): BulkPreview {
+    this.est ??= loadEstimates(this.db, this.run);
+    return previewBulkAccept(this.db, { annotator, minEstimate, estimates: this.est });
+  }
+
+  /** The bulk accept itself (one undo reverts it), under this session's id. */
+  bulk(annotator: string, minEstimate: number, sessionId: string): BulkResult {
+    this.est ??= loadEstimates(this.db, this.run);
+    const r = bulkAccept(this.db, { annotator, minEstimate, sessionId, estimates: this.est });
+    this.relearn();
+    return r;
+  }
+}
