@@ -37,7 +37,9 @@ describe('contact sheet', () => {
       const [first, lowest] = sheetSections(db, r, { count: 10, order });
       // the review session's queue, in its order (default: by estimate)
       const queue = nextItems(db, { runId: 1, limit: 10, order }).items;
-      expect(first!.faces.map((f) => f.lines[0])).toEqual(queue.map((q, k) => `#${k + 1} estimate ${q.estimate.toFixed(2)}`));
+      expect(first!.faces.map((f) => f.lines[0])).toEqual(
+        queue.map((q, k) => (q.explore ? `#${k + 1} est ${q.estimate.toFixed(2)} random` : `#${k + 1} estimate ${q.estimate.toFixed(2)}`)),
+      );
       expect(queue.length).toBeGreaterThan(0);
       expect(first!.faces.map((f) => f.lines[1])).toEqual(queue.map((q) => `${q.given} ->`));
       expect(first!.faces.map((f) => f.lines[2])).toEqual(queue.map((q) => q.proposed));

@@ -59,7 +59,8 @@ export function sheetSections(db: DB, run: ResolvedRun, opts: SheetOptions = {})
       file: d.file,
       box: d.box,
       lines: [
-        `#${k + 1} estimate ${fix(q.estimate, 2)}`,
+        // an exploration draw of the learning order is placed at random, not by its estimate
+        q.explore ? `#${k + 1} est ${fix(q.estimate, 2)} random` : `#${k + 1} estimate ${fix(q.estimate, 2)}`,
         `${q.given} ->`,
         q.proposed,
         q.margin === null ? 'no margin' : `margin ${fix(q.margin, 3)}`,
@@ -112,7 +113,10 @@ export function sheetSections(db: DB, run: ResolvedRun, opts: SheetOptions = {})
       });
     }
   }
-  if (withRef) sections[0]!.legend = 'frame green: the proposal agrees with the reference label (ref), red: it does not, grey: no reference';
+  const legend: string[] = [];
+  if (withRef) legend.push('frame green: the proposal agrees with the reference label (ref), red: it does not, grey: no reference');
+  if (queue.some((q) => q.explore)) legend.push("random: placed by the learning order's exploration draw, not by its estimate");
+  if (legend.length) sections[0]!.legend = legend.join('; ');
   return sections;
 }
 
