@@ -21,8 +21,8 @@ relabel accuracy, an importance histogram and the class pairs of the proposals.
   --run ID        the run (default: the latest finished run)
   --dataset NAME  with no --run: the latest run on this dataset
   --json          print the same figures as JSON
-  --sheet FILE    also write a contact sheet (PNG): the first faces of the review order, each with
-                  given -> proposed and its margin, then the training faces of lowest importance
+  --sheet FILE    also write a contact sheet (PNG): the first undecided faces of the review queue, each with
+                  given -> proposed, its estimate and margin, then the training faces of lowest importance
   --sheet-count N faces in each part of the sheet (default 40)
   --order ORDER   the review order the sheet follows: ${QUEUE_ORDERS.join(' | ')} (default estimate, as review)
   --db PATH       database (default ./fer-clean.db, or FER_CLEAN_DB)`;
