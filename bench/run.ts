@@ -3,7 +3,7 @@
  * ../shared/data/fer2013plus (FER_DATA to change) with a shared database at .tmp/bench.db (FER_BENCH_DB).
  * Each benchmark prints a markdown section to paste into docs/BENCHMARKS.md.
  */
-const ORDER = ['ingest', 'embed', 'scn', 'review'] as const;
+const ORDER = ['ingest', 'embed', 'scn', 'train', 'review', 'demo'] as const;
 /** Run only when named: long, and they build databases of their own. */
 const ON_REQUEST = ['team', 'scale', 'yield'] as const;
 

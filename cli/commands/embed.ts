@@ -61,6 +61,9 @@ export const embedCommand: Command = {
       );
       bar?.finish(result.computed);
       out(io, formatEmbedResult(result, backbone, dataset.name));
+      if (result.unusable) {
+        out(io, `  left out ${result.unusable} image${result.unusable > 1 ? 's' : ''} flagged at ingest (no face, or several faces): \`fer-clean report\` lists them`);
+      }
       return 0;
     } finally {
       db.close();

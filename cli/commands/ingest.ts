@@ -1,5 +1,8 @@
 import { resolve, dirname, join } from 'node:path';
-import { ingest, FORMATS, type IngestSummary } from '../../src/ingest/index.js';
+import { FORMATS, type IngestSummary } from '../../src/ingest/index.js';
+import { ingestWithFaces } from '../../src/ingest/faces.js';
+import { DETECT_MODES, TIGHT_CROP_MAX_ASPECT, TIGHT_CROP_MAX_SIDE } from '../../src/features/detect.js';
+import type { LocateSummary } from '../../src/features/locate.js';
 import { LABEL_ENCODINGS, parseClassList } from '../../src/taxonomy.js';
 import { FerCleanError } from '../../src/errors.js';
 import { err, out, type Io } from '../io.js';
@@ -28,7 +31,12 @@ AffectNet's training.csv / validation.csv.
   --classes A,B,...     the dataset's own classes, in order (2-9; review keys 1-9), for labels that are not FER
                         classes; default: the FER classes, contempt included when the data has it
   --contempt            keep contempt as an eighth class even when no image has it
-  --skip-bad            ingest the good images and list the bad ones (default: any problem writes nothing)
+  --detect MODE         auto (default) | always | never: find the face in each image with face-api's detector
+                        and landmarks, and keep that crop; auto leaves images of at most ${TIGHT_CROP_MAX_SIDE} px that are
+                        nearly square (sides within ${TIGHT_CROP_MAX_ASPECT}:1) alone, taking them for face crops already.
+                        An image with no face or several faces is a problem (see --skip-bad)
+  --skip-bad            ingest the good images and list the bad ones (default: any problem writes nothing);
+                        images without exactly one face are kept with a flag, listed, and never embedded
   --concurrency N       images decoded at once (default 32)
   --db PATH             database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
@@ -49,6 +57,7 @@ export const ingestCommand: Command = {
     contempt: { type: 'boolean' },
     'skip-bad': { type: 'boolean' },
     concurrency: { type: 'string' },
+    detect: { type: 'string' },
   },
   async run({ values, positionals }, io) {
     if (positionals.length !== 1) throw new FerCleanError(`expected one SOURCE, got ${positionals.length}\n\n${USAGE}`);
@@ -57,10 +66,12 @@ export const ingestCommand: Command = {
     const labelEncoding = choiceFlag(values['label-encoding'], '--label-encoding', LABEL_ENCODINGS);
     const concurrency = parseIntFlag(values['concurrency'], '--concurrency');
     const classes = values['classes'] !== undefined ? parseClassList(values['classes'] as string) : undefined;
+    const detect = choiceFlag(values['detect'], '--detect', DETECT_MODES) ?? 'auto';
     const store = openForWrite(values, io);
     let bar: ProgressBar | undefined;
+    let faceBar: ProgressBar | undefined;
     try {
-      const summary = await ingest(
+      const result = await ingestWithFaces(
         store.db,
         {
           source,
@@ -78,18 +89,30 @@ export const ingestCommand: Command = {
           concurrency,
           defaultImagesDir: join(dirname(resolve(io.cwd, store.path)), 'fer2013-images'),
         },
-        (done, total) => {
-          if (total < 300) return;
-          bar ??= new ProgressBar(io, 'ingest', total);
-          bar.update(done);
+        { mode: detect },
+        {
+          ingest: (done, total) => {
+            if (total < 300) return;
+            bar ??= new ProgressBar(io, 'ingest', total);
+            bar.update(done);
+          },
+          detect: (done, total) => {
+            bar?.finish();
+            bar = undefined;
+            faceBar ??= new ProgressBar(io, 'detect faces', total);
+            faceBar.update(done);
+          },
         },
       );
       bar?.finish();
-      printIngestSummary(io, summary, store.path);
+      faceBar?.finish();
+      printIngestSummary(io, result.ingest, store.path);
+      printFaces(io, result.faces);
       store.db.close();
       return 0;
     } catch (e) {
       bar?.finish();
+      faceBar?.finish();
       store.discard();
       throw e;
     }
@@ -122,5 +145,18 @@ export function printIngestSummary(io: Io, s: IngestSummary, dbPath: string): vo
   if (s.skipped.length) {
     err(io, `skipped ${s.skipped.length} bad item${s.skipped.length > 1 ? 's' : ''} (--skip-bad):`);
     for (const p of s.skipped) err(io, `  ${p.where}: ${p.message}`);
+  }
+}
+
+function printFaces(io: Io, f: LocateSummary): void {
+  if (f.mode === 'never') return;
+  const parts: string[] = [];
+  if (f.examined) parts.push(`${f.examined} examined by the detector, ${f.cropped} cropped to their one face`);
+  if (f.tight) parts.push(`${f.tight} taken for face crops already (at most ${TIGHT_CROP_MAX_SIDE} px, nearly square)`);
+  if (f.kept) parts.push(`${f.kept} kept their box or flag from before`);
+  out(io, `  faces (--detect ${f.mode}): ${parts.join('; ') || 'no images to look at'}${f.examined ? ` in ${f.seconds.toFixed(1)}s` : ''}`);
+  if (f.flagged.length) {
+    err(io, `flagged ${f.flagged.length} image${f.flagged.length > 1 ? 's' : ''} without exactly one face (kept, never embedded; --skip-bad):`);
+    for (const x of f.flagged) err(io, `  ${x.path}: ${x.quality} (${x.detail})`);
   }
 }

@@ -1,15 +1,19 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
 import { datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
+import { QUEUE_ORDERS } from '../../src/review/scripted.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { resolveRun } from '../../src/store/runs.js';
+import { flaggedImages } from '../../src/features/locate.js';
 import { formatEstimateSummary, summarizeEstimates } from '../../src/review/estimates.js';
-import { out } from '../io.js';
+import { err, out } from '../io.js';
 import type { Command } from '../command.js';
-import { openExisting, parseIntFlag } from './shared.js';
+import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
-const USAGE = `usage: fer-clean report [--run ID] [--json]
+const USAGE = `usage: fer-clean report [--run ID] [--json] [--sheet FILE.png [--sheet-count N] [--order ORDER]]
 
 Scores a training run from what it stored: test accuracy against the reference and the given labels, noise
 detection (against the run's injected flips, or against reference labels that differ from the given ones),
@@ -18,6 +22,10 @@ relabel accuracy, an importance histogram and the class pairs of the proposals.
   --run ID        the run (default: the latest finished run)
   --dataset NAME  with no --run: the latest run on this dataset
   --json          print the same figures as JSON
+  --sheet FILE    also write a contact sheet (PNG): the first undecided faces of the review queue, each with
+                  given -> proposed, its estimate and margin, then the training faces of lowest importance
+  --sheet-count N faces in each part of the sheet (default 40)
+  --order ORDER   the review order the sheet follows: ${QUEUE_ORDERS.join(' | ')} (default estimate, as review)
   --db PATH       database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
 export const reportCommand: Command = {
@@ -27,6 +35,9 @@ export const reportCommand: Command = {
     run: { type: 'string' },
     dataset: { type: 'string' },
     json: { type: 'boolean' },
+    sheet: { type: 'string' },
+    'sheet-count': { type: 'string' },
+    order: { type: 'string' },
   },
   async run({ values }, io) {
     const db = openExisting(values, io);
@@ -39,13 +50,38 @@ export const reportCommand: Command = {
         }).id;
       const report = reportRun(db, runId);
       if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
-      const labels = datasetLabelStats(db, { runId });
-      const estimate = summarizeEstimates(db, resolveRun(db, { runId, purpose: 'to report' }));
-      if (values['json']) out(io, JSON.stringify({ ...report, estimate, dataset_labels: labels }, null, 2));
+      // images ingest flagged (no face, several faces): left out of embedding and training, listed by name
+      const run = resolveRun(db, { runId, purpose: 'to report' });
+      const flagged = flaggedImages(db, run.dataset_id);
+      const estimate = summarizeEstimates(db, run);
+      const labels = datasetLabelStats(db, { datasetId: run.dataset_id });
+      if (values['json']) out(io, JSON.stringify({ ...report, estimate, flagged_images: flagged, dataset_labels: labels }, null, 2));
       else {
         for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
         for (const line of formatLabelStats(labels)) out(io, line);
         if (estimate.proposals > 0) for (const line of ['', ...formatEstimateSummary(estimate)]) out(io, line);
+        if (flagged.length) {
+          out(io, '');
+          out(io, `${flagged.length} image${flagged.length > 1 ? 's' : ''} of the dataset left out (flagged at ingest, not embedded):`);
+          for (const f of flagged.slice(0, 50)) out(io, `  ${f.path}: ${f.quality}`);
+          if (flagged.length > 50) out(io, `  ... and ${flagged.length - 50} more (--json lists all)`);
+        }
+      }
+      if (values['sheet'] !== undefined) {
+        const order = choiceFlag(values['order'], '--order', QUEUE_ORDERS);
+        const count = parseIntFlag(values['sheet-count'], '--sheet-count') ?? 40;
+        const { sheetSections, renderSheet } = await import('../../src/review/sheet.js');
+        const sections = sheetSections(db, run, { count, order });
+        const png = await renderSheet(sections);
+        const file = resolve(io.cwd, values['sheet'] as string);
+        const tmp = `${file}.${process.pid}.tmp`;
+        try {
+          writeFileSync(tmp, png);
+          renameSync(tmp, file);
+        } catch (e) {
+          throw new FerCleanError(`${file}: cannot write the contact sheet (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
+        (values['json'] ? err : out)(io, `contact sheet: ${file} (${sections.map((s) => `${s.faces.length} faces`).join(' + ')})`);
       }
       return 0;
     } finally {

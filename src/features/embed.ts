@@ -14,7 +14,7 @@ import { chooseEmbedBackend, type EmbedBackendPreference } from './engine.js';
 import { buildOnnxModel } from './onnx-graph.js';
 import { OnnxEmbedder } from './onnx-embedder.js';
 import type { FaceSource } from './preprocess.js';
-import { countImages, countStored, missingImages, saveEmbeddings } from './store.js';
+import { countImages, countStored, countUnusable, missingImages, saveEmbeddings } from './store.js';
 
 export interface EmbedOptions {
   datasetId: number;
@@ -44,6 +44,8 @@ export interface EmbedResult {
   backend: BackendChoice;
   /** Worker threads used (0: inference ran in this thread). */
   workers: number;
+  /** Images left out because their quality flag makes them unusable (no face, several faces): see `report`. */
+  unusable: number;
   seconds: number;
 }
 
@@ -160,7 +162,8 @@ export async function embedDataset(
     const why = backend.name === 'wasm' ? ' (tfjs switches wasm threads off in Node)' : '';
     choice = { ...backend, reason: `${backend.reason}; ${workers} worker thread${workers > 1 ? 's' : ''}, each with its own ${backend.name} ${onnx ? 'session' : 'backend'}${threads}${why}` };
   }
-  return { computed: done, skipped, backend: choice, workers, seconds: (performance.now() - started) / 1000 };
+  const unusable = countUnusable(db, dataset.id, opts.split);
+  return { computed: done, skipped, backend: choice, workers, unusable, seconds: (performance.now() - started) / 1000 };
 }
 
 /** In this thread: decode batch k+1 (sharp, libuv threads) while batch k runs through the network. */

@@ -50,3 +50,13 @@ export function cropRgb(image: RgbImage, box: FaceBox): RgbImage {
   }
   return { data: out, width: box.w, height: box.h };
 }
+
+/**
+ * images.quality flags that make an image unusable: it is not embedded (embed says how many it left out), not
+ * trained on, and listed by `ingest` and `report`.
+ */
+export const UNUSABLE_QUALITIES: readonly string[] = ['no-face', 'several-faces'];
+
+/** SQL condition on an images row (alias `alias`) that holds for images that can be embedded and trained on. */
+export const usableSql = (alias: string): string =>
+  `(${alias}.quality IS NULL OR ${alias}.quality NOT IN (${UNUSABLE_QUALITIES.map((q) => `'${q}'`).join(', ')}))`;

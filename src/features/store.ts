@@ -2,7 +2,7 @@ import { FerCleanError } from '../errors.js';
 import { nowIso, type DB } from '../store/db.js';
 import { getDatasetById } from '../store/datasets.js';
 import { backboneVersion, resolveBackbone, type BackboneInfo } from './backbones.js';
-import { boxOfRow, type FaceBox } from './facebox.js';
+import { boxOfRow, usableSql, type FaceBox } from './facebox.js';
 
 export { BACKBONES, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo, type ResolvedBackbone } from './backbones.js';
 
@@ -16,7 +16,10 @@ export interface PendingImage {
   box: FaceBox | null;
 }
 
-/** Images of a dataset (optionally of one split, at most `limit`) with no embedding yet for this backbone version, in id order. */
+/**
+ * Images of a dataset (optionally of one split, at most `limit`) with no embedding yet for this backbone version, in
+ * id order. Images whose quality flag makes them unusable (no face, several faces) are never listed.
+ */
 export function missingImages(
   db: DB,
   datasetId: number,
@@ -27,7 +30,7 @@ export function missingImages(
   const rows = db
     .prepare(
       `SELECT i.id, i.path, i.crop_x, i.crop_y, i.crop_w, i.crop_h FROM images i
-       WHERE i.dataset_id = ? AND (? IS NULL OR i.split = ?)
+       WHERE i.dataset_id = ? AND (? IS NULL OR i.split = ?) AND ${usableSql('i')}
          AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.backbone = ? AND e.backbone_version = ?)
        ORDER BY i.id LIMIT ?`,
     )
@@ -36,11 +39,21 @@ export function missingImages(
   return rows.map((r) => ({ id: r.id, path: r.path, box: boxOfRow(r) }));
 }
 
+/** Images of a dataset (optionally of one split) that can be embedded: flagged ones (see usableSql) are not counted. */
 export function countImages(db: DB, datasetId: number, split?: string): number {
   return (
-    db.prepare(`SELECT count(*) AS n FROM images WHERE dataset_id = ? AND (? IS NULL OR split = ?)`).get(datasetId, split ?? null, split ?? null) as {
-      n: number;
-    }
+    db
+      .prepare(`SELECT count(*) AS n FROM images i WHERE i.dataset_id = ? AND (? IS NULL OR i.split = ?) AND ${usableSql('i')}`)
+      .get(datasetId, split ?? null, split ?? null) as { n: number }
+  ).n;
+}
+
+/** Images of a dataset (optionally of one split) left out of embedding by their quality flag. */
+export function countUnusable(db: DB, datasetId: number, split?: string): number {
+  return (
+    db
+      .prepare(`SELECT count(*) AS n FROM images i WHERE i.dataset_id = ? AND (? IS NULL OR i.split = ?) AND NOT ${usableSql('i')}`)
+      .get(datasetId, split ?? null, split ?? null) as { n: number }
   ).n;
 }
 
@@ -107,7 +120,7 @@ export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: stri
 
   const select = db.prepare(
     `SELECT e.image_id AS id, e.dim, e.vector FROM embeddings e JOIN images i ON i.id = e.image_id
-     WHERE i.dataset_id = ? AND e.backbone = ? AND e.backbone_version = ? ORDER BY e.image_id`,
+     WHERE i.dataset_id = ? AND e.backbone = ? AND e.backbone_version = ? AND ${usableSql('i')} ORDER BY e.image_id`,
   );
   // Rows are streamed straight into one Float32Array: a million 1 KB BLOBs held as Buffers first would double
   // the memory of the load.

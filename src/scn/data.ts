@@ -7,6 +7,7 @@ import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
 import { resolveRun } from '../store/runs.js';
 import { loadEmbeddings } from '../features/store.js';
+import { usableSql } from '../features/facebox.js';
 
 /** Where a run's labels come from: the dataset's labels, the reference labels, or another run's corrections. */
 export type LabelSource = { kind: 'given' } | { kind: 'reference' } | { kind: 'run'; runId: number };
@@ -34,13 +35,16 @@ export interface DatasetView {
   backboneVersion: string;
 }
 
-/** Loads the dataset's images, labels and embeddings (rows in image-id order) and resolves the label source. */
+/**
+ * Loads the dataset's images, labels and embeddings (rows in image-id order) and resolves the label source. Images
+ * flagged unusable (no face, several faces) are left out.
+ */
 export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource): DatasetView {
   const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone });
   const all = db
     .prepare(
       `SELECT i.id, i.split, l.given, l.reference, coalesce(l.trainable, 1) AS trainable FROM images i LEFT JOIN labels l ON l.image_id = i.id
-       WHERE i.dataset_id = ? ORDER BY i.id`,
+       WHERE i.dataset_id = ? AND ${usableSql('i')} ORDER BY i.id`,
     )
     .all(dataset.id) as { id: number; split: string; given: string | null; reference: string | null; trainable: number }[];
   if (all.length !== emb.imageIds.length) {

@@ -125,3 +125,89 @@ export function proposeLabels(
   const r = relabel(probs, labels, eligible, delta2, classes);
   return r.labels.map((y, i) => (y !== labels[i] ? y : -1));
 }
+
+/**
+ * Eq. 1 on the head's outputs (row-major [N, C + 1], column C the pre-activation f·Wa + ba): alpha per sample.
+ */
+export function importanceOf(out: ArrayLike<number>, classes: number): Float32Array {
+  const K = classes + 1;
+  const n = out.length / K;
+  const alpha = new Float32Array(n);
+  for (let i = 0; i < n; i++) alpha[i] = 1 / (1 + Math.exp(-out[i * K + classes]!));
+  return alpha;
+}
+
+/** A batch's loss, its gradient with respect to the head's outputs, and the softmax the relabeling reads. */
+export interface Objective {
+  /** Mean loss over the batch. */
+  loss: number;
+  /** dL/dout, the layout of the outputs. */
+  dout: Float32Array;
+  /** Softmax of the (weighted, for scn) logits, row-major [N, C]. */
+  probs: Float32Array;
+}
+
+/** Softmax of row v[o .. o+C) scaled by s into p[q ..]; returns log of the normaliser minus the max (for the loss). */
+function softmaxRow(v: ArrayLike<number>, o: number, s: number, C: number, p: Float32Array, q: number): number {
+  let mx = -Infinity;
+  for (let c = 0; c < C; c++) mx = Math.max(mx, s * v[o + c]!);
+  let sum = 0;
+  for (let c = 0; c < C; c++) sum += Math.exp(s * v[o + c]! - mx);
+  for (let c = 0; c < C; c++) p[q + c] = Math.exp(s * v[o + c]! - mx) / sum;
+  return mx + Math.log(sum);
+}
+
+/**
+ * The scn loss gamma * L_RR (Eq. 3) + (1 - gamma) * L_WCE (Eq. 2) of one batch, closed form, with its gradient:
+ * out [N, C + 1] (logits z, then the pre-activation a of alpha = sigmoid(a)), labels y, groups from rankGroups on
+ * alpha. With s_i = alpha_i z_i and p_i = softmax(s_i): dL/ds_i = (1 - gamma) (p_i - onehot(y_i)) / N,
+ * dL/dz_i = alpha_i dL/ds_i, dL/dalpha_i = z_i · dL/ds_i + gamma dL_RR/dalpha_i (-1/M in the high group, +1/(N-M)
+ * in the low group while the margin is unmet), dL/da_i = dL/dalpha_i alpha_i (1 - alpha_i).
+ */
+export function scnObjective(
+  out: ArrayLike<number>,
+  classes: number,
+  labels: ArrayLike<number>,
+  groups: RankGroups,
+  o: { delta1: number; gamma: number },
+): Objective {
+  const C = classes;
+  const K = C + 1;
+  const n = labels.length;
+  const probs = new Float32Array(n * C);
+  const dout = new Float32Array(n * K);
+  const rr = Math.max(0, o.delta1 - groups.gap);
+  const w = (1 - o.gamma) / n;
+  let wce = 0;
+  for (let i = 0; i < n; i++) {
+    const a = out[i * K + C]!;
+    const alpha = 1 / (1 + Math.exp(-a));
+    const y = labels[i]!;
+    const lse = softmaxRow(out, i * K, alpha, C, probs, i * C);
+    wce += lse - alpha * out[i * K + y]!;
+    let dAlpha = 0;
+    for (let c = 0; c < C; c++) {
+      const ds = w * (probs[i * C + c]! - (c === y ? 1 : 0));
+      dout[i * K + c] = alpha * ds;
+      dAlpha += out[i * K + c]! * ds;
+    }
+    if (rr > 0) dAlpha += o.gamma * (groups.low[i]! / groups.nLow - groups.high[i]! / groups.nHigh);
+    dout[i * K + C] = dAlpha * alpha * (1 - alpha);
+  }
+  return { loss: o.gamma * rr + (1 - o.gamma) * (wce / n), dout, probs };
+}
+
+/** Plain softmax cross-entropy (the baseline) of one batch, closed form: out = logits [N, C], dL/dz = (p - onehot(y)) / N. */
+export function crossEntropyObjective(out: ArrayLike<number>, classes: number, labels: ArrayLike<number>): Objective {
+  const C = classes;
+  const n = labels.length;
+  const probs = new Float32Array(n * C);
+  const dout = new Float32Array(n * C);
+  let ce = 0;
+  for (let i = 0; i < n; i++) {
+    const y = labels[i]!;
+    ce += softmaxRow(out, i * C, 1, C, probs, i * C) - out[i * C + y]!;
+    for (let c = 0; c < C; c++) dout[i * C + c] = (probs[i * C + c]! - (c === y ? 1 : 0)) / n;
+  }
+  return { loss: ce / n, dout, probs };
+}

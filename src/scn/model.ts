@@ -1,6 +1,8 @@
 /**
- * The trainable head on frozen backbone embeddings: x -> [hidden layer (ReLU) ->] dropout -> classifier logits z,
- * and for SCN the importance branch alpha = sigmoid(FC(f)) (Eq. 1) on the same features f.
+ * The head on frozen backbone embeddings as tfjs variables: x -> [hidden layer (ReLU) ->] dropout -> classifier
+ * logits z, and for SCN the importance branch alpha = sigmoid(FC(f)) (Eq. 1) on the same features f.
+ * This is the autograd definition of the head: training runs flathead.ts's written-out forward and backward
+ * passes, which the tests check against this model's tf.variableGrads.
  * Dense layers use a matMul whose gradient transposes explicitly: on the wasm backend a matMul with a transposed
  * operand is 13-20x slower (../shared/notes/tfjs-in-node.md).
  */
@@ -83,47 +85,5 @@ export class Head {
 
   dispose(): void {
     for (const v of this.variables) v.dispose();
-  }
-}
-
-/** Adam (Kingma & Ba) with L2 weight decay added to the gradient, as torch.optim.Adam(weight_decay=...). */
-export class Adam {
-  private readonly m: tf.Variable[];
-  private readonly v: tf.Variable[];
-  private t = 0;
-
-  constructor(
-    private readonly params: tf.Variable[],
-    private readonly opts: { weightDecay: number; beta1?: number; beta2?: number; eps?: number },
-  ) {
-    this.m = params.map((p) => tf.variable(tf.zerosLike(p), false));
-    this.v = params.map((p) => tf.variable(tf.zerosLike(p), false));
-  }
-
-  /** One update with learning rate `lr`; `grads` maps variable name to gradient. */
-  step(grads: tf.NamedTensorMap, lr: number): void {
-    const b1 = this.opts.beta1 ?? 0.9;
-    const b2 = this.opts.beta2 ?? 0.999;
-    const eps = this.opts.eps ?? 1e-8;
-    this.t++;
-    const c1 = 1 - b1 ** this.t;
-    const c2 = 1 - b2 ** this.t;
-    tf.tidy(() => {
-      this.params.forEach((p, k) => {
-        let g = grads[p.name];
-        if (!g) return;
-        if (this.opts.weightDecay > 0) g = tf.add(g, tf.mul(p, this.opts.weightDecay));
-        const m = this.m[k]!;
-        const v = this.v[k]!;
-        m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
-        v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
-        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps));
-        p.assign(tf.sub(p, tf.mul(update, lr)));
-      });
-    });
-  }
-
-  dispose(): void {
-    for (const x of [...this.m, ...this.v]) x.dispose();
   }
 }

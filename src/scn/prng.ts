@@ -12,10 +12,15 @@ export class Rng {
 
   /** Uniform in [0, 1). */
   next(): number {
+    return this.uint32() / 4294967296;
+  }
+
+  /** Uniform 32-bit unsigned integer (the generator's raw output; next() is this / 2^32). */
+  uint32(): number {
     let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return (t ^ (t >>> 14)) >>> 0;
   }
 
   /** Uniform integer in [0, n). */

@@ -3,10 +3,9 @@
  * method 'scn': Self-Cure Network head (importance weighting, rank regularization, relabeling);
  * method 'ce': the same head trained with plain cross-entropy (the paper's baseline).
  */
-import { tf } from '../features/backend.js';
 import { argmax } from './argmax.js';
-import { Adam, Head } from './model.js';
-import { crossEntropy, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy, type RankGroups } from './losses.js';
+import { FlatAdam, headGradients, headLayout, headOutputs, initHead, type HeadLayout } from './flathead.js';
+import { crossEntropyObjective, importanceOf, rankGroups, relabel, scnObjective, type Objective, type RankGroups } from './losses.js';
 import { permutation, Rng } from './prng.js';
 
 export type RelabelScope = 'low' | 'all';
@@ -126,10 +125,7 @@ export function standardize(x: Float32Array, dim: number, fit: ArrayLike<number>
     sd[j] = Math.sqrt(Math.max(0, sq[j]! / n - mean[j]! ** 2)) || 1;
   }
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const j = i % dim;
-    out[i] = (x[i]! - mean[j]!) / sd[j]!;
-  }
+  for (let o = 0; o < x.length; o += dim) for (let j = 0; j < dim; j++) out[o + j] = (x[o + j]! - mean[j]!) / sd[j]!;
   return out;
 }
 
@@ -150,40 +146,51 @@ function gatherRows(
   return out;
 }
 
+/** A trained head: its flat parameters and their layout (see flathead.ts). */
+export interface TrainedHead {
+  theta: Float32Array;
+  layout: HeadLayout;
+}
+
 /** Evaluation-mode forward over `rows` in chunks: probabilities of the classifier logits and alpha (if any). */
 export function predict(
-  head: Head,
+  head: TrainedHead,
   x: Float32Array,
   dim: number,
   rows: ArrayLike<number>,
   chunk = 4096,
 ): { probs: Float32Array; alpha: Float32Array | null } {
-  const C = head.shape.classes;
+  const { C, K } = head.layout;
+  const attention = K > C;
   const probs = new Float32Array(rows.length * C);
-  const alpha = head.shape.attention ? new Float32Array(rows.length) : null;
+  const alpha = attention ? new Float32Array(rows.length) : null;
   let buf: Float32Array<ArrayBuffer> = new Float32Array(0);
   for (let s = 0; s < rows.length; s += chunk) {
     const e = Math.min(rows.length, s + chunk);
     buf = gatherRows(x, dim, rows, s, e, buf);
-    const xb = buf;
-    const [p, a] = tf.tidy(() => {
-      const f = head.forward(tf.tensor2d(xb, [e - s, dim]));
-      return f.alpha ? [tf.softmax(f.logits), f.alpha] : [tf.softmax(f.logits)];
-    }) as [tf.Tensor2D, tf.Tensor2D?];
-    probs.set(p.dataSync() as Float32Array, s * C);
-    if (alpha && a) alpha.set(a.dataSync() as Float32Array, s);
-    p.dispose();
-    a?.dispose();
+    const out = headOutputs(head.theta, head.layout, buf, e - s);
+    for (let i = 0; i < e - s; i++) {
+      const o = i * K;
+      let mx = -Infinity;
+      for (let c = 0; c < C; c++) mx = Math.max(mx, out[o + c]!);
+      let sum = 0;
+      for (let c = 0; c < C; c++) sum += Math.exp(out[o + c]! - mx);
+      for (let c = 0; c < C; c++) probs[(s + i) * C + c] = Math.exp(out[o + c]! - mx) / sum;
+      // Eq. 1: alpha = sigmoid(f·Wa + ba).
+      if (alpha) alpha[s + i] = 1 / (1 + Math.exp(-out[o + C]!));
+    }
   }
   return { probs, alpha };
 }
 
-/** What a training step works with: the model, its optimiser, the dropout generator and the working labels. */
+/** What a training step works with: the parameters, their optimiser, the dropout generator and the working labels. */
 interface Trainer {
   o: HeadOptions & ScnOptions & { method: 'scn' | 'ce' };
   scn: boolean;
-  head: Head;
-  adam: Adam;
+  head: TrainedHead;
+  adam: FlatAdam;
+  /** dL/dtheta of the current batch (the layout of head.theta). */
+  grad: Float32Array;
   /** Features [N, dim] as trained on (standardised when asked). */
   x: Float32Array;
   dim: number;
@@ -191,10 +198,21 @@ interface Trainer {
   dropRng: Rng;
   /** The labels trained with: relabeling changes them; the caller's array is never modified. */
   working: Int32Array;
-  /** Reused buffer for a batch's features. */
-  xbuf: Float32Array<ArrayBuffer>;
+  /** The dropout mask's and the batch features' buffers, reused from batch to batch. */
+  maskBuf?: Float32Array;
+  batchBuf: { X: Float32Array; XT: Float32Array | null };
   /** Rows with a reviewed label (TrainData.trusted). */
   trusted?: Uint8Array;
+}
+
+/** One mini-batch's samples; per-sample inputs of the step live here, indexed like `rows`. */
+export interface Batch {
+  /** Rows of the dataset in this batch. */
+  rows: Int32Array;
+  /** Their working labels (class index). */
+  labels: Int32Array;
+  /** 1 for samples whose label is trusted (reviewed): kept in the high group, never relabeled. */
+  pinned?: Uint8Array;
 }
 
 /** Figures of one batch: summed loss, correct predictions, importance gap (scn) and samples relabeled. */
@@ -206,56 +224,88 @@ interface BatchStats {
 }
 
 /**
- * One mini-batch: forward pass with dropout, the loss (scn: gamma * L_RR (Eq. 3) + (1 - gamma) * L_WCE (Eq. 2);
- * ce: cross-entropy), an Adam step, then from `relabelEpoch` on relabeling (Eq. 4) of the working labels.
+ * The batch's features [n, dim] and, when `transposed`, also laid out as [dim, n], written into `buf`'s arrays
+ * when they have the right size (reused from batch to batch).
  */
-function trainBatch(t: Trainer, rows: Int32Array, epoch: number, lr: number): BatchStats {
-  const { o, head, dim, classes: C } = t;
-  const B = rows.length;
-  const F = head.featureDim;
-  const yb = Int32Array.from(rows, (r) => t.working[r]!);
-  const pinned = t.trusted ? Uint8Array.from(rows, (r) => t.trusted![r]!) : undefined;
-  t.xbuf = gatherRows(t.x, dim, rows, 0, B, t.xbuf);
-  let mask: Float32Array | null = null;
-  if (o.dropout > 0) {
-    mask = new Float32Array(B * F);
-    const keep = 1 / (1 - o.dropout);
-    for (let i = 0; i < mask.length; i++) mask[i] = t.dropRng.next() < o.dropout ? 0 : keep;
+function gatherBatch(
+  x: Float32Array,
+  dim: number,
+  rows: Int32Array,
+  transposed: boolean,
+  buf: { X: Float32Array; XT: Float32Array | null },
+): { X: Float32Array; XT: Float32Array | null } {
+  const n = rows.length;
+  const X = buf.X.length === n * dim ? buf.X : new Float32Array(n * dim);
+  const XT = !transposed ? null : buf.XT && buf.XT.length === n * dim ? buf.XT : new Float32Array(dim * n);
+  for (let k = 0; k < n; k++) {
+    const o = rows[k]! * dim;
+    X.set(x.subarray(o, o + dim), k * dim);
+    if (XT) for (let j = 0; j < dim; j++) XT[j * n + k] = x[o + j]!;
   }
-  let probsB: Float32Array = new Float32Array(0);
+  return { X, XT };
+}
+
+/**
+ * A dropout mask of `size` entries: 0 with probability `rate`, else 1 / (1 - rate), from the seeded generator.
+ * Each 32-bit draw decides 32 / b entries of b bits each, b the fewest bits (1, 2, 4, 8 or 16) that express the rate
+ * exactly (1 bit for 0.5, 2 for 0.25 or 0.75, ...); other rates use 16 bits, rounded to a multiple of 1/65536.
+ */
+export function dropoutMask(rng: Rng, size: number, rate: number, out?: Float32Array): Float32Array {
+  const mask = out && out.length === size ? out : new Float32Array(size);
+  const keep = 1 / (1 - rate);
+  let bits = 1;
+  while (bits < 16 && !Number.isInteger(rate * 2 ** bits)) bits *= 2;
+  const per = 32 / bits;
+  const field = 2 ** bits - 1;
+  // Branch-free: (last - x) >>> 31 is 1 when the draw x is above last = cut - 1 (the entry is kept), else 0.
+  const last = Math.round(rate * 2 ** bits) - 1;
+  for (let i = 0; i < size; i += per) {
+    const u = rng.uint32();
+    const end = Math.min(size, i + per);
+    for (let k = i, sh = 0; k < end; k++, sh += bits) mask[k] = keep * ((last - ((u >>> sh) & field)) >>> 31);
+  }
+  return mask;
+}
+
+/**
+ * One mini-batch: forward pass with dropout, the loss (scn: gamma * L_RR (Eq. 3) + (1 - gamma) * L_WCE (Eq. 2);
+ * ce: cross-entropy) and its analytic gradient, one fused Adam step, then from `relabelEpoch` on relabeling (Eq. 4)
+ * of the working labels.
+ */
+function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchStats {
+  const { o, head, dim, classes: C } = t;
+  const { rows, labels: yb, pinned } = batch;
+  const n = rows.length;
+  const F = head.layout.F;
+  const mask = o.dropout > 0 ? (t.maskBuf = dropoutMask(t.dropRng, n * F, o.dropout, t.maskBuf)) : null;
+  let objective: Objective | null = null;
   let groups: RankGroups | null = null;
-  const xb = t.xbuf;
-  const { value, grads } = tf.variableGrads(() => {
-    const xt = tf.tensor2d(xb, [B, dim]);
-    const y = tf.oneHot(tf.tensor1d(yb, 'int32'), C) as tf.Tensor2D;
-    const { logits, alpha } = head.forward(xt, mask ? tf.tensor2d(mask, [B, F]) : undefined);
-    if (t.scn && alpha) {
-      groups = rankGroups(alpha.dataSync(), o.beta, pinned);
-      probsB = tf.softmax(tf.mul(alpha, logits)).dataSync() as Float32Array;
-      return scnLoss(rankRegularization(alpha, groups, o.delta1), weightedCrossEntropy(logits, alpha, y), o.gamma);
-    }
-    probsB = tf.softmax(logits).dataSync() as Float32Array;
-    return crossEntropy(logits, y);
-  }, head.variables);
-  t.adam.step(grads, lr);
-  const lossSum = value.dataSync()[0]! * B;
-  value.dispose();
-  tf.dispose(grads);
+  const lossGrad = (out: Float32Array): Float32Array => {
+    if (t.scn) {
+      groups = rankGroups(importanceOf(out, C), o.beta, pinned);
+      objective = scnObjective(out, C, yb, groups, o);
+    } else objective = crossEntropyObjective(out, C, yb);
+    return objective.dout;
+  };
+  t.batchBuf = gatherBatch(t.x, dim, rows, head.layout.H > 0, t.batchBuf);
+  headGradients(head.theta, head.layout, { n, ...t.batchBuf, mask }, lossGrad, t.grad);
+  t.adam.step(head.theta, t.grad, lr);
+  const { loss, probs } = objective as unknown as Objective;
   let correct = 0;
-  for (let k = 0; k < B; k++) if (argmax(probsB, k, C) === yb[k]) correct++;
+  for (let k = 0; k < n; k++) if (argmax(probs, k, C) === yb[k]) correct++;
   const g = groups as RankGroups | null;
   let relabeled = 0;
   // Eq. 4, after the warm-up: relabel in the low-importance group (or every sample with scope 'all').
   if (t.scn && g && epoch >= o.relabelEpoch) {
     let eligible: ArrayLike<number> | null = o.relabelScope === 'low' ? g.low : null;
     if (pinned) eligible = Uint8Array.from(pinned, (p, k) => (p ? 0 : eligible ? eligible[k]! : 1)); // trusted: never
-    const r = relabel(probsB, yb, eligible, o.delta2, C);
-    for (let k = 0; k < B; k++) {
+    const r = relabel(probs, yb, eligible, o.delta2, C);
+    for (let k = 0; k < n; k++) {
       if (r.labels[k] !== yb[k]) t.working[rows[k]!] = r.labels[k]!;
     }
     relabeled = r.changed;
   }
-  return { lossSum, correct, gap: g ? g.gap : null, relabeled };
+  return { lossSum: loss * n, correct, gap: g ? g.gap : null, relabeled };
 }
 
 /** One epoch over the training rows in a fresh seeded order; never leaves a batch of one (rank groups need two). */
@@ -277,7 +327,9 @@ async function trainEpoch(
     let e = Math.min(order.length, s + t.o.batchSize);
     if (order.length - e === 1) e = order.length;
     const rows = Int32Array.from({ length: e - s }, (_, k) => trainRows[order[s + k]!]!);
-    const b = trainBatch(t, rows, epoch, lr);
+    const labels = Int32Array.from(rows, (r) => t.working[r]!);
+    const pinned = t.trusted ? Uint8Array.from(rows, (r) => t.trusted![r]!) : undefined;
+    const b = trainBatch(t, { rows, labels, pinned }, epoch, lr);
     await pause();
     lossSum += b.lossSum;
     correct += b.correct;
@@ -297,8 +349,8 @@ async function trainEpoch(
 }
 
 /** Accuracy of the head's predictions on `rows` against `labels` (evaluation mode). */
-function accuracyOn(head: Head, x: Float32Array, dim: number, rows: Int32Array, labels: ArrayLike<number>): number {
-  const C = head.shape.classes;
+function accuracyOn(head: TrainedHead, x: Float32Array, dim: number, rows: Int32Array, labels: ArrayLike<number>): number {
+  const C = head.layout.C;
   const pv = predict(head, x, dim, rows).probs;
   let ok = 0;
   rows.forEach((r, k) => (ok += argmax(pv, k, C) === labels[r] ? 1 : 0));
@@ -332,9 +384,23 @@ export async function trainHead(
   const initRng = rng.fork(1);
   const shuffleRng = rng.fork(2);
   const dropRng = rng.fork(3);
-  const head = new Head({ inputDim: dim, hidden: o.hidden, classes: C, attention: scn }, initRng);
-  const adam = new Adam(head.variables, { weightDecay: o.weightDecay });
-  const t: Trainer = { o, scn, head, adam, x, dim, classes: C, dropRng, working: Int32Array.from(data.labels), xbuf: new Float32Array(0), trusted: data.trusted };
+  const shape = { inputDim: dim, hidden: o.hidden, classes: C, attention: scn };
+  const head: TrainedHead = { theta: initHead(shape, initRng), layout: headLayout(shape) };
+  const adam = new FlatAdam(head.layout.size, { weightDecay: o.weightDecay });
+  const t: Trainer = {
+    o,
+    scn,
+    head,
+    adam,
+    grad: new Float32Array(head.layout.size),
+    x,
+    dim,
+    classes: C,
+    dropRng,
+    working: Int32Array.from(data.labels),
+    batchBuf: { X: new Float32Array(0), XT: null },
+    trusted: data.trusted,
+  };
 
   const validRows = data.valid ? Int32Array.from(data.valid).filter((r) => data.labels[r]! >= 0) : new Int32Array(0);
   const allRows = Int32Array.from({ length: N }, (_, i) => i);
@@ -351,30 +417,25 @@ export async function trainHead(
     signal?.throwIfAborted();
   };
 
-  try {
-    signal?.throwIfAborted();
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      const t0 = performance.now();
-      const e = await trainEpoch(t, trainRows, shuffleRng, epoch, lr, pause);
-      lr *= o.lrDecay;
-      const valAccuracy = validRows.length > 0 ? accuracyOn(head, x, dim, validRows, data.labels) : null;
-      // Importance is averaged over the last importanceWindow epochs (evaluation-mode alpha at each epoch's end).
-      if (epoch === o.epochs || (scn && epoch > o.epochs - o.importanceWindow)) {
-        last = predict(head, x, dim, allRows);
-        if (alphaSum && last.alpha) {
-          for (let i = 0; i < N; i++) alphaSum[i]! += last.alpha[i]!;
-          alphaEpochs++;
-        }
+  signal?.throwIfAborted();
+  for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    const t0 = performance.now();
+    const e = await trainEpoch(t, trainRows, shuffleRng, epoch, lr, pause);
+    lr *= o.lrDecay;
+    const valAccuracy = validRows.length > 0 ? accuracyOn(head, x, dim, validRows, data.labels) : null;
+    // Importance is averaged over the last importanceWindow epochs (evaluation-mode alpha at each epoch's end).
+    if (epoch === o.epochs || (scn && epoch > o.epochs - o.importanceWindow)) {
+      last = predict(head, x, dim, allRows);
+      if (alphaSum && last.alpha) {
+        for (let i = 0; i < N; i++) alphaSum[i]! += last.alpha[i]!;
+        alphaEpochs++;
       }
-      const stats: EpochStats = { ...e, valAccuracy, durationS: (performance.now() - t0) / 1000 };
-      epochs.push(stats);
-      onEpoch?.(stats);
     }
-    const final = last ?? predict(head, x, dim, allRows);
-    const importanceMean = alphaSum ? Float32Array.from(alphaSum, (v) => v / Math.max(1, alphaEpochs)) : null;
-    return { epochs, probs: final.probs, importance: final.alpha, importanceMean, trainedLabels: t.working };
-  } finally {
-    adam.dispose();
-    head.dispose();
+    const stats: EpochStats = { ...e, valAccuracy, durationS: (performance.now() - t0) / 1000 };
+    epochs.push(stats);
+    onEpoch?.(stats);
   }
+  const final = last ?? predict(head, x, dim, allRows);
+  const importanceMean = alphaSum ? Float32Array.from(alphaSum, (v) => v / Math.max(1, alphaEpochs)) : null;
+  return { epochs, probs: final.probs, importance: final.alpha, importanceMean, trainedLabels: t.working };
 }
