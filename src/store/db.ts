@@ -57,7 +57,7 @@ export function openStore(path: string, opts: OpenOptions = {}): DB {
   try {
     // First, so that every later step (the switch to WAL, the migrations) waits for a concurrent opener.
     db.pragma('busy_timeout = 5000');
-    if (!opts.readonly) db.pragma('journal_mode = WAL');
+    if (!opts.readonly) enableWal(db);
     db.pragma('foreign_keys = ON');
     if (!opts.readonly) db.pragma('synchronous = NORMAL');
     migrate(db, path);
@@ -69,6 +69,25 @@ export function openStore(path: string, opts: OpenOptions = {}): DB {
     throw e;
   }
   return db;
+}
+
+/**
+ * PRAGMA journal_mode = WAL, retried for up to 5 s on SQLITE_BUSY. Switching needs an exclusive lock; when two first
+ * openers of a new file both hold a shared lock and both ask for it, SQLite answers one of them SQLITE_BUSY at once
+ * (deadlock avoidance: the busy handler is not called), so busy_timeout alone does not cover this race.
+ */
+function enableWal(db: DB): void {
+  const deadline = Date.now() + 5000;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw e;
+      Atomics.wait(pause, 0, 0, 5 + Math.floor(Math.random() * 20));
+    }
+  }
 }
 
 /**
