@@ -71,8 +71,14 @@ async function prepare(path: string, build: boolean): Promise<{ db: DB; runId: n
   });
   if (found) return { db, runId: found.id };
   console.error('yield: training scn (defaults, seed 1)');
-  const { runId } = await trainRun(db, {
-    dataset: dataset.name,
+  const { runId } = await trainRun(db, scnDefaults(dataset.name));
+  return { db, runId };
+}
+
+/** The run the benchmark walks: scn with its defaults on the given (original) labels, seed 1. */
+function scnDefaults(dataset: string): Parameters<typeof trainRun>[1] {
+  return {
+    dataset,
     method: 'scn',
     backbone: DEFAULT_BACKBONE,
     backend: 'auto',
@@ -81,8 +87,7 @@ async function prepare(path: string, build: boolean): Promise<{ db: DB; runId: n
     noiseType: 'symmetric',
     seed: 1,
     folds: 5,
-  });
-  return { db, runId };
+  };
 }
 
 interface Retrained {
@@ -170,18 +175,7 @@ async function simulate(
     if (retrain) {
       // A new run on the decisions so far as trusted labels (train --trust-decisions), same settings and seed.
       const before = nextItems(db, { runId, order: 'margin' }).items;
-      const { runId: r2, report } = await trainRun(db, {
-        dataset: run.dataset.name,
-        method: 'scn',
-        backbone: DEFAULT_BACKBONE,
-        backend: 'auto',
-        labelSource: { kind: 'given' },
-        noiseRate: 0,
-        noiseType: 'symmetric',
-        seed: 1,
-        folds: 5,
-        trustDecisions: true,
-      });
+      const { runId: r2, report } = await trainRun(db, { ...scnDefaults(run.dataset.name), trustDecisions: true });
       const rows = db
         .prepare(
           `SELECT ri.proposed_label AS proposed, l.reference FROM run_images ri JOIN labels l ON l.image_id = ri.image_id
