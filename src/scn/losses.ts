@@ -133,9 +133,12 @@ export function importanceOf(out: ArrayLike<number>, classes: number): Float32Ar
   const K = classes + 1;
   const n = out.length / K;
   const alpha = new Float32Array(n);
-  for (let i = 0; i < n; i++) alpha[i] = 1 / (1 + Math.exp(-out[i * K + classes]!));
+  for (let i = 0; i < n; i++) alpha[i] = attentionWeight(out[i * K + classes]!);
   return alpha;
 }
+
+/** Eq. 1 for one sample: alpha = sigmoid(a), a = f·Wa + ba. */
+export const attentionWeight = (a: number): number => 1 / (1 + Math.exp(-a));
 
 /** A batch's loss, its gradient with respect to the head's outputs, and the softmax the relabeling reads. */
 export interface Objective {
@@ -148,7 +151,7 @@ export interface Objective {
 }
 
 /** Softmax of row v[o .. o+C) scaled by s into p[q ..]; returns log of the normaliser minus the max (for the loss). */
-function softmaxRow(v: ArrayLike<number>, o: number, s: number, C: number, p: Float32Array, q: number): number {
+export function softmaxRow(v: ArrayLike<number>, o: number, s: number, C: number, p: Float32Array, q: number): number {
   let mx = -Infinity;
   for (let c = 0; c < C; c++) mx = Math.max(mx, s * v[o + c]!);
   let sum = 0;
@@ -180,8 +183,7 @@ export function scnObjective(
   const w = (1 - o.gamma) / n;
   let wce = 0;
   for (let i = 0; i < n; i++) {
-    const a = out[i * K + C]!;
-    const alpha = 1 / (1 + Math.exp(-a));
+    const alpha = attentionWeight(out[i * K + C]!);
     const y = labels[i]!;
     const lse = softmaxRow(out, i * K, alpha, C, probs, i * C);
     wce += lse - alpha * out[i * K + y]!;

@@ -5,7 +5,7 @@
  */
 import { argmax } from './argmax.js';
 import { FlatAdam, headGradients, headLayout, headOutputs, initHead, type HeadLayout } from './flathead.js';
-import { crossEntropyObjective, importanceOf, rankGroups, relabel, scnObjective, type Objective, type RankGroups } from './losses.js';
+import { crossEntropyObjective, importanceOf, rankGroups, relabel, scnObjective, softmaxRow, type Objective, type RankGroups } from './losses.js';
 import { permutation, Rng } from './prng.js';
 
 export type RelabelScope = 'low' | 'all';
@@ -169,16 +169,8 @@ export function predict(
     const e = Math.min(rows.length, s + chunk);
     buf = gatherRows(x, dim, rows, s, e, buf);
     const out = headOutputs(head.theta, head.layout, buf, e - s);
-    for (let i = 0; i < e - s; i++) {
-      const o = i * K;
-      let mx = -Infinity;
-      for (let c = 0; c < C; c++) mx = Math.max(mx, out[o + c]!);
-      let sum = 0;
-      for (let c = 0; c < C; c++) sum += Math.exp(out[o + c]! - mx);
-      for (let c = 0; c < C; c++) probs[(s + i) * C + c] = Math.exp(out[o + c]! - mx) / sum;
-      // Eq. 1: alpha = sigmoid(f·Wa + ba).
-      if (alpha) alpha[s + i] = 1 / (1 + Math.exp(-out[o + C]!));
-    }
+    for (let i = 0; i < e - s; i++) softmaxRow(out, i * K, 1, C, probs, (s + i) * C);
+    if (alpha) alpha.set(importanceOf(out, C), s); // Eq. 1
   }
   return { probs, alpha };
 }
