@@ -9,6 +9,7 @@
  *
  * Pure: plain arrays in, numbers out; src/review/estimates.ts reads them from the store.
  */
+import { argmax } from '../scn/argmax.js';
 import { fitLogistic, linear, logit, sigmoid, type SparseRow } from './logistic.js';
 import { Rng } from '../scn/prng.js';
 
@@ -55,28 +56,22 @@ export interface Prior {
 
 export const PRIOR_MIN_ROWS = 50;
 
-export function argmaxOf(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let k = 1; k < p.length; k++) if (p[k]! > p[best]!) best = k;
-  return best;
-}
-
 /** Fits the prior on the run's validation rows (see Prior). */
 export function fitPrior(rows: HeldOutRow[]): Prior {
-  const disagree = rows.filter((r) => r.reference >= 0 && argmaxOf(r.probs) !== r.given);
-  const pos = disagree.filter((r) => argmaxOf(r.probs) === r.reference).length;
+  const disagree = rows.filter((r) => r.reference >= 0 && argmax(r.probs, 0, r.probs.length) !== r.given);
+  const pos = disagree.filter((r) => argmax(r.probs, 0, r.probs.length) === r.reference).length;
   if (disagree.length >= PRIOR_MIN_ROWS && pos >= 5 && disagree.length - pos >= 5) {
     const x: SparseRow[] = disagree.map((r) => {
-      const t = argmaxOf(r.probs);
+      const t = argmax(r.probs, 0, r.probs.length);
       return { idx: [0, 1, 2], val: [1, logit(r.probs[t]!), logit(r.probs[r.given]!)] };
     });
-    const y = disagree.map((r) => (argmaxOf(r.probs) === r.reference ? 1 : 0));
+    const y = disagree.map((r) => (argmax(r.probs, 0, r.probs.length) === r.reference ? 1 : 0));
     const f = fitLogistic({ dim: 3, rows: x, y, l2: 0.01 });
     return { source: 'valid-reference', a: f.w[0]!, b: f.w[1]!, c: f.w[2]!, rows: disagree.length };
   }
   if (rows.length >= PRIOR_MIN_ROWS) {
-    const x: SparseRow[] = rows.map((r) => ({ idx: [0, 1], val: [1, logit(r.probs[argmaxOf(r.probs)]!)] }));
-    const y = rows.map((r) => (argmaxOf(r.probs) === r.given ? 1 : 0));
+    const x: SparseRow[] = rows.map((r) => ({ idx: [0, 1], val: [1, logit(r.probs[argmax(r.probs, 0, r.probs.length)]!)] }));
+    const y = rows.map((r) => (argmax(r.probs, 0, r.probs.length) === r.given ? 1 : 0));
     const f = fitLogistic({ dim: 2, rows: x, y, l2: 0.01 });
     return { source: 'valid-given', a: f.w[0]!, b: f.w[1]!, c: 0, rows: rows.length };
   }
