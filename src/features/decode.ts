@@ -42,6 +42,11 @@ export async function decodeRgb(path: string, box: FaceBox | null = null): Promi
   return cropRgb(image, box);
 }
 
+/** Decodes faces (whole files or their boxes) in parallel; the first one that fails rejects with a FerCleanError naming it. */
+export async function decodeFaces(faces: readonly FaceSource[]): Promise<DecodedBatch> {
+  return { images: await Promise.all(faces.map((f) => decodeRgb(f.file, f.box))) };
+}
+
 /** Images of one batch, decoded at their own size. */
 export interface DecodedBatch {
   images: RgbImage[];

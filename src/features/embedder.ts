@@ -1,6 +1,6 @@
 import { tf } from './backend.js';
 import type { BackboneInfo } from './backbones.js';
-import { decodeRgb, tuneSharpForSmallImages, type DecodedBatch, type FaceEmbedder } from './decode.js';
+import { decodeFaces, tuneSharpForSmallImages, type DecodedBatch, type FaceEmbedder } from './decode.js';
 import { loadNet, type Net } from './nets.js';
 import { toInputBatch, type FaceSource } from './preprocess.js';
 
@@ -18,9 +18,8 @@ export class Embedder implements FaceEmbedder {
     tuneSharpForSmallImages();
   }
 
-  /** Decodes faces (whole files or their boxes) in parallel; the first one that fails rejects with a FerCleanError naming it. */
-  async decode(faces: readonly FaceSource[]): Promise<DecodedBatch> {
-    return { images: await Promise.all(faces.map((f) => decodeRgb(f.file, f.box))) };
+  decode(faces: readonly FaceSource[]): Promise<DecodedBatch> {
+    return decodeFaces(faces);
   }
 
   /** Features of a decoded batch, row-major n x dim. */

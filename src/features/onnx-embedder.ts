@@ -1,7 +1,7 @@
 import type * as Ort from 'onnxruntime-node';
 import { FerCleanError } from '../errors.js';
 import type { BackboneInfo } from './backbones.js';
-import { decodeRgb, tuneSharpForSmallImages, type DecodedBatch, type FaceEmbedder } from './decode.js';
+import { decodeFaces, tuneSharpForSmallImages, type DecodedBatch, type FaceEmbedder } from './decode.js';
 import type { FaceSource } from './facebox.js';
 import { toNchwBatch } from './onnx-input.js';
 
@@ -55,8 +55,8 @@ export class OnnxEmbedder implements FaceEmbedder {
     return new OnnxEmbedder(info, ort, session);
   }
 
-  async decode(faces: readonly FaceSource[]): Promise<DecodedBatch> {
-    return { images: await Promise.all(faces.map((f) => decodeRgb(f.file, f.box))) };
+  decode(faces: readonly FaceSource[]): Promise<DecodedBatch> {
+    return decodeFaces(faces);
   }
 
   async run(batch: DecodedBatch): Promise<Float32Array> {
