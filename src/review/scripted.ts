@@ -9,14 +9,9 @@ import { readCsv } from '../ingest/csvfile.js';
 import { claimedByOthers, LEASE_MS, releaseClaims, type Claimant } from './claims.js';
 import { effectiveFor, recordDecision, undoLast, type DecisionRow, type Verdict } from './decisions.js';
 import { learningOrder, loadEstimates, MIN_DECISIONS_FOR_BULK, refit, type RunEstimates } from './estimates.js';
-import { loadQueue, REVIEW_ORDERS, type ReviewOrder } from './queue.js';
-import { resolveDataset } from '../store/datasets.js';
-import { resolveRun, type ResolvedRun as RunInfo } from '../store/runs.js';
+import { loadQueue, REVIEW_ORDERS, reviewRun, type ReviewOrder } from './queue.js';
+import type { ResolvedRun as RunInfo } from '../store/runs.js';
 
-/** The finished run a scripted verb works on: the one asked for, else the latest of the dataset (named or only). */
-function reviewRun(db: DB, runId: number | undefined, dataset: string | undefined): RunInfo {
-  return resolveRun(db, { runId, dataset: runId === undefined ? resolveDataset(db, dataset) : undefined, purpose: 'to review' });
-}
 import type { PriorSource } from '../estimate/model.js';
 
 /** Queue order: 'estimate' (learning order, the default) or one of the fixed orders of the review session. */

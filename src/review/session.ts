@@ -14,9 +14,8 @@ import {
   type Effective,
   type Verdict,
 } from './decisions.js';
-import { loadDetail, loadQueue, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
-import { resolveDataset } from '../store/datasets.js';
-import { resolveRun, type ResolvedRun } from '../store/runs.js';
+import { loadDetail, loadQueue, reviewRun, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
+import type { ResolvedRun } from '../store/runs.js';
 import { Learner } from './learner.js';
 import type { BulkPreview } from './scripted.js';
 
@@ -127,8 +126,7 @@ export class ReviewSession {
   /** Opens the run (by id, else the dataset's latest finished run) and loads its queue; shows nothing yet. */
   static open(db: DB, opts: SessionOptions): ReviewSession {
     if (!opts.annotator.trim()) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
-    const dataset = opts.runId === undefined ? resolveDataset(db, opts.dataset) : undefined;
-    return new ReviewSession(db, resolveRun(db, { runId: opts.runId, dataset, purpose: 'to review' }), opts);
+    return new ReviewSession(db, reviewRun(db, opts.runId, opts.dataset), opts);
   }
 
   /** Goes to the first undecided item nobody else holds (where a previous session left off). */
