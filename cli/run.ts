@@ -1,5 +1,4 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { Command } from './command.js';
 import { isFerCleanError } from '../src/errors.js';
 import { resolveDbPath } from '../src/store/db.js';
 import { describeSqliteError } from '../src/store/sqlite-errors.js';

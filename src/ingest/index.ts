@@ -1,4 +1,4 @@
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { FerCleanError } from '../errors.js';
 import { boxProblem } from '../features/facebox.js';
 import { imageFile } from '../store/datasets.js';
