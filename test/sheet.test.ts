@@ -1,3 +1,4 @@
+import { chmodSync, lstatSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,5 +99,19 @@ describe('contact sheet', () => {
     const bad = captureIo(tmp.dir);
     expect(await run(['report', '--sheet', join(tmp.dir, 'no', 'such', 'dir', 'q.png'), '--db', dbPath], bad)).toBe(1);
     expect(bad.stderr.text).toMatch(/q\.png: cannot write the contact sheet \(ENOENT\)/);
+  });
+
+  it('report --sheet writes through a symlink and keeps an existing file\'s mode, as export does', async () => {
+    const target = join(tmp.dir, 'kept.png');
+    writeFileSync(target, 'old');
+    chmodSync(target, 0o640);
+    const link = join(tmp.dir, 'link.png');
+    symlinkSync(target, link);
+    const io = captureIo(tmp.dir);
+    expect(await run(['report', '--sheet', link, '--sheet-count', '2', '--db', dbPath], io), io.stderr.text).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect((await sharp(target).metadata()).format).toBe('png');
+    expect(statSync(target).mode & 0o777).toBe(0o640);
+    expect(readdirSync(tmp.dir).filter((f) => f.includes('tmp'))).toEqual([]);
   });
 });

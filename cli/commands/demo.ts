@@ -1,8 +1,9 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { exportLabels } from '../../src/export/index.js';
+import { writeOutput } from '../../src/export/output.js';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../../src/features/backend.js';
 import { DEFAULT_BACKBONE, resolveBackbone } from '../../src/features/backbones.js';
 import { embedDataset } from '../../src/features/embed.js';
@@ -52,7 +53,7 @@ export const demoCommand: Command = {
     const backend = choiceFlag(values['backend'], '--backend', BACKEND_PREFERENCES) ?? 'auto';
     const faces = parseIntFlag(values['faces'], '--faces', 10);
     const bundled = resolve(fixturesDir(), 'demo', 'labels.csv');
-    const source = faces === undefined ? bundled : sliceOfBundle(bundled, faces, dbPath);
+    const source = faces === undefined ? bundled : await sliceOfBundle(bundled, faces, dbPath);
     const total = 6;
     const step = (i: number, title: string, argv: string[]): void =>
       out(io, `\n== ${i}/${total} ${title}\n$ fer-clean ${argv.map(quote).join(' ')}`);
@@ -92,7 +93,7 @@ export const demoCommand: Command = {
       out(io, '');
       for (const line of formatComparison([scn.report, ce.report], tops)) out(io, line);
       const sections = sheetSections(db, resolveRun(db, { runId: scn.runId }), { count: SHEET_FACES });
-      writeAtomically(sheet, await renderSheet(sections));
+      await writeOutput(sheet, await renderSheet(sections));
       out(io, `\ncontact sheet (open it in an image viewer): ${sheet}`);
       out(io, `  the first ${sections[0]!.faces.length} proposals of the review queue, then the ${sections[1]?.faces.length ?? 0} training faces SCN gave the lowest importance`);
 
@@ -154,20 +155,14 @@ export function formatComparison(reports: RunReport[], tops: QueueTop[]): string
 }
 
 /** Every k-th row of each split of the bundled CSV, about `n` in all, written beside the database (same rows on a re-run). */
-function sliceOfBundle(bundled: string, n: number, dbPath: string): string {
+async function sliceOfBundle(bundled: string, n: number, dbPath: string): Promise<string> {
   const file = join(dirname(dbPath), `fer-clean-demo-faces-${n}.csv`);
   if (existsSync(file)) return file;
   const rows = parse(readFileSync(bundled), { columns: true }) as Record<string, string>[];
   const every = Math.max(1, Math.floor(rows.length / n));
   const picked = rows.filter((_, i) => i % every === 0);
-  writeAtomically(file, stringify(picked, { header: true, columns: Object.keys(rows[0]!) }));
+  await writeOutput(file, stringify(picked, { header: true, columns: Object.keys(rows[0]!) }));
   return file;
-}
-
-function writeAtomically(file: string, data: string | Buffer): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
 }
 
 const quote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);

@@ -1,6 +1,6 @@
-import { renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
+import { OutputError, writeOutput } from '../../src/export/output.js';
 import { datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
 import { QUEUE_ORDERS } from '../../src/review/scripted.js';
 import { resolveDataset } from '../../src/store/datasets.js';
@@ -74,12 +74,11 @@ export const reportCommand: Command = {
         const sections = sheetSections(db, run, { count, order });
         const png = await renderSheet(sections);
         const file = resolve(io.cwd, values['sheet'] as string);
-        const tmp = `${file}.${process.pid}.tmp`;
         try {
-          writeFileSync(tmp, png);
-          renameSync(tmp, file);
+          await writeOutput(file, png);
         } catch (e) {
-          throw new FerCleanError(`${file}: cannot write the contact sheet (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+          if (e instanceof OutputError) throw new FerCleanError(`${file}: cannot write the contact sheet (${e.reason})`);
+          throw e;
         }
         (values['json'] ? err : out)(io, `contact sheet: ${file} (${sections.map((s) => `${s.faces.length} faces`).join(' + ')})`);
       }

@@ -29,8 +29,8 @@ import type { Writable } from 'node:stream';
 import { FerCleanError } from '../errors.js';
 
 export interface Output {
-  /** Appends text (buffered: a failure may surface on a later write or on commit). */
-  write(text: string): Promise<void>;
+  /** Appends text or bytes (buffered: a failure may surface on a later write or on commit). */
+  write(data: string | Uint8Array): Promise<void>;
   /** Makes the written text the target's content. */
   commit(): Promise<void>;
   /** Drops what was written (the target is left as it was, where the kind of target allows). */
@@ -38,11 +38,21 @@ export interface Output {
 }
 
 const codeOf = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-const cannot = (path: string, e: unknown): FerCleanError => {
+/** A write that failed: `reason` says why in a few words (no space left on the device, permission denied, ENOENT). */
+export class OutputError extends FerCleanError {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: cannot write (${reason})`);
+  }
+}
+
+const cannot = (path: string, e: unknown): OutputError => {
   const code = codeOf(e);
   const why =
     code === 'ENOSPC' ? 'no space left on the device' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'read-only file system' : code;
-  return new FerCleanError(`${path}: cannot write (${why})`);
+  return new OutputError(path, why);
 };
 
 function lstatOrNull(path: string): Stats | null {
@@ -77,10 +87,26 @@ export function openOutput(target: string | Writable, writeFd: FdWrite = (fd, bu
   return fileOutput(target, path, st, writeFd);
 }
 
+/**
+ * Writes `data` as the whole content of `target` with openOutput's rules (a file replaced atomically keeping its
+ * mode and links, a symlink written through, a device or pipe written to): for files made in one piece, such as a
+ * contact sheet.
+ */
+export async function writeOutput(target: string, data: string | Uint8Array): Promise<void> {
+  const output = openOutput(target);
+  try {
+    await output.write(data);
+    await output.commit();
+  } catch (e) {
+    output.abort();
+    throw e;
+  }
+}
+
 /** Writes straight into an open file descriptor. */
-function fdWriter(fd: number, path: string, writeFd: FdWrite): (text: string) => void {
-  return (text) => {
-    const buf = Buffer.from(text);
+function fdWriter(fd: number, path: string, writeFd: FdWrite): (data: string | Uint8Array) => void {
+  return (data) => {
+    const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     for (let off = 0; off < buf.length; ) {
       try {
         off += writeFd(fd, buf, off);
