@@ -10,7 +10,7 @@ import { OnnxEmbedder } from '../src/features/onnx-embedder.js';
 import { buildOnnxModel } from '../src/features/onnx-graph.js';
 import { toNchwBatch } from '../src/features/onnx-input.js';
 import { loadEmbeddings, missingImages, saveEmbeddings } from '../src/features/store.js';
-import { getDatasetById } from '../src/store/datasets.js';
+import { getDatasetById, imageFile } from '../src/store/datasets.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { BENCH_DB, DATA_DIR, machine, mb, peakRss } from './common.js';
@@ -108,7 +108,7 @@ async function stagesChild(count: number): Promise<void> {
   for (let i = 0; i < pending.length; i += DEFAULT_BATCH) {
     const slice = pending.slice(i, i + DEFAULT_BATCH);
     c = cpu();
-    const decoded = await embedder.decode(slice.map((p) => ({ file: join(root, p.path), box: p.box })));
+    const decoded = await embedder.decode(slice.map((p) => ({ file: imageFile(root, p.path), box: p.box })));
     t.decode += cpu() - c;
     c = cpu();
     const x = toNchwBatch(decoded.images, info.inputSize);

@@ -4,10 +4,9 @@
  * (images.crop_*, crop_source 'detected') or a quality flag ('no-face', 'several-faces'). Flagged images are never
  * embedded (see UNUSABLE_QUALITIES) and are listed by `ingest` and `report`.
  */
-import { isAbsolute, join } from 'node:path';
 import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
-import { getDatasetById } from '../store/datasets.js';
+import { getDatasetById, imageFile } from '../store/datasets.js';
 import type { BackendPreference } from './backend.js';
 import { createDetector, isTightCrop, type DetectMode, type FaceDetector } from './detect.js';
 import { UNUSABLE_QUALITIES, type FaceBox } from './facebox.js';
@@ -77,7 +76,7 @@ export async function locateFaces(db: DB, opts: LocateOptions, onProgress?: (don
     const detector = opts.detector ?? (await createDetector({ backend: opts.backend, minScore: opts.minScore }));
     onProgress?.(0, todo.length);
     for (const [k, r] of todo.entries()) {
-      const found = await detector.detect(isAbsolute(r.path) ? r.path : join(dataset.root, r.path));
+      const found = await detector.detect(imageFile(dataset.root, r.path));
       summary.examined++;
       if (found.faces.length === 1) boxes.push({ id: r.id, box: found.faces[0]!.box });
       else {

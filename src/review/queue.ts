@@ -1,8 +1,7 @@
-import { isAbsolute, join } from 'node:path';
 import { FerCleanError } from '../errors.js';
 import { boxOfRow, type FaceBox } from '../features/facebox.js';
 import type { DB } from '../store/db.js';
-import { resolveDataset } from '../store/datasets.js';
+import { imageFile, resolveDataset } from '../store/datasets.js';
 import { resolveRun, type ResolvedRun } from '../store/runs.js';
 
 /**
@@ -91,7 +90,7 @@ export function loadDetail(db: DB, run: ResolvedRun, imageId: number): ItemDetai
     throw new FerCleanError(`run ${run.id}, image ${imageId}: probs is not valid JSON`);
   }
   return {
-    file: isAbsolute(r.path) ? r.path : join(run.dataset.root, r.path),
+    file: imageFile(run.dataset.root, r.path),
     box: boxOfRow(r),
     quality: r.quality,
     probs,

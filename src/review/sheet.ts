@@ -3,7 +3,7 @@
  * second section, the training faces of lowest importance. Faces are cut with the stored face box (decodeRgb), the
  * text is SVG composited by sharp (librsvg in sharp's libvips).
  */
-import { isAbsolute, join } from 'node:path';
+import { imageFile } from '../store/datasets.js';
 import sharp, { type OverlayOptions } from 'sharp';
 import { FerCleanError } from '../errors.js';
 import { boxOfRow, type FaceBox } from '../features/facebox.js';
@@ -100,7 +100,7 @@ export function sheetSections(db: DB, run: ResolvedRun, opts: SheetOptions = {})
           ? { legend: 'frame green: the given label agrees with the reference label (ref), red: it does not, grey: no reference' }
           : {}),
         faces: rows.map((r) => ({
-          file: isAbsolute(r.path) ? r.path : join(run.dataset.root, r.path),
+          file: imageFile(run.dataset.root, r.path),
           box: boxOfRow(r),
           lines: [
             `alpha ${fix(r.importance, 2)}`,
