@@ -4,6 +4,7 @@
  * App schedules them after a frame); nothing here prints.
  */
 import type { DB } from '../store/db.js';
+import type { QueueItem } from './queue.js';
 import { learningOrder, loadEstimates, refit, type RunEstimates } from './estimates.js';
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
 import { bulkAccept, previewBulkAccept, type BulkPreview, type BulkResult } from './scripted.js';
@@ -20,9 +21,14 @@ export class Learner {
   /** The last refit: reviewer decisions it used and how long it took (ms, estimates loaded on the first one). */
   lastFit: { fittedOn: number; ms: number } | null = null;
 
+  /**
+   * @param queue the run's proposals in margin order, when the caller has read them already (a review session);
+   *   else they are read from the store on the first refit.
+   */
   constructor(
     private readonly db: DB,
     readonly run: RunInfo,
+    private readonly queue?: () => QueueItem[],
   ) {}
 
   get ready(): boolean {
@@ -37,7 +43,7 @@ export class Learner {
   /** Loads the estimates (first call), refits on every decision in the store and recomputes the learning order. */
   relearn(): void {
     const t0 = performance.now();
-    this.est ??= loadEstimates(this.db, this.run);
+    this.est ??= loadEstimates(this.db, this.run, this.queue?.());
     const decided = refit(this.db, this.est);
     const { order, explored } = learningOrder(this.est, decided);
     const items = this.est.items;
@@ -65,13 +71,13 @@ export class Learner {
 
   /** How many undecided proposals a bulk accept at `minEstimate` would take and how many are expected wrong. */
   previewBulk(annotator: string, minEstimate: number): BulkPreview {
-    this.est ??= loadEstimates(this.db, this.run);
+    this.est ??= loadEstimates(this.db, this.run, this.queue?.());
     return previewBulkAccept(this.db, { annotator, minEstimate, estimates: this.est });
   }
 
   /** The bulk accept itself (one undo reverts it), under this session's id. */
   bulk(annotator: string, minEstimate: number, sessionId: string): BulkResult {
-    this.est ??= loadEstimates(this.db, this.run);
+    this.est ??= loadEstimates(this.db, this.run, this.queue?.());
     const r = bulkAccept(this.db, { annotator, minEstimate, sessionId, estimates: this.est });
     this.relearn();
     return r;

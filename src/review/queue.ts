@@ -29,6 +29,9 @@ export interface QueueItem {
   proposed: string;
   margin: number | null;
   importance: number | null;
+  /** The run's P(proposed) and P(given) for the image (0 where not a finite number): the estimates' features. */
+  pProposed: number;
+  pGiven: number;
 }
 
 /** What is shown of an item besides the queue fields. */
@@ -45,30 +48,120 @@ export interface ItemDetail {
   importanceMean: number | null;
 }
 
-const ORDER_SQL: Record<ReviewOrder, string> = {
-  margin: `ri.proposal_margin IS NULL, ri.proposal_margin DESC, ri.image_id`,
-  importance: `ri.importance IS NULL, ri.importance ASC, ri.proposal_margin DESC, ri.image_id`,
-  // Given class in taxonomy order (the CASE list is built per dataset), then margin.
-  class: `given_rank, ri.proposal_margin IS NULL, ri.proposal_margin DESC, ri.image_id`,
+type Where = { path: string; split: string };
+
+/**
+ * A queue item as read from the indexes (migration 005): its path and split are read from `images` the first time
+ * they are asked for, so that a queue of 187k proposals does not read 187k paths to show one face.
+ */
+class StoredItem implements QueueItem {
+  #where: Where | undefined;
+  constructor(
+    readonly imageId: number,
+    readonly given: string,
+    readonly runGiven: string,
+    readonly proposed: string,
+    readonly margin: number | null,
+    readonly importance: number | null,
+    readonly pProposed: number,
+    readonly pGiven: number,
+    private readonly whereOf: (imageId: number) => Where,
+  ) {}
+  get path(): string {
+    return (this.#where ??= this.whereOf(this.imageId)).path;
+  }
+  get split(): string {
+    return (this.#where ??= this.whereOf(this.imageId)).split;
+  }
+}
+
+/** Path and split of one image (the lookup behind StoredItem). */
+function whereOf(db: DB): (imageId: number) => Where {
+  const stmt = db.prepare(`SELECT path, split FROM images WHERE id = ?`);
+  return (imageId) => {
+    const r = stmt.get(imageId) as Where | undefined;
+    if (!r) throw new FerCleanError(`image ${imageId} is in a run but no longer in the store`);
+    return r;
+  };
+}
+
+type Row = [
+  imageId: number,
+  given: string,
+  runGiven: string,
+  proposed: string,
+  margin: number | null,
+  importance: number | null,
+  pProposed: number | null,
+  pGiven: number | null,
+];
+/** One pass over the proposals; P(class) is taken from the probs JSON in SQL (NULL for an unknown class or a null). */
+const rowSql = (taxonomy: readonly string[], index: string): string => {
+  const p = (col: string): string => `json_extract(ri.probs, '$[' || ${classIndexSql(taxonomy, col, 'NULL')} || ']')`;
+  return `SELECT ri.image_id, coalesce(l.given, ri.given_label), ri.given_label, ri.proposed_label, ri.proposal_margin, ri.importance,
+                 ${p('ri.proposed_label')}, ${p('coalesce(l.given, ri.given_label)')}
+          FROM run_images ri INDEXED BY ${index} LEFT JOIN labels l ON l.image_id = ri.image_id
+          WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL`;
 };
 
-/** The run's images with a proposed label, in review order. */
+/** Sort keys of each order, the same in SQL (a window) and in the comparator below (the whole queue). */
+const ORDER_SQL: Record<ReviewOrder, string> = {
+  margin: `ri.proposal_margin DESC, ri.image_id`,
+  importance: `ri.importance IS NULL, ri.importance ASC, ri.proposal_margin DESC, ri.image_id`,
+  class: `{rank}, ri.proposal_margin DESC, ri.image_id`,
+};
+
+/** SQL: the place of the label in column `col` in the taxonomy, else `otherwise` (an SQL expression). */
+export const classIndexSql = (taxonomy: readonly string[], col: string, otherwise: string): string =>
+  `CASE ${col} ${taxonomy.map((c, i) => `WHEN '${c.replace(/'/g, "''")}' THEN ${i}`).join(' ')} ELSE ${otherwise} END`;
+
+/** Largest first, NULL last (as SQLite's DESC puts it). */
+const desc = (a: number | null, b: number | null): number => (a === b ? 0 : a === null ? 1 : b === null ? -1 : b - a);
+/** Smallest first, NULL last (SQL: `x IS NULL, x ASC`). */
+const asc = (a: number | null, b: number | null): number => (a === b ? 0 : a === null ? 1 : b === null ? -1 : a - b);
+
+/** Compares two items in a review order; ties are broken by image id, so the order is total. */
+export function compareItems(order: ReviewOrder, taxonomy: readonly string[]): (a: QueueItem, b: QueueItem) => number {
+  const rank = (c: string): number => {
+    const i = taxonomy.indexOf(c);
+    return i < 0 ? taxonomy.length : i;
+  };
+  switch (order) {
+    case 'margin':
+      return (a, b) => desc(a.margin, b.margin) || a.imageId - b.imageId;
+    case 'importance':
+      return (a, b) => asc(a.importance, b.importance) || desc(a.margin, b.margin) || a.imageId - b.imageId;
+    case 'class':
+      return (a, b) => rank(a.given) - rank(b.given) || desc(a.margin, b.margin) || a.imageId - b.imageId;
+  }
+}
+
+const toItems = (rows: Row[], where: (imageId: number) => Where): QueueItem[] =>
+  rows.map((r) => new StoredItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6] ?? 0, r[7] ?? 0, where));
+
+/**
+ * The run's images with a proposed label, in review order. Read from an index in image order (the labels join then
+ * walks its table in order) and sorted here; paths are read when asked for.
+ */
 export function loadQueue(db: DB, run: ResolvedRun, order: ReviewOrder = 'margin'): QueueItem[] {
-  const taxonomy = run.dataset.taxonomy;
-  const rank = `CASE l.given ${taxonomy.map((c, i) => `WHEN '${c.replace(/'/g, "''")}' THEN ${i}`).join(' ')} ELSE ${taxonomy.length} END`;
-  const rows = db
-    .prepare(
-      `SELECT ri.image_id AS imageId, i.path, i.split, coalesce(l.given, ri.given_label) AS given, ri.given_label AS runGiven,
-              ri.proposed_label AS proposed, ri.proposal_margin AS margin, ri.importance, ${rank} AS given_rank
-       FROM run_images ri
-       JOIN images i ON i.id = ri.image_id
-       LEFT JOIN labels l ON l.image_id = ri.image_id
-       WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL
-       ORDER BY ${ORDER_SQL[order]}`,
-    )
-    .all(run.id) as (QueueItem & { given_rank?: number })[];
-  for (const r of rows) delete r.given_rank;
-  return rows;
+  const rows = db.prepare(`${rowSql(run.dataset.taxonomy, 'run_images_queue')} ORDER BY ri.image_id`).raw().all(run.id) as Row[];
+  return toItems(rows, whereOf(db)).sort(compareItems(order, run.dataset.taxonomy));
+}
+
+/**
+ * The first `limit` items of loadQueue(db, run, order), read without reading the rest (in margin order straight
+ * from its index): what a review needs to show its first face.
+ */
+export function loadQueueHead(db: DB, run: ResolvedRun, order: ReviewOrder, limit: number): QueueItem[] {
+  const sql =
+    rowSql(run.dataset.taxonomy, order === 'margin' ? 'run_images_queue_by_margin' : 'run_images_queue') +
+    ` ORDER BY ${ORDER_SQL[order].replace('{rank}', classIndexSql(run.dataset.taxonomy, 'coalesce(l.given, ri.given_label)', String(run.dataset.taxonomy.length)))} LIMIT ?`;
+  return toItems(db.prepare(sql).raw().all(run.id, limit) as Row[], whereOf(db));
+}
+
+/** How many proposals the run makes (the length of its queue). */
+export function countQueue(db: DB, run: ResolvedRun): number {
+  return (db.prepare(`SELECT count(*) AS n FROM run_images WHERE run_id = ? AND proposed_label IS NOT NULL`).get(run.id) as { n: number }).n;
 }
 
 /** Probabilities, prediction and file of one queued image. */
