@@ -61,7 +61,7 @@ export const reviewCommand: Command = {
         annotator,
         order,
       });
-      if (session.items.length === 0) {
+      if (session.total === 0) {
         out(io, `Nothing to review: run ${session.run.id} (${session.run.dataset.name}) proposes no relabels.`);
         return 0;
       }

@@ -100,14 +100,16 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
     return () => clearInterval(t);
   }, [session, tickMs]);
 
-  // The estimates are (re)fitted after a frame is drawn, never between a key and the next face: at start, then every
-  // few decisions (session.relearnDue).
+  // After a frame is drawn, never between a key and the next face: the rest of the queue is read (the session opens
+  // with its first window), then the estimates are (re)fitted: at start, then every few decisions (relearnDue). Two
+  // steps, so that a key typed meanwhile is handled between them.
   const relearnTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   useEffect(() => {
-    if (relearnTimer.current || !session.relearnDue()) return;
+    if (relearnTimer.current || (session.loaded && !session.relearnDue())) return;
     relearnTimer.current = setTimeout(() => {
       relearnTimer.current = null;
-      session.relearn();
+      if (session.loaded) session.relearn();
+      else session.loadRest();
       bump();
     }, 0);
   });
@@ -151,7 +153,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   if (mode === 'help') body = <Page lines={helpLines(taxonomy)} width={layout.cols} rows={layout.bodyRows} />;
   else if (mode === 'filter') body = <Page lines={filterLines(taxonomy, filterBy)} width={layout.cols} rows={layout.bodyRows} />;
   else if (mode === 'bulk' && session.bulkOffer) body = <Page lines={bulkLines(session.bulkOffer)} width={layout.cols} rows={layout.bodyRows} />;
-  else if (session.items.length === 0) {
+  else if (session.total === 0) {
     body = (
       <Box flexDirection="column" height={layout.bodyRows}>
         <Text bold>Nothing to review: run {session.run.id} proposes no relabels.</Text>
