@@ -61,7 +61,15 @@ export class ProgressBar {
     const eta = current >= this.total ? 0 : rate ? (this.total - current) / rate : Infinity;
     return (
       `${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${current}/${this.total} ${this.unit}` +
-      ` ${rate === null ? '--' : rate.toFixed(0)}/s ETA ${formatDuration(eta)}`
+      ` ${formatRate(rate)} ETA ${formatDuration(eta)}`
     );
   }
+}
+
+/** Units per second: '--/s' before a rate is known, '1024/s', '2.5/s', or for slow work (epochs) '1 per 19.4s'. */
+export function formatRate(rate: number | null): string {
+  if (rate === null || !Number.isFinite(rate)) return '--/s';
+  if (rate >= 10) return `${rate.toFixed(0)}/s`;
+  if (rate >= 1) return `${rate.toFixed(1)}/s`;
+  return rate > 0 ? `1 per ${(1 / rate).toFixed(1)}s` : '0/s';
 }

@@ -73,4 +73,16 @@ describe('progress on standard error', () => {
     expect(lines[0]).toBe('ingest [##......................] 256/2560 images --/s ETA --');
     expect(lines.at(-1)).toBe('ingest [############............] 1280/2560 images 1024/s ETA 1s');
   });
+
+  it('slow work shows time per unit, not 0/s (training at 1M images: an epoch every 19 s)', async () => {
+    const { ProgressBar, formatRate } = await import('../cli/progress.js');
+    expect([formatRate(null), formatRate(1024.4), formatRate(2.46), formatRate(1 / 19.4), formatRate(0)]).toEqual(['--/s', '1024/s', '2.5/s', '1 per 19.4s', '0/s']);
+    const io = captureIo();
+    let now = 0;
+    const bar = new ProgressBar(io, 'train scn', 20, 'epochs', () => now);
+    bar.update(1);
+    now += 19_400;
+    bar.update(2);
+    expect(io.stderr.text.trim().split('\n').at(-1)).toBe('train scn [##......................] 2/20 epochs 1 per 19.4s ETA 5m49s');
+  });
 });
