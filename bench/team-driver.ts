@@ -77,6 +77,9 @@ class Session {
   private tail = '';
   private shown = new Set<string>();
   private fresh: string | null = null;
+  /** The fresh path shows the same picture as the path before it (its face cells are not redrawn). */
+  private freshSame = false;
+  private lastPath: string | null = null;
   private blocks = 0;
   private waiter: { cells: number; resolve: (ok: boolean) => void; timer: NodeJS.Timeout } | null = null;
   screen = '';
@@ -87,6 +90,8 @@ class Session {
     private readonly pidFile: string,
     cols: number,
     rows: number,
+    /** The picture a path shows (its sha256), to know when the next item's face needs no redraw. */
+    private readonly pictureOf: (path: string) => string | undefined = () => undefined,
   ) {
     const cli = join(packageRoot(), 'dist', 'cli', 'main.js');
     const cmd = `stty cols ${cols} rows ${rows}; echo $$ > '${pidFile}'; exec node '${cli}' review --db '${dbPath}' --annotator ${annotator} --color 256`;
@@ -108,11 +113,16 @@ class Session {
       if (!this.shown.has(m[1]!)) {
         this.shown.add(m[1]!);
         this.fresh = m[1]!;
+        // The overlay rewrites only the rows that change: the same picture under another path draws no cells
+        // (a replicated dataset shows each picture under several paths, often one after the other).
+        const picture = this.pictureOf(m[1]!);
+        this.freshSame = picture !== undefined && this.lastPath !== null && picture === this.pictureOf(this.lastPath);
+        this.lastPath = m[1]!;
       }
     }
     this.blocks += chunk.split('▀').length - 1;
     const w = this.waiter;
-    if (w && this.fresh !== null && this.blocks >= w.cells) {
+    if (w && this.drawn(w.cells)) {
       clearTimeout(w.timer);
       this.waiter = null;
       w.resolve(true);
@@ -122,7 +132,7 @@ class Session {
   /** Resolves true once a path not shown before and `cells` face cells have been drawn since the last write. */
   nextFace(cells: number, ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      if (this.fresh !== null && this.blocks >= cells) return resolve(true);
+      if (this.drawn(cells)) return resolve(true);
       const timer = setTimeout(() => {
         this.waiter = null;
         resolve(false);
@@ -131,8 +141,13 @@ class Session {
     });
   }
 
+  private drawn(cells: number): boolean {
+    return this.fresh !== null && (this.blocks >= cells || this.freshSame);
+  }
+
   write(keys: string): void {
     this.fresh = null;
+    this.freshSame = false;
     this.blocks = 0;
     this.child.stdin.write(keys);
   }
@@ -172,7 +187,17 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
   const faceCells = Math.floor(layout.faceCols * layout.faceRows * 0.6);
   const t0 = performance.now();
 
-  const sessions = Array.from({ length: o.sessions }, (_, k) => new Session(o.dbPath, `team${k + 1}`, join(o.workDir, `team${k + 1}.pid`), cols, rows));
+  const pictures = openStore(o.dbPath, { mustExist: true });
+  const shaOf = pictures.prepare(`SELECT sha256 FROM images WHERE dataset_id IN (SELECT id FROM datasets) AND path = ?`).pluck();
+  const seen = new Map<string, string | undefined>();
+  const pictureOf = (path: string): string | undefined => {
+    if (!seen.has(path)) seen.set(path, shaOf.get(path) as string | undefined);
+    return seen.get(path);
+  };
+  const sessions = Array.from(
+    { length: o.sessions },
+    (_, k) => new Session(o.dbPath, `team${k + 1}`, join(o.workDir, `team${k + 1}.pid`), cols, rows, pictureOf),
+  );
   const exports = { runs: 0, failures: [] as string[] };
   let exporting = Boolean(o.exportMeanwhile);
   const exportLoop = (async () => {
@@ -263,6 +288,7 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
     }
   } finally {
     exporting = false;
+    pictures.close();
     for (const s of sessions) s.kill();
     rmSync(join(o.workDir, 'team-export.csv'), { force: true });
   }
