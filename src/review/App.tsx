@@ -9,8 +9,12 @@ import type { QueueItem } from './queue.js';
 import type { FaceSink } from './overlay.js';
 import { computeLayout, faceKey, type Layout } from './layout.js';
 import { formatDuration } from '../format.js';
+import { REFIT_EVERY } from './learner.js';
 
 export { computeLayout, type Layout } from './layout.js';
+
+/** A due refit of the estimates waits for this long without a new frame (a pause in the keys). */
+export const RELEARN_PAUSE_MS = 150;
 
 export interface AppProps {
   session: ReviewSession;
@@ -102,18 +106,28 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
 
   // After a frame is drawn, never between a key and the next face: the rest of the queue is read (the session opens
   // with its first window), then the estimates are (re)fitted: at start, then every few decisions (relearnDue). Two
-  // steps, so that a key typed meanwhile is handled between them.
-  const relearnTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  // steps, so that a key typed meanwhile is handled between them. A refit (a frame's time or more) waits for a pause
+  // in the keys, RELEARN_PAUSE_MS without a frame, but no longer than REFIT_EVERY more decisions.
+  const relearnTimer = useRef<{ timer: ReturnType<typeof setTimeout>; now: boolean } | null>(null);
   useEffect(() => {
-    if (relearnTimer.current || (session.loaded && !session.relearnDue())) return;
-    relearnTimer.current = setTimeout(() => {
-      relearnTimer.current = null;
-      if (session.loaded) session.relearn();
-      else session.loadRest();
-      bump();
-    }, 0);
+    if (session.loaded && !session.relearnDue()) return;
+    const now = !session.loaded || !session.learner.ready || session.learner.pending >= 2 * REFIT_EVERY;
+    if (relearnTimer.current) {
+      if (relearnTimer.current.now) return;
+      clearTimeout(relearnTimer.current.timer);
+    }
+    const timer = setTimeout(
+      () => {
+        relearnTimer.current = null;
+        if (session.loaded) session.relearn();
+        else session.loadRest();
+        bump();
+      },
+      now ? 0 : RELEARN_PAUSE_MS,
+    );
+    relearnTimer.current = { timer, now };
   });
-  useEffect(() => () => void (relearnTimer.current && clearTimeout(relearnTimer.current)), []);
+  useEffect(() => () => void (relearnTimer.current && clearTimeout(relearnTimer.current.timer)), []);
 
   useInput((input, key) => {
     let redraw = false;
