@@ -12,7 +12,7 @@
  * `npm run bench -- embed` fills). Embedding speed per image is the embed benchmark's subject.
  *
  * Each step is the real CLI in a process of its own (`/usr/bin/time` gives its peak resident memory); review is the
- * CLI in a pseudo-terminal (start-up to the first face, then 30 keys timed to the next face drawn).
+ * CLI in a pseudo-terminal (start-up to the first face, then 60 keys timed to the next face drawn).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -25,7 +25,7 @@ import { backboneVersion, resolveBackbone } from '../src/features/backbones.js';
 import { packageRoot } from '../src/paths.js';
 import { openStore } from '../src/store/db.js';
 import { BENCH_DB, DATA_DIR, machine } from './common.js';
-import { median, runTeam } from './team-driver.js';
+import { median, quantile, runTeam } from './team-driver.js';
 
 /**
  * Row j shows shared face (j mod PERIOD) mod 35,710: up to 100,000 rows that is face j mod 35,710; above, the
@@ -247,13 +247,13 @@ export async function main(): Promise<void> {
       const proposals = (db.prepare(`SELECT count(*) AS n FROM run_images WHERE run_id = ? AND proposed_label IS NOT NULL`).get(scnRun) as { n: number }).n;
       db.close();
       const t0 = performance.now();
-      const r = await runTeam({ dbPath, workDir: dir, sessions: 1, steps: 30, paceMs: 20, burstEvery: 0, exportMeanwhile: false });
+      const r = await runTeam({ dbPath, workDir: dir, sessions: 1, steps: 60, paceMs: 20, burstEvery: 0, exportMeanwhile: false });
       const s = r.sessions[0]!;
       note({
         step: 'review',
         seconds: (performance.now() - t0) / 1000,
         peakRss: s.peakRss,
-        note: `start-up to first face ${(s.firstFaceMs / 1000).toFixed(2)} s; key to next face median ${median(s.timed).toFixed(0)} ms (${s.timed.length} keys, ${s.handled}/${s.keysSent} handled); ${proposals} proposals`,
+        note: `start-up to first face ${(s.firstFaceMs / 1000).toFixed(2)} s; key to next face median ${median(s.timed).toFixed(0)} ms, p90 ${quantile(s.timed, 0.9).toFixed(0)} ms, max ${Math.max(...s.timed).toFixed(0)} ms (${s.timed.length} keys timed, ${s.handled}/${s.keysSent} handled); ${proposals} proposals`,
       });
     }
     if (steps.includes('queue')) {

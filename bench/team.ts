@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { BENCH_DB, machine } from './common.js';
 import { buildDatabase } from './review.js';
-import { median, runTeam } from './team-driver.js';
+import { median, quantile, runTeam } from './team-driver.js';
 
 /**
  * `npm run bench -- team`: 8 review sessions in real pseudo-terminals on one database (the 28,558 shared train
@@ -31,8 +31,7 @@ export async function main(): Promise<void> {
     console.log('| session | keys sent | decisions stored | of which in bursts (sent) | single keys without a next face | key to next face, median | p90 | exit |');
     console.log('|---|---|---|---|---|---|---|---|');
     for (const s of r.sessions) {
-      const sorted = [...s.timed].sort((a, b) => a - b);
-      const p90 = sorted[Math.floor(0.9 * (sorted.length - 1))] ?? NaN;
+      const p90 = quantile(s.timed, 0.9);
       console.log(
         `| ${s.annotator} | ${s.keysSent} | ${s.handled} | ${s.burstKeys} | ${s.noFace} | ${median(s.timed).toFixed(0)} ms | ${p90.toFixed(0)} ms | ${s.exitCode} |`,
       );
