@@ -5,7 +5,7 @@ import { run } from '../cli/run.js';
 import { claimImage } from '../src/review/claims.js';
 import { decisionsOfRun, effectiveForRun } from '../src/review/decisions.js';
 import { finalLabels } from '../src/export/index.js';
-import { formatEstimateSummary, MIN_DECISIONS_FOR_BULK, summarizeEstimates } from '../src/review/estimates.js';
+import { formatEstimateSummary, loadEstimates, MIN_DECISIONS_FOR_BULK, summarizeEstimates } from '../src/review/estimates.js';
 import { loadQueue } from '../src/review/queue.js';
 import { resolveRun } from '../src/store/runs.js';
 import { bulkAccept, decideFromCsv, nextItems, previewBulkAccept, undoLastScripted } from '../src/review/scripted.js';
@@ -239,4 +239,14 @@ describe('CLI: queue, decide, accept, undo', () => {
     r = await cli('decide', '--run', String(s.runId), f);
     expect(r.err).toMatch(/pass --annotator NAME/);
   });
+});
+
+it('calibrates the prior on every k-th validation image beyond maxPriorRows (1M images: 72k rows of JSON)', () => {
+  const run = resolveRun(s.db, { runId: s.runId });
+  const valid = (s.db.prepare(`SELECT count(*) AS n FROM images WHERE split = 'valid'`).get() as { n: number }).n;
+  expect(loadEstimates(s.db, run, { maxPriorRows: valid }).model.prior).toMatchObject({ source: 'valid-reference', rows: 300 });
+  const quarter = loadEstimates(s.db, run, { maxPriorRows: Math.ceil(valid / 4) }).model.prior;
+  expect(quarter.source).toBe('valid-reference');
+  expect(quarter.rows).toBeGreaterThan(40);
+  expect(quarter.rows).toBeLessThan(110);
 });

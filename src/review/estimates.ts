@@ -25,11 +25,16 @@ export interface RunEstimates {
   model: EstimateModel;
 }
 
-/**
- * Builds the run's estimate model (prior only; call refit to take decisions into account).
- * @param items the run's proposals in margin order when already read (loadQueue(db, run, 'margin')); else read here.
- */
-export function loadEstimates(db: DB, run: RunInfo, items: QueueItem[] = loadQueue(db, run, 'margin')): RunEstimates {
+export interface LoadEstimatesOptions {
+  /** The run's proposals in margin order when already read (loadQueue(db, run, 'margin')); else read here. */
+  items?: QueueItem[];
+  /** Validation rows the prior is calibrated on, at most (default MAX_PRIOR_ROWS). */
+  maxPriorRows?: number;
+}
+
+/** Builds the run's estimate model (prior only; call refit to take decisions into account). */
+export function loadEstimates(db: DB, run: RunInfo, opts: LoadEstimatesOptions = {}): RunEstimates {
+  const items = opts.items ?? loadQueue(db, run, 'margin');
   const tax = run.dataset.taxonomy;
   const cls = (c: string | null): number => (c === null ? -1 : tax.indexOf(c));
   const index = new Map(items.map((it, i) => [it.imageId, i]));
@@ -43,7 +48,7 @@ export function loadEstimates(db: DB, run: RunInfo, items: QueueItem[] = loadQue
   }));
   // The prior's calibration rows: the validation split, every k-th image of it beyond MAX_PRIOR_ROWS.
   const valid = (db.prepare(`SELECT count(*) AS n FROM images WHERE dataset_id = ? AND split = 'valid'`).get(run.dataset.id) as { n: number }).n;
-  const stride = Math.max(1, Math.ceil(valid / MAX_PRIOR_ROWS));
+  const stride = Math.max(1, Math.ceil(valid / (opts.maxPriorRows ?? MAX_PRIOR_ROWS)));
   const heldOut: HeldOutRow[] = (
     db
       .prepare(

@@ -43,7 +43,7 @@ export class Learner {
   /** Loads the estimates (first call), refits on every decision in the store and recomputes the learning order. */
   relearn(): void {
     const t0 = performance.now();
-    this.est ??= loadEstimates(this.db, this.run, this.queue?.());
+    this.est ??= loadEstimates(this.db, this.run, { items: this.queue?.() });
     const decided = refit(this.db, this.est);
     const { order, explored } = learningOrder(this.est, decided);
     const items = this.est.items;
@@ -71,13 +71,13 @@ export class Learner {
 
   /** How many undecided proposals a bulk accept at `minEstimate` would take and how many are expected wrong. */
   previewBulk(annotator: string, minEstimate: number): BulkPreview {
-    this.est ??= loadEstimates(this.db, this.run, this.queue?.());
+    this.est ??= loadEstimates(this.db, this.run, { items: this.queue?.() });
     return previewBulkAccept(this.db, { annotator, minEstimate, estimates: this.est });
   }
 
   /** The bulk accept itself (one undo reverts it), under this session's id. */
   bulk(annotator: string, minEstimate: number, sessionId: string): BulkResult {
-    this.est ??= loadEstimates(this.db, this.run, this.queue?.());
+    this.est ??= loadEstimates(this.db, this.run, { items: this.queue?.() });
     const r = bulkAccept(this.db, { annotator, minEstimate, sessionId, estimates: this.est });
     this.relearn();
     return r;
