@@ -93,10 +93,10 @@ function exportRunIdOf(db: DB, opts: Pick<ExportOptions, 'runId' | 'dataset'>): 
  */
 export function* finalLabelRows(db: DB, runId: number | null, opts: Omit<ExportOptions, 'out' | 'format' | 'runId'>): Generator<ExportRow> {
   // Read before the rows are streamed (the connection runs no other statement while an iterator is open).
-  const estimates = runId === null ? new Map<string, number>() : proposalEstimates(db, runId);
+  const estimates = runId === null ? new Map<number, number>() : proposalEstimates(db, runId);
   const raw = db
     .prepare(
-      `SELECT i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.trainable, l.reference AS reference_label,
+      `SELECT i.id AS image_id, i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.trainable, l.reference AS reference_label,
               d.action, d.new_label, d.annotator, d.decided_at,
               ri.importance, ri.proposed_label, ri.proposal_margin
        FROM images i
@@ -107,19 +107,19 @@ export function* finalLabelRows(db: DB, runId: number | null, opts: Omit<ExportO
        ORDER BY i.id`,
     )
     .iterate(runId, opts.dataset.id, opts.dropNonExpression ? 1 : 0) as IterableIterator<
-    Omit<ExportRow, 'final_label' | 'changed' | 'decision' | 'estimate'> & { action: string | null; new_label: string | null }
+    Omit<ExportRow, 'final_label' | 'changed' | 'decision' | 'estimate'> & { image_id: number; action: string | null; new_label: string | null }
   >;
   for (const r of raw) {
     if (opts.onlyDecided && !r.action) continue;
     let final = r.original_label;
     if (r.action === 'accepted' || r.action === 'manual') final = r.new_label!;
     else if (!r.action && opts.includeUndecidedProposals && r.proposed_label) final = r.proposed_label;
-    const { action, new_label: _n, ...rest } = r;
+    const { image_id, action, new_label: _n, ...rest } = r;
     yield {
       ...rest,
       path: pathAsWritten(opts.dataset, r),
       final_label: final,
-      estimate: estimates.get(r.path) ?? null,
+      estimate: estimates.get(image_id) ?? null,
       changed: final === r.original_label ? 0 : 1,
       decision: (action ?? 'none') as ExportRow['decision'],
     };
@@ -138,11 +138,11 @@ function pathAsWritten(dataset: DatasetRow, r: { path: string; source_row: strin
   return record?.[col] ?? r.path;
 }
 
-/** The run's estimate for each proposal, by image path (rounded to 4 decimals). */
-function proposalEstimates(db: DB, runId: number): Map<string, number> {
+/** The run's estimate for each proposal, by image id (rounded to 4 decimals). */
+function proposalEstimates(db: DB, runId: number): Map<number, number> {
   const e = loadEstimates(db, resolveRun(db, { runId }));
   refit(db, e);
-  return new Map(e.items.map((it, i) => [it.path, Math.round(e.model.estimate(i) * 1e4) / 1e4]));
+  return new Map(e.items.map((it, i) => [it.imageId, Math.round(e.model.estimate(i) * 1e4) / 1e4]));
 }
 
 /** Rows per CSV chunk written at once. */

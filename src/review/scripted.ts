@@ -139,7 +139,12 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
   const problems = table.problems.map((p) => `${p.where}: ${p.message}`);
   const e = loadEstimates(db, run);
   refit(db, e);
-  const byPath = new Map(e.items.map((it, i) => [it.path, i]));
+  // A path's proposal: the image by its stored path (the dataset's unique index), then its place in the queue.
+  const imageOf = db.prepare(`SELECT id FROM images WHERE dataset_id = ? AND path = ?`).pluck();
+  const indexOfPath = (path: string): number | undefined => {
+    const id = imageOf.get(run.dataset.id, path) as number | undefined;
+    return id === undefined ? undefined : e.index.get(id);
+  };
   const tax = run.dataset.taxonomy;
   const seen = new Map<string, number>();
   const todo: { line: number; index: number; action: Verdict; label?: string }[] = [];
@@ -148,7 +153,7 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
     const path = (record['path'] ?? '').trim();
     const action = (record['action'] ?? '').trim().toLowerCase();
     const label = (record['label'] ?? '').trim();
-    const index = byPath.get(path);
+    const index = indexOfPath(path);
     if (index === undefined) {
       problems.push(`${where}: ${path ? `'${path}' is not a proposal of run ${run.id}` : 'empty path'}`);
       continue;
