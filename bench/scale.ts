@@ -227,7 +227,8 @@ export async function main(): Promise<void> {
       if (method === 'scn' && !epochs) scnRun = id;
       note({ step: `train-${method}`, seconds: r.seconds, peakRss: r.peakRss, note: `run ${id}${epochs ? `, --epochs ${epochs} (default 20)` : ''}` });
     }
-    if (!scnRun && ['report', 'review', 'export'].some((x) => steps.includes(x as Step))) {
+    // review, queue and export are given the scn run: the latest run may be cl's (trained after it)
+    if (!scnRun && ['report', 'review', 'queue', 'export'].some((x) => steps.includes(x as Step))) {
       const db = openStore(dbPath, { mustExist: true });
       scnRun =
         (
@@ -247,7 +248,7 @@ export async function main(): Promise<void> {
       const proposals = (db.prepare(`SELECT count(*) AS n FROM run_images WHERE run_id = ? AND proposed_label IS NOT NULL`).get(scnRun) as { n: number }).n;
       db.close();
       const t0 = performance.now();
-      const r = await runTeam({ dbPath, workDir: dir, sessions: 1, steps: 60, paceMs: 20, burstEvery: 0, exportMeanwhile: false });
+      const r = await runTeam({ dbPath, workDir: dir, sessions: 1, steps: 60, paceMs: 20, burstEvery: 0, exportMeanwhile: false, runId: scnRun });
       const s = r.sessions[0]!;
       note({
         step: 'review',
@@ -260,13 +261,13 @@ export async function main(): Promise<void> {
       const has = spawnOk(['queue', '--help']);
       if (!has) note({ step: 'queue', seconds: NaN, peakRss: NaN, note: 'no `queue` command on this branch (issue 8)' });
       else {
-        const r = timed(['queue', '--db', dbPath], dir);
-        note({ step: 'queue', seconds: r.seconds, peakRss: r.peakRss, note: '' });
+        const r = timed(['queue', '--run', String(scnRun), '--db', dbPath], dir);
+        note({ step: 'queue', seconds: r.seconds, peakRss: r.peakRss, note: `run ${scnRun}` });
       }
     }
     if (steps.includes('export')) {
-      const r = timed(['export', join(dir, 'export.csv'), '--db', dbPath], dir);
-      note({ step: 'export', seconds: r.seconds, peakRss: r.peakRss, note: `${(n / r.seconds).toFixed(0)} rows/s` });
+      const r = timed(['export', join(dir, 'export.csv'), '--run', String(scnRun), '--db', dbPath], dir);
+      note({ step: 'export', seconds: r.seconds, peakRss: r.peakRss, note: `run ${scnRun}, ${(n / r.seconds).toFixed(0)} rows/s` });
     }
     console.log('');
     console.log(`### ${n.toLocaleString('en')} images (load average at the end of each step: ${loads.join(', ')})`);

@@ -35,6 +35,8 @@ export interface TeamOptions {
   cols?: number;
   rows?: number;
   classes?: number;
+  /** The run to review (default: the latest finished run, as `fer-clean review` picks it). */
+  runId?: number;
 }
 
 export interface SessionResult {
@@ -90,11 +92,12 @@ class Session {
     private readonly pidFile: string,
     cols: number,
     rows: number,
+    runId: number | undefined,
     /** The picture a path shows (its sha256), to know when the next item's face needs no redraw. */
     private readonly pictureOf: (path: string) => string | undefined = () => undefined,
   ) {
     const cli = join(packageRoot(), 'dist', 'cli', 'main.js');
-    const cmd = `stty cols ${cols} rows ${rows}; echo $$ > '${pidFile}'; exec node '${cli}' review --db '${dbPath}' --annotator ${annotator} --color 256`;
+    const cmd = `stty cols ${cols} rows ${rows}; echo $$ > '${pidFile}'; exec node '${cli}' review --db '${dbPath}'${runId === undefined ? '' : ` --run ${runId}`} --annotator ${annotator} --color 256`;
     this.child = spawn('script', ['-qfec', cmd, '/dev/null'], {
       env: Object.fromEntries(
         Object.entries({ ...process.env, TERM: 'xterm-256color', CI: 'true' }).filter(([k]) => !['COLORTERM', 'NO_COLOR', 'FORCE_COLOR'].includes(k)),
@@ -196,7 +199,7 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
   };
   const sessions = Array.from(
     { length: o.sessions },
-    (_, k) => new Session(o.dbPath, `team${k + 1}`, join(o.workDir, `team${k + 1}.pid`), cols, rows, pictureOf),
+    (_, k) => new Session(o.dbPath, `team${k + 1}`, join(o.workDir, `team${k + 1}.pid`), cols, rows, o.runId, pictureOf),
   );
   const exports = { runs: 0, failures: [] as string[] };
   let exporting = Boolean(o.exportMeanwhile);

@@ -10,22 +10,23 @@ import { median, quantile, runTeam } from './team-driver.js';
  * faces and a synthetic run with ~10,000 proposals, as in the review benchmark), each making 300 decision steps:
  * one key every 20 ms at most (timed from the key to the next face drawn), and every 10th step 4 keys in one
  * write (a burst), while another process runs `fer-clean export` in a loop. BENCH_TEAM_SESSIONS, BENCH_TEAM_STEPS
- * change the size.
+ * change the size; BENCH_TEAM_EXPORT=0 leaves the export loop out (to see what it costs the sessions).
  */
 export async function main(): Promise<void> {
   const sessions = Number(process.env['BENCH_TEAM_SESSIONS'] ?? 8);
   const steps = Number(process.env['BENCH_TEAM_STEPS'] ?? 300);
+  const exporting = process.env['BENCH_TEAM_EXPORT'] !== '0';
   const dbPath = resolve(dirname(BENCH_DB), 'bench-team.db');
   const built = buildDatabase(dbPath);
   const work = mkdtempSync(resolve(dirname(BENCH_DB), 'team-'));
   const load0 = os.loadavg()[0]!;
   try {
-    const r = await runTeam({ dbPath, workDir: work, sessions, steps, paceMs: 20, burstEvery: 10, burst: 4, exportMeanwhile: true });
+    const r = await runTeam({ dbPath, workDir: work, sessions, steps, paceMs: 20, burstEvery: 10, burst: 4, exportMeanwhile: exporting });
     console.log(`## Team load (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`);
     console.log(`machine: ${machine()}; load average (1 min) ${load0.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end`);
-    console.log('command: npm run build && npm run bench -- team');
+    console.log(`command: npm run build && ${exporting ? '' : 'BENCH_TEAM_EXPORT=0 '}npm run bench -- team`);
     console.log(
-      `database: ${built.images} train images, synthetic run; ${sessions} sessions x ${steps} steps (single keys every >= 20 ms, every 10th step a burst of 4 keys in one write), \`fer-clean export\` in a loop meanwhile; ${r.wallS.toFixed(0)} s in all`,
+      `database: ${built.images} train images, synthetic run; ${sessions} sessions x ${steps} steps (single keys every >= 20 ms, every 10th step a burst of 4 keys in one write), ${exporting ? '`fer-clean export` in a loop meanwhile' : 'no export loop'}; ${r.wallS.toFixed(0)} s in all`,
     );
     console.log('');
     console.log('| session | keys sent | decisions stored | of which in bursts (sent) | single keys without a next face | key to next face, median | p90 | exit |');
