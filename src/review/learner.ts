@@ -31,6 +31,11 @@ export class Learner {
     private readonly queue?: () => QueueItem[],
   ) {}
 
+  /** The run's estimates, read on first use. */
+  private estimates(): RunEstimates {
+    return (this.est ??= loadEstimates(this.db, this.run, { items: this.queue?.() }));
+  }
+
   get ready(): boolean {
     return this.est !== null;
   }
@@ -43,14 +48,14 @@ export class Learner {
   /** Loads the estimates (first call), refits on every decision in the store and recomputes the learning order. */
   relearn(): void {
     const t0 = performance.now();
-    this.est ??= loadEstimates(this.db, this.run, { items: this.queue?.() });
-    const decided = refit(this.db, this.est);
-    const { order, explored } = learningOrder(this.est, decided);
-    const items = this.est.items;
+    const est = this.estimates();
+    const decided = refit(this.db, est);
+    const { order, explored } = learningOrder(est, decided);
+    const items = est.items;
     this.rank = new Map(order.map((i, k) => [items[i]!.imageId, k]));
     this.explored = new Set([...explored].map((i) => items[i]!.imageId));
     this.pending = 0;
-    this.lastFit = { fittedOn: this.est.model.fittedOn, ms: performance.now() - t0 };
+    this.lastFit = { fittedOn: est.model.fittedOn, ms: performance.now() - t0 };
   }
 
   /** P(a reviewer accepts) for the image's proposal; undefined before the first relearn. */
@@ -71,14 +76,12 @@ export class Learner {
 
   /** How many undecided proposals a bulk accept at `minEstimate` would take and how many are expected wrong. */
   previewBulk(annotator: string, minEstimate: number): BulkPreview {
-    this.est ??= loadEstimates(this.db, this.run, { items: this.queue?.() });
-    return previewBulkAccept(this.db, { annotator, minEstimate, estimates: this.est });
+    return previewBulkAccept(this.db, { annotator, minEstimate, estimates: this.estimates() });
   }
 
   /** The bulk accept itself (one undo reverts it), under this session's id. */
   bulk(annotator: string, minEstimate: number, sessionId: string): BulkResult {
-    this.est ??= loadEstimates(this.db, this.run, { items: this.queue?.() });
-    const r = bulkAccept(this.db, { annotator, minEstimate, sessionId, estimates: this.est });
+    const r = bulkAccept(this.db, { annotator, minEstimate, sessionId, estimates: this.estimates() });
     this.relearn();
     return r;
   }
