@@ -25,3 +25,15 @@ export function peakRss(): { stop: () => number } {
 }
 
 export const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+
+/** The q-quantile of xs, interpolated between the two nearest samples (NaN for none); median = quantile(xs, 0.5). */
+export function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo);
+}
+
+export const median = (xs: number[]): number => quantile(xs, 0.5);

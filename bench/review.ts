@@ -11,7 +11,7 @@ import { loadQueue, type QueueItem } from '../src/review/queue.js';
 import { resolveRun } from '../src/store/runs.js';
 import { computeLayout } from '../src/review/layout.js';
 import { ReviewSession } from '../src/review/session.js';
-import { BENCH_DB, DATA_DIR, machine } from './common.js';
+import { BENCH_DB, DATA_DIR, machine, median, quantile } from './common.js';
 
 /**
  * Review speed, end to end, with the real CLI in a pseudo-terminal (util-linux `script`):
@@ -317,14 +317,4 @@ class Terminal {
   }
 }
 
-function median(xs: number[]): number {
-  return quantile(xs, 0.5);
-}
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  const hi = Math.ceil(i);
-  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo);
-}
 const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);

@@ -24,8 +24,8 @@ import { stringify } from 'csv-stringify/sync';
 import { backboneVersion, resolveBackbone } from '../src/features/backbones.js';
 import { packageRoot } from '../src/paths.js';
 import { openStore } from '../src/store/db.js';
-import { BENCH_DB, DATA_DIR, machine } from './common.js';
-import { median, quantile, runTeam } from './team-driver.js';
+import { BENCH_DB, DATA_DIR, machine, median, quantile } from './common.js';
+import { runTeam } from './team-driver.js';
 
 /**
  * Row j shows shared face (j mod PERIOD) mod 35,710: up to 100,000 rows that is face j mod 35,710; above, the

@@ -296,16 +296,3 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
     rmSync(join(o.workDir, 'team-export.csv'), { force: true });
   }
 }
-
-export function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const i = (s.length - 1) / 2;
-  return (s[Math.floor(i)]! + s[Math.ceil(i)]!) / 2;
-}
-
-/** The q-quantile of xs (nearest rank below), NaN for none. */
-export function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(q * (s.length - 1))] ?? NaN;
-}

@@ -1,9 +1,9 @@
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { BENCH_DB, machine } from './common.js';
+import { BENCH_DB, machine, median, quantile } from './common.js';
 import { buildDatabase } from './review.js';
-import { median, quantile, runTeam } from './team-driver.js';
+import { runTeam } from './team-driver.js';
 
 /**
  * `npm run bench -- team`: 8 review sessions in real pseudo-terminals on one database (the 28,558 shared train
