@@ -7,7 +7,8 @@ import { DEFAULT_BACKBONE } from '../src/features/store.js';
 import { ingest } from '../src/ingest/index.js';
 import { calibrationByDecile, type CalibrationBin } from '../src/estimate/model.js';
 import { finalLabels } from '../src/export/index.js';
-import { learningOrder, loadEstimates, refit } from '../src/review/estimates.js';
+import { loadEstimates, refit } from '../src/review/estimates.js';
+import { learningOrder } from '../src/review/order.js';
 import { resolveRun } from '../src/store/runs.js';
 import { bulkAccept, decideFromCsv, nextItems, type QueueOrder } from '../src/review/scripted.js';
 import { trainRun } from '../src/scn/index.js';
@@ -311,7 +312,7 @@ function timeRefit(db: DB, run: ReturnType<typeof resolveRun>, tmp: string, trut
     for (let k = 0; k < 7; k++) {
       const t = performance.now();
       const decided = refit(db, e);
-      learningOrder(e, decided);
+      learningOrder(e.items, e.model, decided);
       times.push(performance.now() - t);
     }
     times.sort((a, b) => a - b);

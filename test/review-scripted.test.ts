@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../cli/run.js';
 import { claimImage } from '../src/review/claims.js';
-import { decisionsOfRun, effectiveForRun } from '../src/review/decisions.js';
+import { decisionsOfRun, decisionsInForce } from '../src/review/decisions.js';
 import { finalLabels } from '../src/export/index.js';
 import { formatEstimateSummary, loadEstimates, MIN_DECISIONS_FOR_BULK, summarizeEstimates } from '../src/review/estimates.js';
 import { loadQueue } from '../src/review/queue.js';
@@ -177,10 +177,10 @@ describe('bulk accept', () => {
     // A bulk accept does not teach the estimate (only reviewers' decisions do).
     expect(nextItems(s.db, { runId: s.runId }).estimate.fittedOn).toBe(200);
 
-    const effectiveBefore = effectiveForRun(s.db, s.runId).size;
+    const effectiveBefore = decisionsInForce(s.db, { runId: s.runId }).size;
     const u = undoLastScripted(s.db, { runId: s.runId, annotator: 'ana' });
     expect(u?.count).toBe(r.items);
-    expect(effectiveForRun(s.db, s.runId).size).toBe(effectiveBefore - r.items);
+    expect(decisionsInForce(s.db, { runId: s.runId }).size).toBe(effectiveBefore - r.items);
     expect(s.db.prepare(`SELECT count(*) AS n FROM claims`).get()).toEqual({ n: 0 });
     // The next undo goes to ana's previous action: there is none.
     expect(undoLastScripted(s.db, { runId: s.runId, annotator: 'ana' })).toBeUndefined();

@@ -9,7 +9,7 @@ import { ReviewSession } from '../src/review/session.js';
 import { loadQueue } from '../src/review/queue.js';
 import { resolveRun } from '../src/store/runs.js';
 import { claimImage, claimedByOthers } from '../src/review/claims.js';
-import { decisionsOfRun, effectiveForRun, recordDecision } from '../src/review/decisions.js';
+import { decisionsOfRun, decisionsInForce, recordDecision } from '../src/review/decisions.js';
 import { pixelsToLines, detectColorMode, grey256, renderFace } from '../src/review/face.js';
 import { FaceOverlay } from '../src/review/overlay.js';
 import { fixture, tempDir } from './helpers.js';
@@ -83,7 +83,7 @@ describe('review library', () => {
       [i3!.imageId, 'skipped', i3!.given, i3!.given, 'alice', null],
     ]);
     for (const x of rows) expect(Date.parse(x.decided_at)).not.toBeNaN();
-    const eff = effectiveForRun(s.db, s.runId);
+    const eff = decisionsInForce(s.db, { runId: s.runId });
     expect([...eff.keys()].sort()).toEqual([i0!.imageId, i1!.imageId, i2!.imageId].sort());
     expect(r.stats()).toMatchObject({ total: 6, reviewed: 3, accepted: 1, rejected: 1, manual: 1, sessionDecisions: 3 });
     // Final labels: accepted → proposal, rejected → original, manual → chosen, skipped and untouched → original.
@@ -105,7 +105,8 @@ describe('review library', () => {
     expect(r.current?.imageId).toBe(i1!.imageId);
     r.undo();
     expect(r.current?.imageId).toBe(i0!.imageId);
-    expect(r.undo()).toEqual({ status: 'nothing to undo' });
+    const nothing = r.undo();
+    expect([nothing.status, 'row' in nothing]).toEqual(['nothing to undo', false]);
     const rows = decisionsOfRun(s.db, s.runId);
     expect(rows.map((x) => [x.action, x.undoes, x.previous_label, x.new_label])).toEqual([
       ['accepted', null, i0!.given, i0!.proposed],
@@ -113,7 +114,7 @@ describe('review library', () => {
       ['undo', rows[1]!.id, i1!.given, i1!.given],
       ['undo', rows[0]!.id, i0!.proposed, i0!.given],
     ]);
-    expect(effectiveForRun(s.db, s.runId).size).toBe(0);
+    expect(decisionsInForce(s.db, { runId: s.runId }).size).toBe(0);
     // Re-deciding after an undo, then changing the decision: previous_label follows the label in force.
     r.decide('manual', 'fear');
     r.move(-1);
@@ -124,7 +125,7 @@ describe('review library', () => {
     expect(finalLabels(s).get(i0!.imageId)).toBe(i0!.given);
     // Undoing the change brings the earlier decision back into force.
     r.undo();
-    expect(effectiveForRun(s.db, s.runId).get(i0!.imageId)?.label).toBe('fear');
+    expect(decisionsInForce(s.db, { runId: s.runId }).get(i0!.imageId)?.label).toBe('fear');
     r.close();
   });
 

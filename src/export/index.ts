@@ -7,7 +7,8 @@ import { imageFile, type DatasetRow } from '../store/datasets.js';
 import { resolveRun } from '../store/runs.js';
 import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
 import { openOutput } from './output.js';
-import { loadEstimates, refit } from '../review/estimates.js';
+import { estimatesNow } from '../review/estimates.js';
+import { decisionsInForce } from '../review/decisions.js';
 
 export const EXPORT_COLUMNS = [
   'path',
@@ -94,22 +95,23 @@ function exportRunIdOf(db: DB, opts: Pick<ExportOptions, 'runId' | 'dataset'>): 
 export function* finalLabelRows(db: DB, runId: number | null, opts: Omit<ExportOptions, 'out' | 'format' | 'runId'>): Generator<ExportRow> {
   // Read before the rows are streamed (the connection runs no other statement while an iterator is open).
   const estimates = runId === null ? new Map<number, number>() : proposalEstimates(db, runId);
+  const inForce = decisionsInForce(db, { datasetId: opts.dataset.id });
   const raw = db
     .prepare(
       `SELECT i.id AS image_id, i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.trainable, l.reference AS reference_label,
-              d.action, d.new_label, d.annotator, d.decided_at,
               ri.importance, ri.proposed_label, ri.proposal_margin
        FROM images i
        JOIN labels l ON l.image_id = i.id
-       LEFT JOIN effective_decisions d ON d.image_id = i.id
        LEFT JOIN run_images ri ON ri.run_id = ? AND ri.image_id = i.id
        WHERE +i.dataset_id = ? AND (? = 0 OR l.trainable = 1)
        ORDER BY i.id`,
     )
     .iterate(runId, opts.dataset.id, opts.dropNonExpression ? 1 : 0) as IterableIterator<
-    Omit<ExportRow, 'final_label' | 'changed' | 'decision' | 'estimate'> & { image_id: number; action: string | null; new_label: string | null }
+    Omit<ExportRow, 'final_label' | 'changed' | 'decision' | 'estimate' | 'annotator' | 'decided_at'> & { image_id: number }
   >;
-  for (const r of raw) {
+  for (const row of raw) {
+    const d = inForce.get(row.image_id);
+    const r = { ...row, action: d?.action ?? null, new_label: d?.label ?? null, annotator: d?.annotator ?? null, decided_at: d?.decidedAt ?? null };
     if (opts.onlyDecided && !r.action) continue;
     let final = r.original_label;
     if (r.action === 'accepted' || r.action === 'manual') final = r.new_label!;
@@ -140,8 +142,7 @@ function pathAsWritten(dataset: DatasetRow, r: { path: string; source_row: strin
 
 /** The run's estimate for each proposal, by image id (rounded to 4 decimals). */
 function proposalEstimates(db: DB, runId: number): Map<number, number> {
-  const e = loadEstimates(db, resolveRun(db, { runId }));
-  refit(db, e);
+  const e = estimatesNow(db, resolveRun(db, { runId }));
   return new Map(e.items.map((it, i) => [it.imageId, Math.round(e.model.estimate(i) * 1e4) / 1e4]));
 }
 

@@ -41,34 +41,60 @@ export interface Effective {
   label: string;
   annotator: string;
   decidedAt: string;
+  /** The run the decision was made in (null when unknown). */
+  runId: number | null;
+  /** The bulk action that wrote it (null: decided item by item). */
+  bulkId: number | null;
+  /** The estimate shown when it was made (null when unknown). */
+  estimate: number | null;
 }
 
-type RawEffective = { id: number; image_id: number; action: Verdict; new_label: string; annotator: string; decided_at: string };
+const EFFECTIVE_COLUMNS = `e.id, e.image_id, e.action, e.new_label, e.annotator, e.decided_at, e.run_id, e.bulk_id, e.estimate`;
+type RawEffective = {
+  id: number;
+  image_id: number;
+  action: Verdict;
+  new_label: string;
+  annotator: string;
+  decided_at: string;
+  run_id: number | null;
+  bulk_id: number | null;
+  estimate: number | null;
+};
 const toEffective = (r: RawEffective): Effective => ({
   id: r.id,
   action: r.action,
   label: r.new_label,
   annotator: r.annotator,
   decidedAt: r.decided_at,
+  runId: r.run_id,
+  bulkId: r.bulk_id ?? null,
+  estimate: r.estimate ?? null,
 });
 
 /** The decision in force for one image, if any. */
 export function effectiveFor(db: DB, imageId: number): Effective | undefined {
-  const r = db
-    .prepare(`SELECT id, image_id, action, new_label, annotator, decided_at FROM effective_decisions WHERE image_id = ?`)
-    .get(imageId) as RawEffective | undefined;
+  const r = db.prepare(`SELECT ${EFFECTIVE_COLUMNS} FROM effective_decisions e WHERE e.image_id = ?`).get(imageId) as RawEffective | undefined;
   return r && toEffective(r);
 }
 
-/** Decisions in force for every image a run proposes to relabel. */
-export function effectiveForRun(db: DB, runId: number): Map<number, Effective> {
-  const rows = db
-    .prepare(
-      `SELECT e.id, e.image_id, e.action, e.new_label, e.annotator, e.decided_at
-       FROM run_images ri JOIN effective_decisions e ON e.image_id = ri.image_id
-       WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL`,
-    )
-    .all(runId) as RawEffective[];
+/**
+ * The decisions in force (latest decision not undone, any annotator, any run), by image: on a run's proposals, or on
+ * every image of a dataset. The one reader of that fact for the review, the estimates, training and export.
+ */
+export function decisionsInForce(db: DB, scope: { runId: number } | { datasetId: number }): Map<number, Effective> {
+  const rows = (
+    'runId' in scope
+      ? db
+          .prepare(
+            `SELECT ${EFFECTIVE_COLUMNS} FROM run_images ri JOIN effective_decisions e ON e.image_id = ri.image_id
+             WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL`,
+          )
+          .all(scope.runId)
+      : db
+          .prepare(`SELECT ${EFFECTIVE_COLUMNS} FROM effective_decisions e JOIN images i ON i.id = e.image_id WHERE i.dataset_id = ?`)
+          .all(scope.datasetId)
+  ) as RawEffective[];
   return new Map(rows.map((r) => [r.image_id, toEffective(r)]));
 }
 

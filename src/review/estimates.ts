@@ -3,9 +3,10 @@
  * validation split, and a refit on the review decisions so far (see src/estimate/model.ts).
  */
 import type { DB } from '../store/db.js';
-import { calibrationByDecile, EstimateModel, fitPrior, pairCounts, rankByEstimate, type HeldOutRow, type Outcome, type ProposalFeatures } from '../estimate/model.js';
+import { calibrationByDecile, EstimateModel, fitPrior, type HeldOutRow, type Outcome, type ProposalFeatures } from '../estimate/model.js';
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
 import { loadQueue, type QueueItem } from './queue.js';
+import { decisionsInForce, type Effective } from './decisions.js';
 
 /**
  * Validation images the prior is calibrated on, at most (every k-th one of a larger split): a 3-parameter logistic fit
@@ -64,26 +65,15 @@ export function loadEstimates(db: DB, run: RunInfo, opts: LoadEstimatesOptions =
   return { run, items, index, model };
 }
 
-/** The decision in force on each of the run's proposals (any annotator, any run), with whether it is a bulk one. */
-export function decidedProposals(db: DB, e: RunEstimates): Map<number, { label: string; bulk: boolean }> {
-  const rows = db
-    .prepare(
-      `SELECT e.image_id, e.new_label, e.bulk_id FROM run_images ri JOIN effective_decisions e ON e.image_id = ri.image_id
-       WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL`,
-    )
-    .all(e.run.id) as { image_id: number; new_label: string; bulk_id: number | null }[];
-  return new Map(rows.map((r) => [r.image_id, { label: r.new_label, bulk: r.bulk_id !== null }]));
-}
-
 /**
  * What the refit learns from: every reviewer decision in force on a proposal of the run, accepted = the label in
  * force is the proposed one. Bulk accepts are left out: they are the estimate's own output, not a reviewer's
  * judgement.
  */
-export function outcomesOf(e: RunEstimates, decided: Map<number, { label: string; bulk: boolean }>): Outcome[] {
+export function outcomesOf(e: RunEstimates, decided: ReadonlyMap<number, Effective>): Outcome[] {
   const out: Outcome[] = [];
   for (const [imageId, d] of decided) {
-    if (d.bulk) continue;
+    if (d.bulkId !== null) continue;
     const i = e.index.get(imageId);
     if (i === undefined) continue;
     out.push({ index: i, accepted: d.label === e.items[i]!.proposed });
@@ -91,23 +81,27 @@ export function outcomesOf(e: RunEstimates, decided: Map<number, { label: string
   return out.sort((a, b) => a.index - b.index);
 }
 
-/** Refits the model on the decisions in the store now; returns them (the decided proposals). */
-export function refit(db: DB, e: RunEstimates): Map<number, { label: string; bulk: boolean }> {
-  const decided = decidedProposals(db, e);
+/**
+ * Refits the model on the decisions in force now (read here unless given: decisionsInForce for the run); returns
+ * them.
+ */
+export function refit(db: DB, e: RunEstimates, decided: Map<number, Effective> = decisionsInForce(db, { runId: e.run.id })): Map<number, Effective> {
   e.model.fit(outcomesOf(e, decided));
   return decided;
 }
 
+/** The run's estimates now: the model loaded and refitted once on the decisions in force, and those decisions. */
+export interface EstimatesNow extends RunEstimates {
+  decided: Map<number, Effective>;
+}
+
 /**
- * The undecided proposals in learning order: by estimate, with exploration (a bonus for class pairs with few
- * decisions, and every tenth place a random draw; see rankByEstimate), seeded by the number of decisions so the
- * order is stable until the next decision. Returns indices into e.items and which of them are random draws.
+ * The one reader of "the run's estimates now": loads the run's estimate model (loadEstimates) and refits it on the
+ * decisions in force (read once).
  */
-export function learningOrder(e: RunEstimates, decided: Map<number, unknown>): { order: number[]; explored: Set<number> } {
-  const decidedIdx: number[] = [];
-  const open: number[] = [];
-  e.items.forEach((it, i) => (decided.has(it.imageId) ? decidedIdx.push(i) : open.push(i)));
-  return rankByEstimate(e.model, open, pairCounts(e.model, decidedIdx), { seed: decidedIdx.length });
+export function estimatesNow(db: DB, run: RunInfo, opts: LoadEstimatesOptions = {}): EstimatesNow {
+  const e = loadEstimates(db, run, opts);
+  return { ...e, decided: refit(db, e) };
 }
 
 export interface EstimateSummary {
@@ -130,8 +124,8 @@ export interface EstimateSummary {
 
 /** The run's estimates for `fer-clean report`: where they come from, what is left, how well they held so far. */
 export function summarizeEstimates(db: DB, run: RunInfo): EstimateSummary {
-  const e = loadEstimates(db, run);
-  const decided = refit(db, e);
+  const e = estimatesNow(db, run);
+  const decided = e.decided;
   const histogram = new Array<number>(10).fill(0);
   let expectedAccepted = 0;
   e.items.forEach((it, i) => {
@@ -140,13 +134,13 @@ export function summarizeEstimates(db: DB, run: RunInfo): EstimateSummary {
     expectedAccepted += p;
     histogram[Math.min(9, Math.floor(p * 10))]!++;
   });
-  const shown = db
-    .prepare(
-      `SELECT e.estimate, e.new_label = ri.proposed_label AS accepted FROM effective_decisions e
-       JOIN run_images ri ON ri.run_id = ? AND ri.image_id = e.image_id
-       WHERE e.run_id = ? AND e.bulk_id IS NULL AND e.estimate IS NOT NULL AND ri.proposed_label IS NOT NULL`,
-    )
-    .all(run.id, run.id) as { estimate: number; accepted: number }[];
+  // Out-of-sample check: decisions of this run, item by item, that stored the estimate shown.
+  const shown: { estimate: number; accepted: boolean }[] = [];
+  for (const [imageId, d] of decided) {
+    const i = e.index.get(imageId);
+    if (i === undefined || d.runId !== run.id || d.bulkId !== null || d.estimate === null) continue;
+    shown.push({ estimate: d.estimate, accepted: d.label === e.items[i]!.proposed });
+  }
   return {
     prior: e.model.prior.source,
     priorRows: e.model.prior.rows,
@@ -155,7 +149,7 @@ export function summarizeEstimates(db: DB, run: RunInfo): EstimateSummary {
     undecided: e.items.length - decided.size,
     expectedAccepted,
     histogram,
-    calibration: calibrationByDecile(shown.map((r) => r.estimate), shown.map((r) => r.accepted === 1)),
+    calibration: calibrationByDecile(shown.map((r) => r.estimate), shown.map((r) => r.accepted)),
   };
 }
 

@@ -5,7 +5,8 @@
  */
 import { isFerCleanError } from '../errors.js';
 import type { Verdict } from './decisions.js';
-import type { Filter, ReviewSession } from './session.js';
+import type { Filter } from './order.js';
+import type { ReviewSession, Snapshot } from './session.js';
 
 export type Mode = 'main' | 'help' | 'filter' | 'bulk';
 
@@ -94,45 +95,38 @@ export function handleKey(state: KeyState, key: KeyPress): { state: KeyState; ef
 }
 
 /**
- * Runs an effect on the session. Returns the new status line, or undefined to keep the one shown ('quit' and
- * 'none' do nothing here).
+ * Runs an effect on the session: the snapshot to show after it (none for an effect that does not touch the
+ * session) and the new status line (undefined keeps the one shown; 'quit' and 'none' do nothing here).
  */
-export function applyEffect(session: ReviewSession, effect: Effect): string | null | undefined {
+export function applyEffect(session: ReviewSession, effect: Effect): { snapshot?: Snapshot; status: string | null | undefined } {
+  const with_ = (snapshot: Snapshot, status: string | null | undefined = snapshot.status) => ({ snapshot, status });
   switch (effect.kind) {
     case 'decide':
-      return session.decide(effect.verdict, effect.label).status;
+      return with_(session.decide(effect.verdict, effect.label));
     case 'skip':
-      return session.skip().status;
+      return with_(session.skip());
     case 'undo':
-      return session.undo().status;
+      return with_(session.undo());
     case 'move':
-      return session.move(effect.dir).status;
+      return with_(session.move(effect.dir));
     case 'filter': {
-      const { status } = session.setFilter(effect.filter);
-      return effect.filter === null ? 'filter cleared' : (status ?? undefined);
+      const snap = session.setFilter(effect.filter);
+      return with_(snap, effect.filter === null ? 'filter cleared' : (snap.status ?? undefined));
     }
     case 'say':
-      return effect.status;
+      return { status: effect.status };
     case 'bulk-offer':
-      // The confirmation page shows session.bulkOffer; a refusal (too few decisions) is the status line instead.
-      try {
-        session.bulkOffer = session.previewBulk(effect.min);
-        return null;
-      } catch (e) {
-        if (!isFerCleanError(e)) throw e;
-        session.bulkOffer = null;
-        return `bulk accept: ${e.message}`;
-      }
+      // The confirmation page shows the snapshot's bulkOffer; a refusal (too few decisions) is the status line instead.
+      return with_(session.offerBulk(effect.min));
     case 'bulk':
-      session.bulkOffer = null;
       try {
-        return session.bulkAccept(effect.min).status;
+        return with_(session.bulkAccept(effect.min));
       } catch (e) {
         if (!isFerCleanError(e)) throw e;
-        return `bulk accept: ${e.message}`;
+        return with_(session.snapshot(), `bulk accept: ${e.message}`);
       }
     default:
-      return undefined;
+      return { status: undefined };
   }
 }
 

@@ -1,16 +1,22 @@
 /**
- * The review session's side of issue 8: the run's estimates, refitted on the decisions in the store and turned into
- * a learning order, plus the bulk accept behind the session's key. Refits are meant to run off the key path (the
- * App schedules them after a frame); nothing here prints.
+ * The review session's live estimates (issue 8): the run's estimate model, refitted on the decisions in the store
+ * and turned into a learning order (order.ts), when a refit is due, and the bulk accept behind the session's key.
+ * Refits run off the key path (the App runs the step the session schedules); nothing here prints.
  */
 import type { DB } from '../store/db.js';
 import type { QueueItem } from './queue.js';
-import { learningOrder, loadEstimates, refit, type RunEstimates } from './estimates.js';
+import { loadEstimates, refit, type RunEstimates } from './estimates.js';
+import { decisionsInForce, type Effective } from './decisions.js';
+import { learningOrder } from './order.js';
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
 import { bulkAccept, previewBulkAccept, type BulkPreview, type BulkResult } from './scripted.js';
 
 /** Refit after this many decisions of the session (and at start). */
 export const REFIT_EVERY = 10;
+/** A due refit waits for this long without a key (a pause in the keys)... */
+export const REFIT_PAUSE_MS = 150;
+/** ...but no longer than this many decisions: then it runs after the next frame. */
+export const REFIT_LATEST = 2 * REFIT_EVERY;
 
 export class Learner {
   private est: RunEstimates | null = null;
@@ -45,17 +51,26 @@ export class Learner {
     return this.est === null || this.pending >= REFIT_EVERY;
   }
 
-  /** Loads the estimates (first call), refits on every decision in the store and recomputes the learning order. */
+  /** How long a due refit may wait for a pause in the keys (ms): 0 when it must run after the next frame. */
+  get waitMs(): number {
+    return this.est === null || this.pending >= REFIT_LATEST ? 0 : REFIT_PAUSE_MS;
+  }
+
+  /** Loads the estimates (first call), refits once on the decisions in force and recomputes the learning order. */
   relearn(): void {
     const t0 = performance.now();
     const est = this.estimates();
-    const decided = refit(this.db, est);
-    const { order, explored } = learningOrder(est, decided);
+    this.reorder(refit(this.db, est));
+    this.lastFit = { fittedOn: est.model.fittedOn, ms: performance.now() - t0 };
+  }
+
+  private reorder(decided: Map<number, Effective>): void {
+    const est = this.estimates();
+    const { order, explored } = learningOrder(est.items, est.model, decided);
     const items = est.items;
     this.rank = new Map(order.map((i, k) => [items[i]!.imageId, k]));
     this.explored = new Set([...explored].map((i) => items[i]!.imageId));
     this.pending = 0;
-    this.lastFit = { fittedOn: est.model.fittedOn, ms: performance.now() - t0 };
   }
 
   /** P(a reviewer accepts) for the image's proposal; undefined before the first relearn. */
@@ -79,10 +94,15 @@ export class Learner {
     return previewBulkAccept(this.db, { annotator, minEstimate, estimates: this.estimates() });
   }
 
-  /** The bulk accept itself (one undo reverts it), under this session's id. */
+  /**
+   * The bulk accept itself (one undo reverts it), under this session's id. It refits once, on the decisions in
+   * force when it runs; its own decisions are not reviewer judgements (the refit leaves them out), so afterwards only
+   * the learning order is recomputed.
+   */
   bulk(annotator: string, minEstimate: number, sessionId: string): BulkResult {
     const r = bulkAccept(this.db, { annotator, minEstimate, sessionId, estimates: this.estimates() });
-    this.relearn();
+    this.reorder(decisionsInForce(this.db, { runId: this.run.id }));
+    this.lastFit = { fittedOn: this.estimates().model.fittedOn, ms: this.lastFit?.ms ?? 0 };
     return r;
   }
 }

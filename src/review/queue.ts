@@ -3,6 +3,7 @@ import { boxOfRow, type FaceBox } from '../features/facebox.js';
 import type { DB } from '../store/db.js';
 import { imageFile, resolveDataset } from '../store/datasets.js';
 import { resolveRun, type ResolvedRun } from '../store/runs.js';
+import { compareItems } from './order.js';
 
 /**
  * The finished run a review works on (the Ink session and the scripted verbs alike): `runId` when given, else the
@@ -104,7 +105,7 @@ const rowSql = (taxonomy: readonly string[], index: string): string => {
           WHERE ri.run_id = ? AND ri.proposed_label IS NOT NULL`;
 };
 
-/** Sort keys of each order, the same in SQL (a window) and in the comparator below (the whole queue). */
+/** Sort keys of each order, the same in SQL (a window) and in compareItems (order.ts: the whole queue). */
 const ORDER_SQL: Record<ReviewOrder, string> = {
   margin: `ri.proposal_margin DESC, ri.image_id`,
   importance: `ri.importance IS NULL, ri.importance ASC, ri.proposal_margin DESC, ri.image_id`,
@@ -114,27 +115,6 @@ const ORDER_SQL: Record<ReviewOrder, string> = {
 /** SQL: the place of the label in column `col` in the taxonomy, else `otherwise` (an SQL expression). */
 export const classIndexSql = (taxonomy: readonly string[], col: string, otherwise: string): string =>
   `CASE ${col} ${taxonomy.map((c, i) => `WHEN '${c.replace(/'/g, "''")}' THEN ${i}`).join(' ')} ELSE ${otherwise} END`;
-
-/** Largest first, NULL last (as SQLite's DESC puts it). */
-const desc = (a: number | null, b: number | null): number => (a === b ? 0 : a === null ? 1 : b === null ? -1 : b - a);
-/** Smallest first, NULL last (SQL: `x IS NULL, x ASC`). */
-const asc = (a: number | null, b: number | null): number => (a === b ? 0 : a === null ? 1 : b === null ? -1 : a - b);
-
-/** Compares two items in a review order; ties are broken by image id, so the order is total. */
-export function compareItems(order: ReviewOrder, taxonomy: readonly string[]): (a: QueueItem, b: QueueItem) => number {
-  const rank = (c: string): number => {
-    const i = taxonomy.indexOf(c);
-    return i < 0 ? taxonomy.length : i;
-  };
-  switch (order) {
-    case 'margin':
-      return (a, b) => desc(a.margin, b.margin) || a.imageId - b.imageId;
-    case 'importance':
-      return (a, b) => asc(a.importance, b.importance) || desc(a.margin, b.margin) || a.imageId - b.imageId;
-    case 'class':
-      return (a, b) => rank(a.given) - rank(b.given) || desc(a.margin, b.margin) || a.imageId - b.imageId;
-  }
-}
 
 const toItems = (rows: Row[], where: (imageId: number) => Where): QueueItem[] =>
   rows.map((r) => new StoredItem(r[0], r[1], r[2], r[3], r[4], r[5], r[6] ?? 0, r[7] ?? 0, where));

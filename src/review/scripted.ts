@@ -8,14 +8,14 @@ import { nowIso, type DB } from '../store/db.js';
 import { readCsv } from '../ingest/csvfile.js';
 import { claimedByOthers, LEASE_MS, releaseClaims, type Claimant } from './claims.js';
 import { effectiveFor, recordDecision, undoLast, type DecisionRow, type Verdict } from './decisions.js';
-import { learningOrder, loadEstimates, MIN_DECISIONS_FOR_BULK, refit, type RunEstimates } from './estimates.js';
-import { loadQueue, REVIEW_ORDERS, reviewRun, type ReviewOrder } from './queue.js';
+import { estimatesNow, loadEstimates, MIN_DECISIONS_FOR_BULK, refit, type RunEstimates } from './estimates.js';
+import { REVIEW_ORDERS, reviewRun } from './queue.js';
+import { reviewQueue, type QueueOrder } from './order.js';
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
 
 import type { PriorSource } from '../estimate/model.js';
 
-/** Queue order: 'estimate' (learning order, the default) or one of the fixed orders of the review session. */
-export type QueueOrder = 'estimate' | ReviewOrder;
+export type { QueueOrder };
 export const QUEUE_ORDERS: readonly QueueOrder[] = ['estimate', ...REVIEW_ORDERS];
 
 export interface QueueEntry {
@@ -72,39 +72,29 @@ export function nextItems(db: DB, opts: QueueOptions = {}): QueueResult {
   const order = opts.order ?? 'estimate';
   if (!QUEUE_ORDERS.includes(order)) throw new FerCleanError(`order must be one of ${QUEUE_ORDERS.join(', ')}, got '${order}'`);
   const run = reviewRun(db, opts.runId, opts.dataset);
-  const e = loadEstimates(db, run);
-  const decided = refit(db, e);
-  const held = claimedByOthers(db, run.id, '', opts.now ?? Date.now());
-  const blocked = (imageId: number): boolean => {
-    const who = held.get(imageId);
-    return who !== undefined && who !== opts.annotator;
-  };
-  let indices: number[];
-  let explored = new Set<number>();
-  if (order === 'estimate') ({ order: indices, explored } = learningOrder(e, decided));
-  else {
-    indices = loadQueue(db, run, order)
-      .map((it) => e.index.get(it.imageId)!)
-      .filter((i) => !decided.has(e.items[i]!.imageId));
-  }
-  const items: QueueEntry[] = [];
-  for (const i of indices) {
-    const it = e.items[i]!;
-    if (blocked(it.imageId)) continue;
-    items.push({
-      imageId: it.imageId,
-      path: it.path,
-      split: it.split,
-      given: it.given,
-      proposed: it.proposed,
-      margin: it.margin,
-      importance: it.importance,
-      estimate: e.model.estimate(i),
-      explore: explored.has(i),
-    });
-    if (opts.limit !== undefined && items.length >= opts.limit) break;
-  }
-  return { run, order, total: e.items.length, undecided: e.items.length - decided.size, estimate: info(e), items };
+  const e = estimatesNow(db, run);
+  const places = reviewQueue({
+    items: e.items,
+    taxonomy: run.dataset.taxonomy,
+    order,
+    model: e.model,
+    decided: e.decided,
+    held: claimedByOthers(db, run.id, '', opts.now ?? Date.now()),
+    annotator: opts.annotator,
+    limit: opts.limit,
+  });
+  const items: QueueEntry[] = places.map(({ item: it, estimate, explore }) => ({
+    imageId: it.imageId,
+    path: it.path,
+    split: it.split,
+    given: it.given,
+    proposed: it.proposed,
+    margin: it.margin,
+    importance: it.importance,
+    estimate,
+    explore,
+  }));
+  return { run, order, total: e.items.length, undecided: e.items.length - e.decided.size, estimate: info(e), items };
 }
 
 export interface DecideSummary {
@@ -137,8 +127,7 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
     }
   }
   const problems = table.problems.map((p) => `${p.where}: ${p.message}`);
-  const e = loadEstimates(db, run);
-  refit(db, e);
+  const e = estimatesNow(db, run);
   // A path's proposal: the image by its stored path (the dataset's unique index), then its place in the queue.
   const imageOf = db.prepare(`SELECT id FROM images WHERE dataset_id = ? AND path = ?`).pluck();
   const indexOfPath = (path: string): number | undefined => {

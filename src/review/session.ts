@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { FerCleanError } from '../errors.js';
+import { FerCleanError, isFerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
+import type { ResolvedRun } from '../store/runs.js';
 import { claimedByOthers, claimImage, LEASE_MS, releaseClaims, renewClaims, type Claimant } from './claims.js';
 import {
   ClaimLostError,
+  decisionsInForce,
   effectiveFor,
-  effectiveForRun,
   imagesDecidedSince,
   latestDecisionId,
   recordDecision,
@@ -14,16 +15,22 @@ import {
   type Effective,
   type Verdict,
 } from './decisions.js';
-import { compareItems, countQueue, loadDetail, loadQueue, loadQueueHead, reviewRun, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
-import type { ResolvedRun } from '../store/runs.js';
+import { countQueue, loadDetail, loadQueue, loadQueueHead, reviewRun, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
+import { compareItems, describeFilter, endState, filteredView, placesAfter, rankedView, type EndState, type Filter } from './order.js';
+import { InForce, statsOf, type Stats } from './progress.js';
 import { Learner } from './learner.js';
 import type { BulkPreview } from './scripted.js';
 
-/** Which items the annotator wants to see: those whose given and/or proposed label is `cls`. */
-export interface Filter {
-  by: 'either' | 'given' | 'proposed';
-  cls: string;
-}
+export type { EndState, Filter } from './order.js';
+export type { Stats } from './progress.js';
+export { describeFilter } from './order.js';
+
+/**
+ * One annotator's review of a run, as a cursor over the run's queue plus a lease on the item shown. Every action
+ * (decide, skip, undo, move, filter, bulk) and every tick writes to SQLite first (decisions, claims) and returns an
+ * immutable Snapshot of what to show; the order itself comes from order.ts and the estimates from learner.ts.
+ * Nothing here prints.
+ */
 
 export interface SessionOptions {
   runId?: number;
@@ -40,75 +47,42 @@ export interface SessionOptions {
   firstWindow?: number;
 }
 
-export interface Stats {
-  /** Items in the queue (the run's proposals). */
-  total: number;
-  /** Items with a decision in force (any annotator). */
-  reviewed: number;
-  accepted: number;
-  rejected: number;
-  manual: number;
-  /** Decisions made in this session (undone ones not counted). */
-  sessionDecisions: number;
-  /** Decisions per minute in this session. */
-  ratePerMin: number;
-  /** Seconds to review what is left at that rate; Infinity before the first decision. */
-  etaSeconds: number;
-  /** Items other sessions hold now. */
-  heldByOthers: number;
-  /** With a filter: items matching it and how many of those are reviewed. */
-  filtered?: { total: number; reviewed: number };
-}
-
-/** Why there is nothing to show. */
-export interface EndState {
-  /** Undecided items skipped in this session (shown again with next()). */
-  skipped: number;
-  /** Undecided items other sessions hold. */
-  held: number;
-  /** Undecided items in the whole queue (ignoring the filter). */
-  undecided: number;
-}
-
-/**
- * One annotator's review of a run: the queue, where they are in it, their lease on the item shown and the decisions
- * in force. All state changes go to SQLite first (decisions, claims); nothing here prints.
- */
 /** What an action did: its row (if it wrote one) and a line for the status bar (e.g. why it did nothing). */
 export interface Outcome {
   row?: DecisionRow;
   status: string | null;
 }
 
+/** The item shown, with everything the screen says about it. */
+export interface Shown {
+  item: QueueItem;
+  detail: ItemDetail;
+  decision?: Effective;
+  /** P(a reviewer accepts), the reviewer decisions the last refit used, and whether exploration placed it; undefined before the first refit. */
+  estimate?: { p: number; fittedOn: number; explore: boolean };
+}
+
+/** What the screen shows after an action or a tick: the session's state at that moment, never changed afterwards. */
+export interface Snapshot extends Outcome {
+  /** Grows with every snapshot of a session. */
+  version: number;
+  /** The item shown; undefined at the end of the queue (or for an empty queue). */
+  shown?: Shown;
+  /** The item the next decision would most likely show (to draw its face ahead of time). */
+  next?: { item: QueueItem; detail: ItemDetail };
+  position: { index: number; of: number };
+  stats: Stats;
+  /** At the end of the queue: why nothing is shown. */
+  end?: EndState;
+  filter: Filter | null;
+  /** The bulk accept offered on the confirmation page (null when none is offered). */
+  bulkOffer: BulkPreview | null;
+}
+
 /** Items read when a session opens (the first window of its order); the rest is read by loadRest(). */
 export const FIRST_WINDOW = 500;
 
-/** The decisions in force on a run's proposals, by image, with counts by action kept as they change. */
-class InForce {
-  private readonly map: Map<number, Effective>;
-  readonly counts = { accepted: 0, rejected: 0, manual: 0 };
-  constructor(entries: Map<number, Effective> = new Map()) {
-    this.map = entries;
-    for (const e of entries.values()) this.counts[e.action]++;
-  }
-  get(imageId: number): Effective | undefined {
-    return this.map.get(imageId);
-  }
-  has(imageId: number): boolean {
-    return this.map.has(imageId);
-  }
-  set(imageId: number, e: Effective): void {
-    this.delete(imageId);
-    this.map.set(imageId, e);
-    this.counts[e.action]++;
-  }
-  delete(imageId: number): void {
-    const old = this.map.get(imageId);
-    if (!old) return;
-    this.map.delete(imageId);
-    this.counts[old.action]--;
-  }
-}
+const freeze = <T extends object>(o: T): Readonly<T> => Object.freeze(o);
 
 export class ReviewSession {
   readonly who: Claimant;
@@ -117,9 +91,15 @@ export class ReviewSession {
   /** Proposals in the run (the queue's length, read or not). */
   readonly total: number;
   readonly taxonomy: string[];
+  /** The run's estimates (shown with every order) and, with order 'estimate', the learning order. */
+  readonly learner: Learner;
+  readonly learning: boolean;
+  /** The bulk accept offered on the confirmation page (null when none is offered). */
+  bulkOffer: BulkPreview | null = null;
   private readonly baseOrder: ReviewOrder;
   private readonly byImage = new Map<number, number>();
   private effective = new InForce();
+  /** Images other sessions hold (as last read, plus those found taken since). */
   private others = new Map<number, string>();
   private readonly skipped = new Set<number>();
   private readonly details = new Map<number, ItemDetail>();
@@ -127,17 +107,14 @@ export class ReviewSession {
   private readonly leaseMs: number;
   private readonly startedAt: number;
   private readonly myDecisions = new Set<number>();
+  /** The cursor: indices into items in view order, and the place shown in it (null: the end). */
   private view: number[];
   private viewPos: number | null = null;
   private filterValue: Filter | null = null;
   private closed = false;
   /** Id of the newest decision row already taken into account (null before the first refresh). */
   private seenDecisionId: number | null = null;
-  /** The run's estimates (shown with every order) and, with order 'estimate', the learning order. */
-  readonly learner: Learner;
-  readonly learning: boolean;
-  /** The bulk accept offered on the confirmation page (null when none is offered). */
-  bulkOffer: BulkPreview | null = null;
+  private version = 0;
 
   private constructor(
     readonly db: DB,
@@ -194,9 +171,9 @@ export class ReviewSession {
   }
 
   /**
-   * Reads the rest of the queue after its first window (the App does it after the first frame; every step that
-   * needs the whole queue does it first). The window is a prefix of the whole queue in the same order, so the item
-   * shown and the positions before it stay where they are.
+   * Reads the rest of the queue after its first window (see background(); every step that needs the whole queue
+   * does it first). The window is a prefix of the whole queue in the same order, so the item shown and the
+   * positions before it stay where they are.
    */
   loadRest(): void {
     if (this.loaded) return;
@@ -224,6 +201,7 @@ export class ReviewSession {
     return this.baseOrder === 'margin' ? this.items : [...this.items].sort(compareItems('margin', this.taxonomy));
   }
 
+  /** File, face box, probabilities of an item (read once, kept for the last few hundred items). */
   detail(item: QueueItem): ItemDetail {
     let d = this.details.get(item.imageId);
     if (!d) {
@@ -238,42 +216,91 @@ export class ReviewSession {
     return this.effective.get(item.imageId);
   }
 
-  /** Accept the proposal, reject it (keep the given label) or set a label by hand; then go to the next item. */
-  decide(verdict: Verdict, label?: string): Outcome {
+  /** P(a reviewer accepts) the item's proposal, once the estimates are loaded (relearn). */
+  estimateOf(item: QueueItem): number | undefined {
+    return this.learner.estimate(item.imageId);
+  }
+
+  /** What to show now (see Snapshot); `outcome` is what the action that led here did. */
+  snapshot(outcome: Outcome = { status: null }): Snapshot {
     const item = this.current;
-    if (!item) return { status: 'nothing to decide: end of the queue' };
+    let shown: Shown | undefined;
+    if (item) {
+      const p = this.estimateOf(item);
+      shown = freeze({
+        item,
+        detail: this.detail(item),
+        decision: this.decisionOf(item),
+        estimate: p === undefined ? undefined : freeze({ p, fittedOn: this.learner.lastFit?.fittedOn ?? 0, explore: this.learner.isExplore(item.imageId) }),
+      });
+    }
+    let next: Snapshot['next'];
+    const peek = this.peekNext();
+    if (peek) {
+      try {
+        next = freeze({ item: peek, detail: this.detail(peek) });
+      } catch (e) {
+        if (!isFerCleanError(e)) throw e; // a face that cannot be read is said so when it is shown
+      }
+    }
+    return freeze({
+      ...outcome,
+      version: ++this.version,
+      shown,
+      next,
+      position: freeze(this.position),
+      stats: freeze(this.stats()),
+      end: item || this.total === 0 ? undefined : freeze(this.endState()),
+      filter: this.filterValue,
+      bulkOffer: this.bulkOffer,
+    });
+  }
+
+  /** Accept the proposal, reject it (keep the given label) or set a label by hand; then go to the next item. */
+  decide(verdict: Verdict, label?: string): Snapshot {
+    const item = this.current;
+    if (!item) return this.snapshot({ status: 'nothing to decide: end of the queue' });
     if (verdict === 'manual' && (label === undefined || !this.taxonomy.includes(label))) {
-      return { status: `no class ${label ?? ''} in this dataset` };
+      return this.snapshot({ status: `no class ${label ?? ''} in this dataset` });
     }
     const estimate = this.learner.estimate(item.imageId) ?? null;
     const g = this.guard(() => recordDecision(this.db, this.who, item, verdict, label, { ...this.opts(), estimate }));
-    if (g.lost !== undefined) return { status: g.lost };
+    if (g.lost !== undefined) return this.snapshot({ status: g.lost });
     const row = g.value;
     this.myDecisions.add(row.id);
     this.learner.pending++;
-    this.effective.set(item.imageId, { id: row.id, action: verdict, label: row.new_label, annotator: row.annotator, decidedAt: row.decided_at });
+    this.effective.set(item.imageId, {
+      id: row.id,
+      action: verdict,
+      label: row.new_label,
+      annotator: row.annotator,
+      decidedAt: row.decided_at,
+      runId: row.run_id,
+      bulkId: null,
+      estimate,
+    });
     this.skipped.delete(item.imageId);
     this.advance(this.viewPos!);
-    return { row, status: `${item.path}: ${verdict === 'manual' ? 'set to' : verdict + ' →'} ${row.new_label}` };
+    return this.snapshot({ row, status: `${item.path}: ${verdict === 'manual' ? 'set to' : verdict + ' →'} ${row.new_label}` });
   }
 
   /** Records a skip (not a decision) and goes on; skipped items come back once the rest is done. */
-  skip(): Outcome {
+  skip(): Snapshot {
     const item = this.current;
-    if (!item) return { status: 'nothing to skip: end of the queue' };
+    if (!item) return this.snapshot({ status: 'nothing to skip: end of the queue' });
     const g = this.guard(() => recordDecision(this.db, this.who, item, 'skipped', undefined, this.opts()));
-    if (g.lost !== undefined) return { status: g.lost };
+    if (g.lost !== undefined) return this.snapshot({ status: g.lost });
     this.skipped.add(item.imageId);
     this.advance(this.viewPos!);
-    return { row: g.value, status: `${item.path}: skipped` };
+    return this.snapshot({ row: g.value, status: `${item.path}: skipped` });
   }
 
   /** Undoes this annotator's last decision or skip in the run and shows that item again. */
-  undo(): Outcome {
+  undo(): Snapshot {
     this.loadRest(); // the item undone may lie beyond the first window
     const g = this.guard(() => undoLast(this.db, this.who, this.opts()));
-    if (g.lost !== undefined) return { status: g.lost };
-    if (!g.value) return { status: 'nothing to undo' };
+    if (g.lost !== undefined) return this.snapshot({ status: g.lost });
+    if (!g.value) return this.snapshot({ status: 'nothing to undo' });
     const { undone, undo, bulk } = g.value;
     if (bulk) {
       // A whole bulk accept was undone: its items are undecided again; show the last one.
@@ -294,49 +321,61 @@ export class ReviewSession {
       claimImage(this.db, this.who, undone.image_id, this.now(), this.leaseMs);
     }
     const item = idx === undefined ? undefined : this.items[idx];
-    if (bulk) return { row: undo, status: `undid bulk accept ${bulk.id}: ${bulk.undone} proposal(s) undecided again` };
-    return { row: undo, status: `undid ${undone.action}${undone.action === 'skipped' ? '' : ` (${undone.new_label})`} on ${item?.path ?? `image ${undone.image_id}`}` };
+    if (bulk) return this.snapshot({ row: undo, status: `undid bulk accept ${bulk.id}: ${bulk.undone} proposal(s) undecided again` });
+    const what = `${undone.action}${undone.action === 'skipped' ? '' : ` (${undone.new_label})`}`;
+    return this.snapshot({ row: undo, status: `undid ${what} on ${item?.path ?? `image ${undone.image_id}`}` });
   }
 
   /** Moves to the next (+1) or previous (-1) item of the queue, decided or not, skipping items others hold. */
-  move(dir: 1 | -1): Outcome {
-    const moved = { status: null };
+  move(dir: 1 | -1): Snapshot {
     if (this.viewPos === null) {
       if (dir === 1) {
         // At the end: go round again through the items skipped in this session.
-        if (this.skipped.size === 0) return { status: 'end of the queue' };
+        if (this.skipped.size === 0) return this.snapshot({ status: 'end of the queue' });
         this.skipped.clear();
         this.advance(-1);
-        return moved;
+        return this.snapshot();
       }
       this.loadRest();
-      for (let p = this.view.length - 1; p >= 0; p--) if (this.enter(p, false)) return moved;
-      return { status: 'no item to go back to' };
+      for (let p = this.view.length - 1; p >= 0; p--) if (this.enter(p, false)) return this.snapshot();
+      return this.snapshot({ status: 'no item to go back to' });
     }
     if (dir === 1) this.loadRest(); // the first window's end is not the queue's
     for (let p = this.viewPos + dir; p >= 0 && p < this.view.length; p += dir) {
-      if (this.enter(p, false)) return moved;
+      if (this.enter(p, false)) return this.snapshot();
     }
-    return { status: dir === 1 ? 'last item of the queue' : 'first item of the queue' };
+    return this.snapshot({ status: dir === 1 ? 'last item of the queue' : 'first item of the queue' });
   }
 
   /** Shows only items whose given and/or proposed label is a class (null: all), from the first undecided one. */
-  setFilter(filter: Filter | null): Outcome {
+  setFilter(filter: Filter | null): Snapshot {
     this.loadRest();
     this.applyFilter(filter);
     this.viewPos = null;
     this.advance(-1);
-    return { status: filter && this.view.length === 0 ? `no item with ${describeFilter(filter)}` : null };
+    return this.snapshot({ status: filter && this.view.length === 0 ? `no item with ${describeFilter(filter)}` : null });
   }
 
-  /** P(a reviewer accepts) the item's proposal, once the estimates are loaded (relearn). */
-  estimateOf(item: QueueItem): number | undefined {
-    return this.learner.estimate(item.imageId);
-  }
-
-  /** Whether a refit is due: never done, or REFIT_EVERY decisions since the last one. Callers run relearn off the key path. */
+  /** Whether a refit is due: never done, or REFIT_EVERY decisions since the last one. */
   relearnDue(): boolean {
     return !this.closed && this.learner.due;
+  }
+
+  /**
+   * The work to do off the key path, after a frame: reading the rest of the queue (at once), then a refit of the
+   * estimates when one is due, after a pause of `waitMs` in the keys. The one place that decides when to refit.
+   */
+  background(): { step: 'read-rest' | 'refit'; waitMs: number } | null {
+    if (!this.loaded) return { step: 'read-rest', waitMs: 0 };
+    if (!this.relearnDue()) return null;
+    return { step: 'refit', waitMs: this.learner.waitMs };
+  }
+
+  /** Does the step background() names (one step: a key typed meanwhile is handled between two). */
+  runBackground(): Snapshot {
+    if (this.loaded) this.relearn();
+    else this.loadRest();
+    return this.snapshot();
   }
 
   /**
@@ -347,22 +386,7 @@ export class ReviewSession {
   relearn(): void {
     this.loadRest();
     this.learner.relearn();
-    if (this.learning) this.rankView(this.viewPos === null ? 0 : this.viewPos + 1);
-  }
-
-  /**
-   * Puts the view from place `from` on in learning order: the undecided items by rank, and the decided ones as they
-   * were, after them (re-ranking what follows the item shown) or before them (a new view: ← goes back to them).
-   */
-  private rankView(from: number, decidedFirst = false): void {
-    const rest = this.view.slice(from);
-    const open = rest.filter((i) => !this.effective.has(this.items[i]!.imageId));
-    const done = rest.filter((i) => this.effective.has(this.items[i]!.imageId));
-    // Each rank looked up once (not twice per comparison: 187k items at 1M images).
-    const ranked = open.map((i) => ({ i, rank: this.learner.rankOf(this.items[i]!.imageId) }));
-    ranked.sort((a, b) => a.rank - b.rank || a.i - b.i);
-    const byRank = ranked.map((r) => r.i);
-    this.view = decidedFirst ? [...this.view.slice(0, from), ...done, ...byRank] : [...this.view.slice(0, from), ...byRank, ...done];
+    if (this.learning) this.view = rankedView(this.view, this.viewPos === null ? 0 : this.viewPos + 1, this.items, this.effective, (id) => this.learner.rankOf(id));
   }
 
   /** How many undecided proposals a bulk accept at `minEstimate` would take, and how many are expected wrong. */
@@ -370,77 +394,67 @@ export class ReviewSession {
     return this.learner.previewBulk(this.who.annotator, minEstimate);
   }
 
-  /** Accepts every undecided proposal with estimate >= minEstimate (one undo reverts it), then goes on. */
-  bulkAccept(minEstimate: number): Outcome {
+  /** Offers a bulk accept at `min` (the confirmation page), or says on the status line why it cannot be offered. */
+  offerBulk(min: number): Snapshot {
+    try {
+      this.bulkOffer = this.previewBulk(min);
+      return this.snapshot();
+    } catch (e) {
+      if (!isFerCleanError(e)) throw e;
+      this.bulkOffer = null;
+      return this.snapshot({ status: `bulk accept: ${e.message}` });
+    }
+  }
+
+  /** Accepts every undecided proposal with estimate >= minEstimate (one undo reverts it; one refit), then goes on. */
+  bulkAccept(minEstimate: number): Snapshot {
+    this.bulkOffer = null;
     this.loadRest();
     const r = this.learner.bulk(this.who.annotator, minEstimate, this.who.sessionId);
     this.refresh();
-    if (this.learning) this.relearn();
+    if (this.learning) this.view = rankedView(this.view, this.viewPos === null ? 0 : this.viewPos + 1, this.items, this.effective, (id) => this.learner.rankOf(id));
     const cur = this.current;
     if (!cur || this.effective.has(cur.imageId)) this.advance(this.viewPos ?? -1);
     else claimImage(this.db, this.who, cur.imageId, this.now(), this.leaseMs);
-    return { status: `bulk accept ${r.bulkId}: accepted ${r.items} proposal(s) with estimate >= ${minEstimate} (expected wrong ${r.expectedWrong.toFixed(1)}); u undoes it` };
+    return this.snapshot({
+      status: `bulk accept ${r.bulkId}: accepted ${r.items} proposal(s) with estimate >= ${minEstimate} (expected wrong ${r.expectedWrong.toFixed(1)}); u undoes it`,
+    });
   }
 
   /** Renews this session's lease and re-reads what other sessions did (decisions, claims). */
-  tick(): void {
-    if (this.closed) return;
-    renewClaims(this.db, this.who.sessionId, this.now(), this.leaseMs);
-    this.refresh();
+  tick(): Snapshot {
+    if (!this.closed) {
+      renewClaims(this.db, this.who.sessionId, this.now(), this.leaseMs);
+      this.refresh();
+    }
+    return this.snapshot();
   }
 
   /** Why nothing is shown (at the end of the queue). */
   endState(): EndState {
     this.loadRest();
-    let skipped = 0;
-    let held = 0;
-    for (const i of this.view) {
-      const id = this.items[i]!.imageId;
-      if (this.effective.has(id)) continue;
-      if (this.skipped.has(id)) skipped++;
-      else if (this.others.has(id)) held++;
-    }
-    let undecided = 0;
-    for (const it of this.items) if (!this.effective.has(it.imageId)) undecided++;
-    return { skipped, held, undecided };
+    return endState(this.items, this.view, this.effective, this.skipped, this.others);
   }
 
   stats(): Stats {
-    // Kept as decisions come and go (a pass over a 187k-item queue took 8-16 ms a frame).
-    const { accepted, rejected, manual } = this.effective.counts;
-    const reviewed = accepted + rejected + manual;
-    const minutes = Math.max(1e-6, (this.now() - this.startedAt) / 60_000);
-    const sessionDecisions = this.myDecisions.size;
-    const ratePerMin = sessionDecisions / minutes;
-    const left = this.total - reviewed;
-    const s: Stats = {
+    const filtered = this.filterValue
+      ? { total: this.view.length, reviewed: this.view.filter((i) => this.effective.has(this.items[i]!.imageId)).length }
+      : undefined;
+    return statsOf({
       total: this.total,
-      reviewed,
-      accepted,
-      rejected,
-      manual,
-      sessionDecisions,
-      ratePerMin,
-      etaSeconds: left === 0 ? 0 : ratePerMin > 0 ? (left / ratePerMin) * 60 : Infinity,
+      inForce: this.effective,
+      sessionDecisions: this.myDecisions.size,
+      elapsedMs: this.now() - this.startedAt,
       // Read now, not from `others` (which only lists items this session tried and found taken since its last
       // refresh, and keeps them after they are let go): a handful of rows, one per live session.
       heldByOthers: claimedByOthers(this.db, this.run.id, this.who.sessionId, this.now()).size,
-    };
-    if (this.filterValue) {
-      s.filtered = {
-        total: this.view.length,
-        reviewed: this.view.filter((i) => this.effective.has(this.items[i]!.imageId)).length,
-      };
-    }
-    return s;
+      filtered,
+    });
   }
 
   /** The item next() after a decision would most likely show (to prefetch its face); claims nothing. */
   peekNext(): QueueItem | undefined {
-    const n = this.view.length;
-    const from = this.viewPos ?? -1;
-    for (let k = 1; k <= n; k++) {
-      const p = (from + k + n) % n;
+    for (const p of placesAfter(this.view.length, this.viewPos ?? -1)) {
       const it = this.items[this.view[p]!]!;
       if (p !== this.viewPos && this.isCandidate(it.imageId)) return it;
     }
@@ -486,11 +500,8 @@ export class ReviewSession {
       }
       this.loadRest();
     }
-    const n = this.view.length;
-    for (let k = 1; k <= n; k++) {
-      const p = (from + k + n) % n;
-      if (!this.isCandidate(this.items[this.view[p]!]!.imageId)) continue;
-      if (this.enter(p, true)) return;
+    for (const p of placesAfter(this.view.length, from)) {
+      if (this.isCandidate(this.items[this.view[p]!]!.imageId) && this.enter(p, true)) return;
     }
     this.viewPos = null;
     releaseClaims(this.db, this.who.sessionId);
@@ -525,7 +536,7 @@ export class ReviewSession {
    */
   private refresh(): void {
     const latest = latestDecisionId(this.db);
-    if (this.seenDecisionId === null) this.effective = new InForce(effectiveForRun(this.db, this.run.id));
+    if (this.seenDecisionId === null) this.effective = new InForce(decisionsInForce(this.db, { runId: this.run.id }));
     else if (latest > this.seenDecisionId) {
       for (const id of imagesDecidedSince(this.db, this.seenDecisionId)) if (this.byImage.has(id)) this.refreshImage(id);
     }
@@ -535,17 +546,8 @@ export class ReviewSession {
 
   private applyFilter(filter: Filter | null): void {
     this.filterValue = filter;
-    this.view = [];
-    this.items.forEach((it, i) => {
-      if (!filter) this.view.push(i);
-      else if (filter.by !== 'proposed' && it.given === filter.cls) this.view.push(i);
-      else if (filter.by !== 'given' && it.proposed === filter.cls) this.view.push(i);
-    });
+    this.view = filteredView(this.items, filter);
     // In the learning order a new view follows the last refit, not the margin order the items were loaded in.
-    if (this.learning && this.learner.ready) this.rankView(0, true);
+    if (this.learning && this.learner.ready) this.view = rankedView(this.view, 0, this.items, this.effective, (id) => this.learner.rankOf(id), true);
   }
-}
-
-export function describeFilter(f: Filter): string {
-  return f.by === 'either' ? `given or proposed ${f.cls}` : `${f.by} ${f.cls}`;
 }

@@ -25,6 +25,7 @@ import {
   type RunImageRow,
 } from '../store/runs.js';
 import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptions, type ScnOptions, type TrainData } from './train.js';
+import { decisionsInForce } from '../review/decisions.js';
 
 export interface TrainRunOptions {
   dataset?: string;
@@ -163,16 +164,10 @@ export async function trainRun(
  * those rows trusted. Returns the mask (1 = trusted), per row.
  */
 function trustedLabels(db: DB, datasetId: number, imageIds: number[], train: number[], labels: Int32Array, tax: readonly string[]): Uint8Array {
-  const decided = new Map(
-    (
-      db
-        .prepare(`SELECT e.image_id, e.new_label FROM effective_decisions e JOIN images i ON i.id = e.image_id WHERE i.dataset_id = ?`)
-        .all(datasetId) as { image_id: number; new_label: string }[]
-    ).map((r) => [r.image_id, r.new_label]),
-  );
+  const decided = decisionsInForce(db, { datasetId });
   const mask = new Uint8Array(imageIds.length);
   for (const i of train) {
-    const label = decided.get(imageIds[i]!);
+    const label = decided.get(imageIds[i]!)?.label;
     if (label === undefined) continue;
     const k = tax.indexOf(label);
     if (k < 0) throw new FerCleanError(`image ${imageIds[i]}: decided label '${label}' is not a class of this dataset`);

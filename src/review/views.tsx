@@ -1,0 +1,178 @@
+/**
+ * The review screen's pieces, each rendered from a Snapshot and nothing else (no SQL, no session calls): the item
+ * with its labels and bars, the end of the queue, a page of text (help, filter, bulk confirmation), the progress line.
+ */
+import type { ReactElement } from 'react';
+import { Box, Text } from 'ink';
+import { describeFilter } from './order.js';
+import type { Layout } from './layout.js';
+import type { Shown, Snapshot } from './session.js';
+import type { Stats } from './progress.js';
+import { formatDuration } from '../format.js';
+
+export function ItemView({
+  shown,
+  taxonomy,
+  face,
+  layout,
+  external,
+}: {
+  shown: Shown;
+  taxonomy: readonly string[];
+  face: string[] | undefined;
+  layout: Layout;
+  /** The face is painted by a FaceSink: leave its place empty. */
+  external: boolean;
+}): ReactElement {
+  const { item, detail, decision } = shown;
+  const w = layout.panelWidth;
+  const barWidth = Math.max(5, w - 22);
+  return (
+    <Box flexDirection="row" height={layout.bodyRows}>
+      <Box flexDirection="column" width={layout.faceCols} marginRight={2}>
+        {face && external
+          ? null
+          : face
+          ? face.map((line, i) => (
+              <Text key={i} wrap="truncate-end">
+                {line}
+              </Text>
+            ))
+          : <Text dimColor>(drawing…)</Text>}
+      </Box>
+      <Box flexDirection="column" width={w}>
+        <Text wrap="truncate-start">
+          {item.path} <Text dimColor>({item.split})</Text>
+          {detail.quality ? <Text color="red"> [{detail.quality}]</Text> : null}
+        </Text>
+        <Text>
+          given{'    '}<Text color="yellow" bold>{item.given}</Text>
+          {item.runGiven !== item.given ? <Text dimColor> (run trained on {item.runGiven})</Text> : null}
+        </Text>
+        <Text>
+          proposed <Text color="green" bold>{item.proposed}</Text>
+        </Text>
+        <Text wrap="truncate-end">
+          margin {fmt(item.margin)} · importance {fmt(item.importance)}
+          {detail.importanceMean !== null ? ` (mean ${fmt(detail.importanceMean)})` : ''}
+        </Text>
+        <Text wrap="truncate-end">{estimateLine(shown.estimate)}</Text>
+        {taxonomy.map((cls, i) => {
+          const p = detail.probs[i] ?? 0;
+          const isGiven = cls === item.given;
+          const isProposed = cls === item.proposed;
+          const color = isProposed ? 'green' : isGiven ? 'yellow' : undefined;
+          return (
+            <Text key={cls} wrap="truncate-end">
+              {i + 1} {cls.padEnd(10)}
+              <Text color={color} dimColor={!color}>
+                {bar(p, barWidth)}
+              </Text>{' '}
+              {p.toFixed(2)}
+              {isGiven ? ' G' : ''}
+              {isProposed ? ' P' : ''}
+            </Text>
+          );
+        })}
+        <Text> </Text>
+        {decision ? (
+          <Text wrap="truncate-end">
+            decision: <Text bold>{decision.action}</Text> → {decision.label} <Text dimColor>by {decision.annotator}</Text>
+          </Text>
+        ) : (
+          <Text dimColor>undecided</Text>
+        )}
+      </Box>
+    </Box>
+  );
+}
+
+/** The bulk accept's confirmation page. */
+export function bulkLines(o: { minEstimate: number; items: number; expectedWrong: number; held: number; fittedOn: number }): string[] {
+  return [
+    `Bulk accept: every undecided proposal with estimate >= ${o.minEstimate.toFixed(2)}`,
+    '',
+    `  ${o.items} proposal(s) would be accepted; expected wrong: ${o.expectedWrong.toFixed(1)}` +
+      (o.items ? ` (${((100 * o.expectedWrong) / o.items).toFixed(1)}%)` : ''),
+    `  (estimate refitted on ${o.fittedOn} reviewer decisions${o.held ? `; ${o.held} more are held by other sessions and left alone` : ''})`,
+    '',
+    '  y      accept them all: each is a decision of its own, marked as bulk with its estimate',
+    '  + / -  raise / lower the threshold by 0.01',
+    '  other  cancel',
+    '',
+    'u undoes the whole bulk accept at once.',
+  ];
+}
+
+/** Why nothing is shown, from the snapshot's end state. */
+export function endLines(snap: Pick<Snapshot, 'end' | 'stats' | 'filter'>): string[] {
+  const end = snap.end ?? { skipped: 0, held: 0, undecided: 0 };
+  const lines: string[] = [];
+  if (end.undecided === 0) lines.push(`End of the queue: all ${snap.stats.total} items are reviewed.`);
+  else {
+    lines.push(snap.filter ? `End of the filtered queue (${describeFilter(snap.filter)}).` : 'End of the queue for you.');
+    if (end.skipped) lines.push(`${end.skipped} item(s) you skipped are still undecided: press → or n to go through them again.`);
+    if (end.held) lines.push(`${end.held} item(s) are being reviewed by other annotators right now.`);
+    lines.push(`${end.undecided} of ${snap.stats.total} items in the run are undecided.`);
+    if (snap.filter) lines.push('Press / then 0 to clear the filter.');
+  }
+  lines.push('← or p to go back to decided items, u to undo your last decision, q to quit.');
+  return lines;
+}
+
+export function EndOfQueue({ snap, rows }: { snap: Snapshot; rows: number }): ReactElement {
+  return (
+    <Box flexDirection="column" height={rows}>
+      {endLines(snap).map((l, i) => (
+        <Text key={i} bold={i === 0}>
+          {l}
+        </Text>
+      ))}
+    </Box>
+  );
+}
+
+export function Page({ lines, width, rows }: { lines: string[]; width: number; rows: number }): ReactElement {
+  return (
+    <Box flexDirection="column" height={rows} width={width}>
+      {lines.slice(0, rows).map((l, i) => (
+        <Text key={i} wrap="truncate-end">
+          {l || ' '}
+        </Text>
+      ))}
+    </Box>
+  );
+}
+
+/** The progress line under the body, shortened to fit `cols`. */
+export function progressLine(stats: Stats, cols: number): string {
+  const tail =
+    ` · ${stats.ratePerMin.toFixed(1)}/min · ETA ${formatDuration(stats.etaSeconds)}` +
+    (stats.filtered ? ` · filter ${stats.filtered.reviewed}/${stats.filtered.total}` : '') +
+    (stats.heldByOthers ? ` · ${stats.heldByOthers} held by others` : '');
+  const long = `${stats.reviewed}/${stats.total} reviewed · ${stats.accepted} accepted · ${stats.rejected} rejected · ${stats.manual} manual` + tail;
+  if (long.length <= cols) return long;
+  return `${stats.reviewed}/${stats.total} done · ${stats.accepted} acc · ${stats.rejected} rej · ${stats.manual} man` + tail;
+}
+
+const BLOCKS = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+
+/** A horizontal bar of `width` cells for p in [0, 1], in eighths of a cell. */
+export function bar(p: number, width: number): string {
+  const eighths = Math.round(Math.max(0, Math.min(1, p)) * width * 8);
+  const full = Math.floor(eighths / 8);
+  const part = BLOCKS[eighths % 8]!;
+  return ('█'.repeat(full) + part).padEnd(width, ' ');
+}
+
+const fmt = (v: number | null): string => (v === null ? '–' : v.toFixed(2));
+
+/**
+ * The proposal's estimated correctness, P(a reviewer accepts), with what it rests on: 'prior' (the run alone, no
+ * decision yet) or 'fit on N' (N reviewer decisions); 'explore' marks an item placed by a random draw.
+ */
+export function estimateLine(e: Shown['estimate']): string {
+  if (e === undefined) return 'P(accept) …';
+  const basis = e.fittedOn > 0 ? `fit on ${e.fittedOn}` : 'prior';
+  return `P(accept) ${e.p.toFixed(2)} · ${basis}${e.explore ? ' · explore' : ''}`;
+}
