@@ -72,6 +72,18 @@ const toEffective = (r: RawEffective): Effective => ({
   estimate: r.estimate ?? null,
 });
 
+/** The decision in force that a row just written puts on its image. */
+export const inForceOf = (row: DecisionRow, action: Verdict): Effective => ({
+  id: row.id,
+  action,
+  label: row.new_label,
+  annotator: row.annotator,
+  decidedAt: row.decided_at,
+  runId: row.run_id,
+  bulkId: row.bulk_id ?? null,
+  estimate: row.estimate ?? null,
+});
+
 /** The decision in force for one image, if any. */
 export function effectiveFor(db: DB, imageId: number): Effective | undefined {
   const r = db.prepare(`SELECT ${EFFECTIVE_COLUMNS} FROM effective_decisions e WHERE e.image_id = ?`).get(imageId) as RawEffective | undefined;

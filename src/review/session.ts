@@ -11,19 +11,26 @@ import {
   latestDecisionId,
   recordDecision,
   undoLast,
-  type DecisionRow,
+  inForceOf,
   type Effective,
   type Verdict,
 } from './decisions.js';
-import { countQueue, loadDetail, loadQueue, loadQueueHead, reviewRun, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
-import { compareItems, describeFilter, endState, filteredView, placesAfter, rankedView, type EndState, type Filter } from './order.js';
+import { reviewRun, type ItemDetail, type QueueItem } from './queue.js';
+import { QueueWindow } from './window.js';
+import { describeFilter, endState, filteredView, placesAfter, rankedView, type EndState, type Filter } from './order.js';
 import { InForce, statsOf, type Stats } from './progress.js';
 import { Learner } from './learner.js';
+import type { Outcome, SessionOptions, Shown, Snapshot } from './snapshot.js';
 import type { BulkPreview } from './scripted.js';
 
 export type { EndState, Filter } from './order.js';
 export type { Stats } from './progress.js';
 export { describeFilter } from './order.js';
+
+export type { Outcome, SessionOptions, Shown, Snapshot } from './snapshot.js';
+export { FIRST_WINDOW } from './window.js';
+
+const freeze = <T extends object>(o: T): Readonly<T> => Object.freeze(o);
 
 /**
  * One annotator's review of a run, as a cursor over the run's queue plus a lease on the item shown. Every action
@@ -31,78 +38,20 @@ export { describeFilter } from './order.js';
  * immutable Snapshot of what to show; the order itself comes from order.ts and the estimates from learner.ts.
  * Nothing here prints.
  */
-
-export interface SessionOptions {
-  runId?: number;
-  dataset?: string;
-  annotator: string;
-  /** 'estimate': the learning order (issue 8), re-ranked as decisions arrive; else a fixed order. Default margin. */
-  order?: ReviewOrder | 'estimate';
-  /** Unique per running session (a random UUID unless given). */
-  sessionId?: string;
-  /** Clock in unix ms (tests move it to expire leases). */
-  now?: () => number;
-  leaseMs?: number;
-  /** Items read when the session opens (default FIRST_WINDOW); the rest is read by loadRest(). */
-  firstWindow?: number;
-}
-
-/** What an action did: its row (if it wrote one) and a line for the status bar (e.g. why it did nothing). */
-export interface Outcome {
-  row?: DecisionRow;
-  status: string | null;
-}
-
-/** The item shown, with everything the screen says about it. */
-export interface Shown {
-  item: QueueItem;
-  detail: ItemDetail;
-  decision?: Effective;
-  /** P(a reviewer accepts), the reviewer decisions the last refit used, and whether exploration placed it; undefined before the first refit. */
-  estimate?: { p: number; fittedOn: number; explore: boolean };
-}
-
-/** What the screen shows after an action or a tick: the session's state at that moment, never changed afterwards. */
-export interface Snapshot extends Outcome {
-  /** Grows with every snapshot of a session. */
-  version: number;
-  /** The item shown; undefined at the end of the queue (or for an empty queue). */
-  shown?: Shown;
-  /** The item the next decision would most likely show (to draw its face ahead of time). */
-  next?: { item: QueueItem; detail: ItemDetail };
-  position: { index: number; of: number };
-  stats: Stats;
-  /** At the end of the queue: why nothing is shown. */
-  end?: EndState;
-  filter: Filter | null;
-  /** The bulk accept offered on the confirmation page (null when none is offered). */
-  bulkOffer: BulkPreview | null;
-}
-
-/** Items read when a session opens (the first window of its order); the rest is read by loadRest(). */
-export const FIRST_WINDOW = 500;
-
-const freeze = <T extends object>(o: T): Readonly<T> => Object.freeze(o);
-
 export class ReviewSession {
   readonly who: Claimant;
-  /** The queue read so far: its first window until loadRest() (then all of it), in the session's base order. */
-  items: QueueItem[];
-  /** Proposals in the run (the queue's length, read or not). */
-  readonly total: number;
   readonly taxonomy: string[];
   /** The run's estimates (shown with every order) and, with order 'estimate', the learning order. */
   readonly learner: Learner;
   readonly learning: boolean;
   /** The bulk accept offered on the confirmation page (null when none is offered). */
   bulkOffer: BulkPreview | null = null;
-  private readonly baseOrder: ReviewOrder;
-  private readonly byImage = new Map<number, number>();
+  /** The run's queue in the session's base order, read in a first window then whole. */
+  private readonly queue: QueueWindow;
   private effective = new InForce();
   /** Images other sessions hold (as last read, plus those found taken since). */
   private others = new Map<number, string>();
   private readonly skipped = new Set<number>();
-  private readonly details = new Map<number, ItemDetail>();
   private readonly now: () => number;
   private readonly leaseMs: number;
   private readonly startedAt: number;
@@ -127,12 +76,9 @@ export class ReviewSession {
     const order = opts.order ?? 'margin';
     this.learning = order === 'estimate';
     // The learning order starts from the margin order; relearn() re-ranks it once the estimates are loaded.
-    this.baseOrder = order === 'estimate' ? 'margin' : order;
-    this.total = countQueue(db, run);
-    this.items = loadQueueHead(db, run, this.baseOrder, opts.firstWindow ?? FIRST_WINDOW);
-    this.learner = new Learner(db, run, () => this.marginOrdered());
+    this.queue = new QueueWindow(db, run, order === 'estimate' ? 'margin' : order, opts.firstWindow);
+    this.learner = new Learner(db, run, () => this.queue.marginOrdered());
     this.taxonomy = run.dataset.taxonomy;
-    this.items.forEach((it, i) => this.byImage.set(it.imageId, i));
     this.view = this.items.map((_, i) => i);
     this.startedAt = this.now();
     this.refresh();
@@ -165,9 +111,19 @@ export class ReviewSession {
     return { index: this.viewPos === null ? 0 : this.viewPos + 1, of: this.loaded || this.filterValue ? this.view.length : this.total };
   }
 
+  /** The queue read so far: its first window until loadRest() (then all of it), in the session's base order. */
+  get items(): QueueItem[] {
+    return this.queue.items;
+  }
+
+  /** Proposals in the run (the queue's length, read or not). */
+  get total(): number {
+    return this.queue.total;
+  }
+
   /** Whether the whole queue has been read (else only its first window: see loadRest). */
   get loaded(): boolean {
-    return this.items.length === this.total;
+    return this.queue.loaded;
   }
 
   /**
@@ -176,40 +132,24 @@ export class ReviewSession {
    * positions before it stay where they are.
    */
   loadRest(): void {
-    if (this.loaded) return;
-    const all = loadQueue(this.db, this.run, this.baseOrder);
-    const prefix = this.items.every((it, i) => all[i]?.imageId === it.imageId);
     const shown = this.current?.imageId;
-    this.items = all;
-    this.byImage.clear();
-    all.forEach((it, i) => this.byImage.set(it.imageId, i));
+    const prefix = this.queue.readRest();
+    if (prefix === null) return;
     if (!prefix || this.filterValue || (this.learning && this.learner.ready)) {
       this.applyFilter(this.filterValue);
-      const at = shown === undefined ? -1 : this.view.indexOf(this.byImage.get(shown)!);
+      const at = shown === undefined ? -1 : this.view.indexOf(this.queue.indexOf(shown)!);
       this.viewPos = at < 0 ? null : at;
     } else {
-      for (let i = this.view.length; i < all.length; i++) this.view.push(i);
+      for (let i = this.view.length; i < this.items.length; i++) this.view.push(i);
     }
     // Decisions on items outside the window were not followed until now: read them all again.
     this.seenDecisionId = null;
     this.refresh();
   }
 
-  /** The whole queue in margin order (the estimates' order). */
-  private marginOrdered(): QueueItem[] {
-    this.loadRest();
-    return this.baseOrder === 'margin' ? this.items : [...this.items].sort(compareItems('margin', this.taxonomy));
-  }
-
   /** File, face box, probabilities of an item (read once, kept for the last few hundred items). */
   detail(item: QueueItem): ItemDetail {
-    let d = this.details.get(item.imageId);
-    if (!d) {
-      d = loadDetail(this.db, this.run, item.imageId);
-      if (this.details.size > 256) this.details.clear();
-      this.details.set(item.imageId, d);
-    }
-    return d;
+    return this.queue.detail(item);
   }
 
   decisionOf(item: QueueItem): Effective | undefined {
@@ -269,16 +209,7 @@ export class ReviewSession {
     const row = g.value;
     this.myDecisions.add(row.id);
     this.learner.pending++;
-    this.effective.set(item.imageId, {
-      id: row.id,
-      action: verdict,
-      label: row.new_label,
-      annotator: row.annotator,
-      decidedAt: row.decided_at,
-      runId: row.run_id,
-      bulkId: null,
-      estimate,
-    });
+    this.effective.set(item.imageId, inForceOf(row, verdict));
     this.skipped.delete(item.imageId);
     this.advance(this.viewPos!);
     return this.snapshot({ row, status: `${item.path}: ${verdict === 'manual' ? 'set to' : verdict + ' →'} ${row.new_label}` });
@@ -310,7 +241,7 @@ export class ReviewSession {
     this.myDecisions.delete(undone.id);
     this.skipped.delete(undone.image_id);
     this.refreshImage(undone.image_id);
-    const idx = this.byImage.get(undone.image_id);
+    const idx = this.queue.indexOf(undone.image_id);
     if (idx !== undefined) {
       let at = this.view.indexOf(idx);
       if (at < 0) {
@@ -386,7 +317,7 @@ export class ReviewSession {
   relearn(): void {
     this.loadRest();
     this.learner.relearn();
-    if (this.learning) this.view = rankedView(this.view, this.viewPos === null ? 0 : this.viewPos + 1, this.items, this.effective, (id) => this.learner.rankOf(id));
+    if (this.learning) this.rerankAfterShown();
   }
 
   /** How many undecided proposals a bulk accept at `minEstimate` would take, and how many are expected wrong. */
@@ -412,7 +343,7 @@ export class ReviewSession {
     this.loadRest();
     const r = this.learner.bulk(this.who.annotator, minEstimate, this.who.sessionId);
     this.refresh();
-    if (this.learning) this.view = rankedView(this.view, this.viewPos === null ? 0 : this.viewPos + 1, this.items, this.effective, (id) => this.learner.rankOf(id));
+    if (this.learning) this.rerankAfterShown();
     const cur = this.current;
     if (!cur || this.effective.has(cur.imageId)) this.advance(this.viewPos ?? -1);
     else claimImage(this.db, this.who, cur.imageId, this.now(), this.leaseMs);
@@ -538,10 +469,15 @@ export class ReviewSession {
     const latest = latestDecisionId(this.db);
     if (this.seenDecisionId === null) this.effective = new InForce(decisionsInForce(this.db, { runId: this.run.id }));
     else if (latest > this.seenDecisionId) {
-      for (const id of imagesDecidedSince(this.db, this.seenDecisionId)) if (this.byImage.has(id)) this.refreshImage(id);
+      for (const id of imagesDecidedSince(this.db, this.seenDecisionId)) if (this.queue.indexOf(id) !== undefined) this.refreshImage(id);
     }
     this.seenDecisionId = latest;
     this.others = claimedByOthers(this.db, this.run.id, this.who.sessionId, this.now());
+  }
+
+  /** In the learning order: what comes after the item shown, by the last refit (the rest stays where it is). */
+  private rerankAfterShown(): void {
+    this.view = rankedView(this.view, this.viewPos === null ? 0 : this.viewPos + 1, this.items, this.effective, (id) => this.learner.rankOf(id));
   }
 
   private applyFilter(filter: Filter | null): void {
