@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { nowIso, openStore, type DB } from '../src/store/db.js';
 import { defaultTaxonomy } from '../src/taxonomy.js';
-import { loadQueue, type QueueItem } from '../src/review/queue.js';
+import { loadQueue, type QueueItem } from '../src/review/domain/proposals.js';
 import { resolveRun } from '../src/store/runs.js';
-import { computeLayout } from '../src/review/layout.js';
-import { ReviewSession } from '../src/review/session.js';
+import { computeLayout } from '../src/review/terminal/layout.js';
+import { ReviewSession } from '../src/review/session/session.js';
 import { BENCH_DB, DATA_DIR, machine, median, quantile } from './common.js';
 
 /**

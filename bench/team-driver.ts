@@ -15,7 +15,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '../src/store/db.js';
 import { packageRoot } from '../src/paths.js';
-import { computeLayout } from '../src/review/layout.js';
+import { computeLayout } from '../src/review/terminal/layout.js';
 
 export interface TeamOptions {
   dbPath: string;

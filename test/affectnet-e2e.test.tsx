@@ -13,11 +13,11 @@ import { run } from '../cli/run.js';
 import { initBackend } from '../src/features/backend.js';
 import { embedDataset } from '../src/features/embed.js';
 import { ingest } from '../src/ingest/index.js';
-import { App } from '../src/review/App.js';
-import { renderFace } from '../src/review/face.js';
-import { loadDetail } from '../src/review/queue.js';
+import { App } from '../src/review/terminal/App.js';
+import { renderFace } from '../src/review/terminal/face.js';
+import { loadDetail } from '../src/review/domain/proposals.js';
 import { resolveRun } from '../src/store/runs.js';
-import { ReviewSession } from '../src/review/session.js';
+import { ReviewSession } from '../src/review/session/session.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { captureIo, fixture, tempDir } from './helpers.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
-import { queueTop } from '../src/review/top.js';
+import { queueTop } from '../src/review/report/top.js';
 import { openStore } from '../src/store/db.js';
 import { resolveRun } from '../src/store/runs.js';
 import { captureIo, fixture, tempDir } from './helpers.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { EXPORT_COLUMNS, exportLabels } from '../src/export/index.js';
-import { openOutput } from '../src/export/output.js';
+import { openOutput } from '../src/output.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { resolveDataset } from '../src/store/datasets.js';

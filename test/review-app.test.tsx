@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { cleanup, render } from 'ink-testing-library';
-import { App } from '../src/review/App.js';
-import { ReviewSession } from '../src/review/session.js';
-import { decisionsOfRun } from '../src/review/decisions.js';
+import { App } from '../src/review/terminal/App.js';
+import { ReviewSession } from '../src/review/session/session.js';
+import { decisionsOfRun } from '../src/review/domain/decisions.js';
 import { tempDir } from './helpers.js';
 import { seedReviewDb, type Seeded } from './review-helpers.js';
 

@@ -6,7 +6,7 @@ import { parse } from 'csv-parse/sync';
 import { run } from '../cli/run.js';
 import { openStore } from '../src/store/db.js';
 import { packageRoot } from '../src/paths.js';
-import { decisionsOfRun } from '../src/review/decisions.js';
+import { decisionsOfRun } from '../src/review/domain/decisions.js';
 import { captureIo, tempDir } from './helpers.js';
 import { seedReviewDb, type Seeded } from './review-helpers.js';
 

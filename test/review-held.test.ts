@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type DB } from '../src/store/db.js';
-import { ReviewSession } from '../src/review/session.js';
+import { ReviewSession } from '../src/review/session/session.js';
 import { tempDir } from './helpers.js';
 import { seedReviewDb, type Seeded } from './review-helpers.js';
 

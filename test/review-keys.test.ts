@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { handleKey, initialKeyState, keyOf, keysOfInput, splitKeys, type KeyPress, type KeyState } from '../src/review/keys.js';
+import { handleKey, initialKeyState, keyOf, keysOfInput, splitKeys, type KeyPress, type KeyState } from '../src/review/terminal/keys.js';
 
 const TAX = ['neutral', 'happiness', 'surprise'];
 const main = initialKeyState(TAX);

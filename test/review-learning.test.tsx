@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { cleanup, render } from 'ink-testing-library';
-import { App } from '../src/review/App.js';
-import { decisionsOfRun } from '../src/review/decisions.js';
-import { BULK_START, handleKey, initialKeyState } from '../src/review/keys.js';
-import { REFIT_EVERY } from '../src/review/learner.js';
-import { ReviewSession } from '../src/review/session.js';
-import { nextItems } from '../src/review/scripted.js';
+import { App } from '../src/review/terminal/App.js';
+import { decisionsOfRun } from '../src/review/domain/decisions.js';
+import { BULK_START, handleKey, initialKeyState } from '../src/review/terminal/keys.js';
+import { REFIT_EVERY } from '../src/review/estimates/learner.js';
+import { ReviewSession } from '../src/review/session/session.js';
+import { nextItems } from '../src/review/verbs.js';
 import { tempDir } from './helpers.js';
 import { seedSynthetic, type Synthetic } from './learn-helpers.js';
 

@@ -10,8 +10,8 @@ import {
   rankedView,
   reviewQueue,
   type QueueInput,
-} from '../src/review/order.js';
-import type { QueueItem } from '../src/review/queue.js';
+} from '../src/review/domain/order.js';
+import type { QueueItem } from '../src/review/domain/proposals.js';
 
 /** The review queue on plain arrays: no store, no clock, no Ink. */
 const TAX = ['anger', 'fear', 'neutral', 'surprise'];

@@ -2,13 +2,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../cli/run.js';
-import { claimImage } from '../src/review/claims.js';
-import { decisionsOfRun, decisionsInForce } from '../src/review/decisions.js';
+import { claimImage } from '../src/review/domain/claims.js';
+import { decisionsOfRun, decisionsInForce } from '../src/review/domain/decisions.js';
 import { finalLabels } from '../src/export/index.js';
-import { formatEstimateSummary, loadEstimates, MIN_DECISIONS_FOR_BULK, summarizeEstimates } from '../src/review/estimates.js';
-import { loadQueue } from '../src/review/queue.js';
+import { formatEstimateSummary, loadEstimates, MIN_DECISIONS_FOR_BULK, summarizeEstimates } from '../src/review/estimates/run-estimates.js';
+import { loadQueue } from '../src/review/domain/proposals.js';
 import { resolveRun } from '../src/store/runs.js';
-import { bulkAccept, decideFromCsv, nextItems, previewBulkAccept, undoLastScripted } from '../src/review/scripted.js';
+import { bulkAccept, decideFromCsv, nextItems, previewBulkAccept, undoLastScripted } from '../src/review/verbs.js';
 import { captureIo, tempDir } from './helpers.js';
 import { seedSynthetic, simulatedAction, type Synthetic } from './learn-helpers.js';
 

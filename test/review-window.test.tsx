@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { ReviewSession } from '../src/review/session.js';
-import { loadQueue, loadQueueHead, REVIEW_ORDERS } from '../src/review/queue.js';
-import { recordDecision } from '../src/review/decisions.js';
-import { releaseClaims } from '../src/review/claims.js';
+import { ReviewSession } from '../src/review/session/session.js';
+import { loadQueue, loadQueueHead, REVIEW_ORDERS } from '../src/review/domain/proposals.js';
+import { recordDecision } from '../src/review/domain/decisions.js';
+import { releaseClaims } from '../src/review/domain/claims.js';
 import { resolveRun } from '../src/store/runs.js';
 import { cleanup, render } from 'ink-testing-library';
-import { App } from '../src/review/App.js';
+import { App } from '../src/review/terminal/App.js';
 import { tempDir } from './helpers.js';
 import { seedReviewDb, type Seeded } from './review-helpers.js';
 

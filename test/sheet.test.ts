@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { embedDataset } from '../src/features/embed.js';
 import { ingest } from '../src/ingest/index.js';
-import { nextItems } from '../src/review/scripted.js';
+import { nextItems } from '../src/review/verbs.js';
 import { resolveRun } from '../src/store/runs.js';
-import { renderSheet, sheetSections } from '../src/review/sheet.js';
-import { queueTop } from '../src/review/top.js';
+import { renderSheet, sheetSections } from '../src/review/report/sheet.js';
+import { queueTop } from '../src/review/report/top.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { captureIo, fixture, tempDir } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { FerCleanError } from '../../src/errors.js';
-import { bulkAccept, previewBulkAccept } from '../../src/review/scripted.js';
-import { MIN_DECISIONS_FOR_BULK } from '../../src/review/estimates.js';
+import { bulkAccept, previewBulkAccept } from '../../src/review/domain/bulk.js';
+import { MIN_DECISIONS_FOR_BULK } from '../../src/review/estimates/run-estimates.js';
 import { out } from '../io.js';
 import type { Command } from '../command.js';
 import { annotatorOf } from './decide.js';

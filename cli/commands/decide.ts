@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
-import { decideFromCsv } from '../../src/review/scripted.js';
+import { decideFromCsv } from '../../src/review/verbs.js';
 import { out } from '../io.js';
 import type { Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';

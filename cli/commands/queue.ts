@@ -1,6 +1,6 @@
 import { out } from '../io.js';
 import type { Command } from '../command.js';
-import { nextItems, QUEUE_ORDERS } from '../../src/review/scripted.js';
+import { nextItems, QUEUE_ORDERS } from '../../src/review/verbs.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean queue [--run ID] [--limit K] [--annotator NAME] [--order ORDER] [--json]

@@ -1,14 +1,14 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
-import { OutputError, writeOutput } from '../../src/export/output.js';
+import { OutputError, writeOutput } from '../../src/output.js';
 import { datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
-import { QUEUE_ORDERS } from '../../src/review/scripted.js';
+import { QUEUE_ORDERS } from '../../src/review/verbs.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { resolveRun } from '../../src/store/runs.js';
 import { flaggedImages } from '../../src/features/locate.js';
-import { formatEstimateSummary, summarizeEstimates } from '../../src/review/estimates.js';
+import { formatEstimateSummary, summarizeEstimates } from '../../src/review/estimates/run-estimates.js';
 import { err, out } from '../io.js';
 import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
@@ -70,7 +70,7 @@ export const reportCommand: Command = {
       if (values['sheet'] !== undefined) {
         const order = choiceFlag(values['order'], '--order', QUEUE_ORDERS);
         const count = parseIntFlag(values['sheet-count'], '--sheet-count') ?? 40;
-        const { sheetSections, renderSheet } = await import('../../src/review/sheet.js');
+        const { sheetSections, renderSheet } = await import('../../src/review/report/sheet.js');
         const sections = sheetSections(db, run, { count, order });
         const png = await renderSheet(sections);
         const file = resolve(io.cwd, values['sheet'] as string);

@@ -2,9 +2,9 @@ import { userInfo } from 'node:os';
 import type { Command } from '../command.js';
 import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
-import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/face.js';
-import { QUEUE_ORDERS, type QueueOrder } from '../../src/review/scripted.js';
-import { ReviewSession } from '../../src/review/session.js';
+import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/terminal/face.js';
+import { QUEUE_ORDERS, type QueueOrder } from '../../src/review/verbs.js';
+import { ReviewSession } from '../../src/review/session/session.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const usage = `usage: fer-clean review [--run ID] [--dataset NAME] [--annotator NAME] [--order estimate|margin|importance|class]
@@ -45,7 +45,7 @@ export const reviewCommand: Command = {
       delete io.env['CI'];
       delete io.env['CONTINUOUS_INTEGRATION'];
     }
-    const ui = Promise.all([import('react'), import('ink'), import('../../src/review/App.js'), import('../../src/review/overlay.js')]);
+    const ui = Promise.all([import('react'), import('ink'), import('../../src/review/terminal/App.js'), import('../../src/review/terminal/overlay.js')]);
     ui.catch(() => undefined);
     const runId = parseIntFlag(values['run'], '--run');
     const order: QueueOrder = choiceFlag(values['order'], '--order', QUEUE_ORDERS) ?? 'estimate';
@@ -76,7 +76,7 @@ export const reviewCommand: Command = {
       session.start();
       const stdout = io.stdout as NodeJS.WriteStream;
       // The first face is drawn (sharp, off the main thread) while the UI modules load.
-      const { computeLayout, faceKey } = await import('../../src/review/layout.js');
+      const { computeLayout, faceKey } = await import('../../src/review/terminal/layout.js');
       const faces = new Map<string, string[]>();
       const first = session.current;
       const layout = computeLayout(stdout.columns || 80, stdout.rows || 24, session.taxonomy.length);

@@ -1,4 +1,4 @@
-import { undoLastScripted } from '../../src/review/scripted.js';
+import { undoLastScripted } from '../../src/review/verbs.js';
 import { out } from '../io.js';
 import type { Command } from '../command.js';
 import { annotatorOf } from './decide.js';

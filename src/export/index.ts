@@ -6,9 +6,9 @@ import type { DB } from '../store/db.js';
 import { imageFile, type DatasetRow } from '../store/datasets.js';
 import { resolveRun } from '../store/runs.js';
 import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
-import { openOutput } from './output.js';
-import { estimatesNow } from '../review/estimates.js';
-import { decisionsInForce } from '../review/decisions.js';
+import { openOutput } from '../output.js';
+import { estimatesNow } from '../review/estimates/run-estimates.js';
+import { decisionsInForce } from '../review/domain/decisions.js';
 
 export const EXPORT_COLUMNS = [
   'path',

@@ -25,7 +25,7 @@ import {
   type RunImageRow,
 } from '../store/runs.js';
 import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptions, type ScnOptions, type TrainData } from './train.js';
-import { decisionsInForce } from '../review/decisions.js';
+import { decisionsInForce } from '../review/domain/decisions.js';
 
 export interface TrainRunOptions {
   dataset?: string;

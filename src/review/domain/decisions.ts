@@ -1,5 +1,5 @@
-import { FerCleanError } from '../errors.js';
-import type { DB } from '../store/db.js';
+import { FerCleanError } from '../../errors.js';
+import type { DB } from '../../store/db.js';
 import { LEASE_MS, takeClaim, type Claimant } from './claims.js';
 
 /**

@@ -2,11 +2,11 @@
  * The estimate model of one run, read from the store: its proposals' features, the prior calibrated on its
  * validation split, and a refit on the review decisions so far (see src/estimate/model.ts).
  */
-import type { DB } from '../store/db.js';
-import { calibrationByDecile, EstimateModel, fitPrior, type HeldOutRow, type Outcome, type ProposalFeatures } from '../estimate/model.js';
-import type { ResolvedRun as RunInfo } from '../store/runs.js';
-import { loadQueue, type QueueItem } from './queue.js';
-import { decisionsInForce, type Effective } from './decisions.js';
+import type { DB } from '../../store/db.js';
+import { calibrationByDecile, EstimateModel, fitPrior, type HeldOutRow, type Outcome, type ProposalFeatures } from '../../estimate/model.js';
+import type { ResolvedRun as RunInfo } from '../../store/runs.js';
+import { loadQueue, type QueueItem } from '../domain/proposals.js';
+import { decisionsInForce, type Effective } from '../domain/decisions.js';
 
 /**
  * Validation images the prior is calibrated on, at most (every k-th one of a larger split): a 3-parameter logistic fit

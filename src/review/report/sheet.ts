@@ -3,14 +3,14 @@
  * second section, the training faces of lowest importance. Faces are cut with the stored face box (decodeRgb), the
  * text is SVG composited by sharp (librsvg in sharp's libvips).
  */
-import { imageFile } from '../store/datasets.js';
+import { imageFile } from '../../store/datasets.js';
 import sharp, { type OverlayOptions } from 'sharp';
-import { FerCleanError } from '../errors.js';
-import { boxOfRow, type FaceBox } from '../features/facebox.js';
-import type { DB } from '../store/db.js';
-import { loadDetail } from './queue.js';
-import { nextItems, type QueueOrder } from './scripted.js';
-import type { ResolvedRun } from '../store/runs.js';
+import { FerCleanError } from '../../errors.js';
+import { boxOfRow, type FaceBox } from '../../features/facebox.js';
+import type { DB } from '../../store/db.js';
+import { loadDetail } from '../domain/proposals.js';
+import { nextItems, type QueueOrder } from '../verbs.js';
+import type { ResolvedRun } from '../../store/runs.js';
 
 /** One face on a sheet and its caption. */
 export interface SheetFace {
@@ -136,7 +136,7 @@ const xml = (s: string): string => s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', 
  * caption lines. A face that cannot be read is a FerCleanError naming its file.
  */
 export async function renderSheet(sections: SheetSection[], opts: { columns?: number; note?: string } = {}): Promise<Buffer> {
-  const { decodeRgb } = await import('../features/preprocess.js');
+  const { decodeRgb } = await import('../../features/preprocess.js');
   const columns = opts.columns ?? 8;
   const maxLines = Math.max(1, ...sections.flatMap((s) => s.faces.map((f) => f.lines.length)));
   const cellW = FACE + 2 * FRAME + 2 * PAD + 16;

@@ -26,7 +26,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { FerCleanError } from '../errors.js';
+import { FerCleanError } from './errors.js';
 
 export interface Output {
   /** Appends text or bytes (buffered: a failure may surface on a later write or on commit). */

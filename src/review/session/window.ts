@@ -2,10 +2,10 @@
  * A run's review queue as a session holds it: the first window of its order when it opens (loadQueueHead), all of
  * it after readRest() (loadQueue), with each item's place by image id and the details of the items shown.
  */
-import type { DB } from '../store/db.js';
-import type { ResolvedRun } from '../store/runs.js';
-import { countQueue, loadDetail, loadQueue, loadQueueHead, type ItemDetail, type QueueItem, type ReviewOrder } from './queue.js';
-import { compareItems } from './order.js';
+import type { DB } from '../../store/db.js';
+import type { ResolvedRun } from '../../store/runs.js';
+import { countQueue, loadDetail, loadQueue, loadQueueHead, type ItemDetail, type QueueItem, type ReviewOrder } from '../domain/proposals.js';
+import { compareItems } from '../domain/order.js';
 
 /** Items read when a session opens (the first window of its order); the rest is read by readRest(). */
 export const FIRST_WINDOW = 500;

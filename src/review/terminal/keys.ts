@@ -3,10 +3,10 @@
  * chunk into keys, `handleKey` turns one key into the new UI state and an effect, `applyEffect` runs the effect on
  * the session and gives the status line.
  */
-import { isFerCleanError } from '../errors.js';
-import type { Verdict } from './decisions.js';
-import type { Filter } from './order.js';
-import type { ReviewSession, Snapshot } from './session.js';
+import { isFerCleanError } from '../../errors.js';
+import type { Verdict } from '../domain/decisions.js';
+import type { Filter } from '../domain/order.js';
+import type { ReviewSession, Snapshot } from '../session/session.js';
 
 export type Mode = 'main' | 'help' | 'filter' | 'bulk';
 

@@ -4,11 +4,11 @@
  */
 import type { ReactElement } from 'react';
 import { Box, Text } from 'ink';
-import { describeFilter } from './order.js';
+import { describeFilter } from '../domain/order.js';
 import type { Layout } from './layout.js';
-import type { Shown, Snapshot } from './session.js';
-import type { Stats } from './progress.js';
-import { formatDuration } from '../format.js';
+import type { Shown, Snapshot } from '../session/session.js';
+import type { Stats } from '../domain/progress.js';
+import { formatDuration } from '../../format.js';
 
 export function ItemView({
   shown,

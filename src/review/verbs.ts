@@ -4,18 +4,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import { FerCleanError } from '../errors.js';
-import { nowIso, type DB } from '../store/db.js';
+import type { DB } from '../store/db.js';
 import { readCsv } from '../ingest/csvfile.js';
-import { claimedByOthers, LEASE_MS, releaseClaims, type Claimant } from './claims.js';
-import { effectiveFor, recordDecision, undoLast, type DecisionRow, type Verdict } from './decisions.js';
-import { estimatesNow, loadEstimates, MIN_DECISIONS_FOR_BULK, refit, type RunEstimates } from './estimates.js';
-import { REVIEW_ORDERS, reviewRun } from './queue.js';
-import { reviewQueue, type QueueOrder } from './order.js';
+import { claimedByOthers, releaseClaims, type Claimant } from './domain/claims.js';
+import { effectiveFor, recordDecision, undoLast, type DecisionRow, type Verdict } from './domain/decisions.js';
+import { estimatesNow, type RunEstimates } from './estimates/run-estimates.js';
+import { REVIEW_ORDERS, reviewRun } from './domain/proposals.js';
+import { reviewQueue, type QueueOrder } from './domain/order.js';
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
-
 import type { PriorSource } from '../estimate/model.js';
 
 export type { QueueOrder };
+export { bulkAccept, previewBulkAccept, type BulkPreview, type BulkResult } from './domain/bulk.js';
 export const QUEUE_ORDERS: readonly QueueOrder[] = ['estimate', ...REVIEW_ORDERS];
 
 export interface QueueEntry {
@@ -212,95 +212,6 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
     );
   }
   return summary;
-}
-
-export interface BulkPreview {
-  run: RunInfo;
-  minEstimate: number;
-  /** Undecided proposals at or above the threshold (not leased to others) and the sum of (1 - estimate) over them. */
-  items: number;
-  expectedWrong: number;
-  /** Undecided proposals at or above the threshold that other sessions hold now (left out). */
-  held: number;
-  fittedOn: number;
-}
-
-export interface BulkResult extends BulkPreview {
-  bulkId: number;
-}
-
-function checkThreshold(p: number): void {
-  if (!(Number.isFinite(p) && p > 0 && p <= 1)) throw new FerCleanError(`min estimate must be in (0, 1], got ${p}`);
-}
-
-/** Which undecided proposals a bulk accept at `minEstimate` would take, after a refit on the decisions so far. */
-function bulkCandidates(db: DB, e: RunEstimates, minEstimate: number, sessionId: string, annotator: string, now: number) {
-  const decided = refit(db, e);
-  const fittedOn = e.model.fittedOn;
-  if (fittedOn < MIN_DECISIONS_FOR_BULK) {
-    throw new FerCleanError(
-      `run ${e.run.id} has ${fittedOn} reviewer decision(s) on its proposals; bulk accept needs at least ${MIN_DECISIONS_FOR_BULK} ` +
-        `to estimate from (${MIN_DECISIONS_FOR_BULK - fittedOn} more)`,
-    );
-  }
-  const others = claimedByOthers(db, e.run.id, sessionId, now);
-  const take: number[] = [];
-  let held = 0;
-  e.items.forEach((it, i) => {
-    if (decided.has(it.imageId) || e.model.estimate(i) < minEstimate) return;
-    const h = others.get(it.imageId);
-    if (h !== undefined && h !== annotator) held++;
-    else take.push(i);
-  });
-  const expectedWrong = take.reduce((s, i) => s + (1 - e.model.estimate(i)), 0);
-  return { take, held, expectedWrong, fittedOn };
-}
-
-/** How many items a bulk accept would take and how many of them are expected wrong (for a confirmation). */
-export function previewBulkAccept(
-  db: DB,
-  opts: { runId?: number; dataset?: string; annotator: string; minEstimate: number; now?: number; estimates?: RunEstimates },
-): BulkPreview {
-  checkThreshold(opts.minEstimate);
-  const e = opts.estimates ?? loadEstimates(db, reviewRun(db, opts.runId, opts.dataset));
-  const c = bulkCandidates(db, e, opts.minEstimate, '', opts.annotator, opts.now ?? Date.now());
-  return { run: e.run, minEstimate: opts.minEstimate, items: c.take.length, expectedWrong: c.expectedWrong, held: c.held, fittedOn: c.fittedOn };
-}
-
-/**
- * Accepts every undecided proposal whose estimate is at or above `minEstimate`: one bulk_actions row and one
- * decisions row per item (bulk_id, estimate), in one IMMEDIATE transaction. Refuses a threshold outside (0, 1] and
- * runs with fewer than MIN_DECISIONS_FOR_BULK reviewer decisions. One undo (undoLast) reverts the whole action.
- */
-export function bulkAccept(
-  db: DB,
-  opts: { runId?: number; dataset?: string; annotator: string; minEstimate: number; now?: number; sessionId?: string; estimates?: RunEstimates },
-): BulkResult {
-  checkThreshold(opts.minEstimate);
-  const annotator = opts.annotator.trim();
-  if (!annotator) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
-  const e = opts.estimates ?? loadEstimates(db, reviewRun(db, opts.runId, opts.dataset));
-  const now = opts.now ?? Date.now();
-  const who: Claimant = { runId: e.run.id, sessionId: opts.sessionId ?? `accept-${randomUUID()}`, annotator };
-  return db
-    .transaction((): BulkResult => {
-      const c = bulkCandidates(db, e, opts.minEstimate, who.sessionId, annotator, now);
-      const rule = `accept every undecided proposal with estimate >= ${opts.minEstimate}`;
-      const bulkId = Number(
-        db
-          .prepare(
-            `INSERT INTO bulk_actions (run_id, annotator, rule, min_estimate, items, expected_wrong, fitted_on, decided_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(e.run.id, annotator, rule, opts.minEstimate, c.take.length, c.expectedWrong, c.fittedOn, nowIso()).lastInsertRowid,
-      );
-      for (const i of c.take) {
-        recordDecision(db, who, e.items[i]!, 'accepted', undefined, { now, estimate: e.model.estimate(i), bulkId, leaseMs: LEASE_MS });
-      }
-      releaseClaims(db, who.sessionId);
-      return { run: e.run, minEstimate: opts.minEstimate, items: c.take.length, expectedWrong: c.expectedWrong, held: c.held, fittedOn: c.fittedOn, bulkId };
-    })
-    .immediate();
 }
 
 /**

@@ -2,11 +2,11 @@
  * What a review session gives its screen: the options it opens with, what an action did (Outcome) and the immutable
  * Snapshot of what to show after each action or tick.
  */
-import type { DecisionRow, Effective } from './decisions.js';
-import type { EndState, Filter } from './order.js';
-import type { Stats } from './progress.js';
-import type { ItemDetail, QueueItem, ReviewOrder } from './queue.js';
-import type { BulkPreview } from './scripted.js';
+import type { DecisionRow, Effective } from '../domain/decisions.js';
+import type { EndState, Filter } from '../domain/order.js';
+import type { Stats } from '../domain/progress.js';
+import type { ItemDetail, QueueItem, ReviewOrder } from '../domain/proposals.js';
+import type { BulkPreview } from '../domain/bulk.js';
 
 export interface SessionOptions {
   runId?: number;

@@ -1,4 +1,4 @@
-import type { DB } from '../store/db.js';
+import type { DB } from '../../store/db.js';
 
 /**
  * Review leases. A session claims the item it shows in `claims` until `expires_at` (unix ms), renewing while it

@@ -2,9 +2,9 @@
  * How right the top of a run's review queue is, against the dataset's reference labels (e.g. the FER+ majority):
  * what an annotator meets first when they open `fer-clean review`.
  */
-import type { DB } from '../store/db.js';
-import { nextItems, type QueueOrder } from './scripted.js';
-import type { ResolvedRun } from '../store/runs.js';
+import type { DB } from '../../store/db.js';
+import { nextItems, type QueueOrder } from '../verbs.js';
+import type { ResolvedRun } from '../../store/runs.js';
 
 export interface QueueTop {
   run: number;

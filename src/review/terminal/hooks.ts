@@ -6,8 +6,8 @@ import { useEffect, useRef, useState, type Dispatch, type SetStateAction } from 
 import { useStdout } from 'ink';
 import { renderFace, type ColorMode } from './face.js';
 import { faceKey, type Layout } from './layout.js';
-import type { ReviewSession, Snapshot } from './session.js';
-import type { ItemDetail, QueueItem } from './queue.js';
+import type { ReviewSession, Snapshot } from '../session/session.js';
+import type { ItemDetail, QueueItem } from '../domain/proposals.js';
 
 export function useTerminalSize(): { cols: number; rows: number } {
   const { stdout } = useStdout();

@@ -3,8 +3,8 @@
  * force, the claims other sessions hold and the current estimates. No SQL, no clock, no Ink: the terminal session,
  * `fer-clean queue`, the sheet, the report's top of the queue and the demo all order through here.
  */
-import { EXPLORE, EXPLORE_EVERY, pairCounts, rankByEstimate, type EstimateModel, type RankOptions } from '../estimate/model.js';
-import type { QueueItem, ReviewOrder } from './queue.js';
+import { EXPLORE, EXPLORE_EVERY, pairCounts, rankByEstimate, type EstimateModel, type RankOptions } from '../../estimate/model.js';
+import type { QueueItem, ReviewOrder } from './proposals.js';
 
 /** Queue order: 'estimate' (the learning order) or one of the fixed orders. */
 export type QueueOrder = 'estimate' | ReviewOrder;

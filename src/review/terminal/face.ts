@@ -1,6 +1,6 @@
 import sharp from 'sharp';
-import { FerCleanError } from '../errors.js';
-import type { FaceBox } from '../features/facebox.js';
+import { FerCleanError } from '../../errors.js';
+import type { FaceBox } from '../../features/facebox.js';
 
 /**
  * How a face is drawn in the terminal:

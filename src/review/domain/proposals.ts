@@ -1,8 +1,8 @@
-import { FerCleanError } from '../errors.js';
-import { boxOfRow, type FaceBox } from '../features/facebox.js';
-import type { DB } from '../store/db.js';
-import { imageFile, resolveDataset } from '../store/datasets.js';
-import { resolveRun, type ResolvedRun } from '../store/runs.js';
+import { FerCleanError } from '../../errors.js';
+import { boxOfRow, type FaceBox } from '../../features/facebox.js';
+import type { DB } from '../../store/db.js';
+import { imageFile, resolveDataset } from '../../store/datasets.js';
+import { resolveRun, type ResolvedRun } from '../../store/runs.js';
 import { compareItems } from './order.js';
 
 /**

@@ -3,13 +3,13 @@
  * and turned into a learning order (order.ts), when a refit is due, and the bulk accept behind the session's key.
  * Refits run off the key path (the App runs the step the session schedules); nothing here prints.
  */
-import type { DB } from '../store/db.js';
-import type { QueueItem } from './queue.js';
-import { loadEstimates, refit, type RunEstimates } from './estimates.js';
-import { decisionsInForce, type Effective } from './decisions.js';
-import { learningOrder } from './order.js';
-import type { ResolvedRun as RunInfo } from '../store/runs.js';
-import { bulkAccept, previewBulkAccept, type BulkPreview, type BulkResult } from './scripted.js';
+import type { DB } from '../../store/db.js';
+import type { QueueItem } from '../domain/proposals.js';
+import { loadEstimates, refit, type RunEstimates } from './run-estimates.js';
+import { decisionsInForce, type Effective } from '../domain/decisions.js';
+import { learningOrder } from '../domain/order.js';
+import type { ResolvedRun as RunInfo } from '../../store/runs.js';
+import { bulkAccept, previewBulkAccept, type BulkPreview, type BulkResult } from '../domain/bulk.js';
 
 /** Refit after this many decisions of the session (and at start). */
 export const REFIT_EVERY = 10;

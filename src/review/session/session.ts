@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { FerCleanError, isFerCleanError } from '../errors.js';
-import type { DB } from '../store/db.js';
-import type { ResolvedRun } from '../store/runs.js';
-import { claimedByOthers, claimImage, LEASE_MS, releaseClaims, renewClaims, type Claimant } from './claims.js';
+import { FerCleanError, isFerCleanError } from '../../errors.js';
+import type { DB } from '../../store/db.js';
+import type { ResolvedRun } from '../../store/runs.js';
+import { claimedByOthers, claimImage, LEASE_MS, releaseClaims, renewClaims, type Claimant } from '../domain/claims.js';
 import {
   ClaimLostError,
   decisionsInForce,
@@ -14,18 +14,18 @@ import {
   inForceOf,
   type Effective,
   type Verdict,
-} from './decisions.js';
-import { reviewRun, type ItemDetail, type QueueItem } from './queue.js';
+} from '../domain/decisions.js';
+import { reviewRun, type ItemDetail, type QueueItem } from '../domain/proposals.js';
 import { QueueWindow } from './window.js';
-import { describeFilter, endState, filteredView, placesAfter, rankedView, type EndState, type Filter } from './order.js';
-import { InForce, statsOf, type Stats } from './progress.js';
-import { Learner } from './learner.js';
+import { describeFilter, endState, filteredView, placesAfter, rankedView, type EndState, type Filter } from '../domain/order.js';
+import { InForce, statsOf, type Stats } from '../domain/progress.js';
+import { Learner } from '../estimates/learner.js';
 import type { Outcome, SessionOptions, Shown, Snapshot } from './snapshot.js';
-import type { BulkPreview } from './scripted.js';
+import type { BulkPreview } from '../domain/bulk.js';
 
-export type { EndState, Filter } from './order.js';
-export type { Stats } from './progress.js';
-export { describeFilter } from './order.js';
+export type { EndState, Filter } from '../domain/order.js';
+export type { Stats } from '../domain/progress.js';
+export { describeFilter } from '../domain/order.js';
 
 export type { Outcome, SessionOptions, Shown, Snapshot } from './snapshot.js';
 export { FIRST_WINDOW } from './window.js';
