@@ -1,18 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/features/backend.js';
 import { FlatAdam, headGradients, headLayout, headOutputs, initHead, type HeadLayout } from '../src/scn/flathead.js';
-import {
-  crossEntropy,
-  crossEntropyObjective,
-  importanceOf,
-  rankGroups,
-  rankRegularization,
-  scnLoss,
-  scnObjective,
-  weightedCrossEntropy,
-  type Objective,
-} from '../src/scn/losses.js';
-import { Head, type HeadShape } from '../src/scn/model.js';
+import { crossEntropyObjective, importanceOf, rankGroups, scnObjective, type Objective } from '../src/scn/losses.js';
+import { crossEntropy, rankRegularization, scnLoss, weightedCrossEntropy } from './oracle/losses-tf.js';
+import { Head, type HeadShape } from './oracle/head.js';
 import { Rng } from '../src/scn/prng.js';
 import { dropoutMask } from '../src/scn/train.js';
 
@@ -47,7 +38,7 @@ function batch(n: number, L: HeadLayout, seed: number): { X: Float32Array; XT: F
 }
 
 /**
- * Gradients of the written-out backward pass against tf.variableGrads of model.ts's Head with the tfjs losses
+ * Gradients of the written-out backward pass against tf.variableGrads of the oracle's Head (test/oracle/head.ts) with the tfjs losses
  * (Eq. 2, Eq. 3 and their weighting), on the same parameters, batch and dropout mask.
  */
 function compare(shape: HeadShape, o: { beta: number; delta1: number; gamma: number }): { gap: number } {

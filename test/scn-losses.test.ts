@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../src/features/backend.js';
-import { crossEntropy, proposeLabels, selfAttentionImportance, rankGroups, rankRegularization, relabel, scnLoss, weightedCrossEntropy } from '../src/scn/losses.js';
+import { proposeLabels, rankGroups, relabel } from '../src/scn/losses.js';
+import { crossEntropy, rankRegularization, scnLoss, selfAttentionImportance, weightedCrossEntropy } from './oracle/losses-tf.js';
 import { argmax } from '../src/scn/argmax.js';
-import { Head, denseMatMul } from '../src/scn/model.js';
+import { Head, denseMatMul } from './oracle/head.js';
 import { Rng } from '../src/scn/prng.js';
 
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 /**
  * The head for training, written out: every parameter in one flat Float32Array, a forward pass and its analytic
  * backward (the gradient of any loss on the head's outputs), with the few large products on tfjs and the rest in
- * plain loops. The same network as model.ts's Head (the tfjs autograd definition the tests check this against):
+ * plain loops. The same network as test/oracle/head.ts's Head (the tfjs autograd definition the tests check this against):
  *   f = dropout(ReLU(x W1 + b1))  (hidden > 0)  or  f = dropout(x)  (hidden 0)
  *   out = f W2 + b2, W2 = [Wc | Wa]: out[:, 0..C-1] = logits z, out[:, C] = Eq. 1's pre-activation (attention)
  * All products are plain matMuls of row-major operands: a transposed operand is laid out by the loop that fills it
@@ -9,8 +9,16 @@
  * (13-20x slower on wasm, ../shared/notes/tfjs-in-node.md) nor a transpose op.
  */
 import { tf } from '../features/backend.js';
-import type { HeadShape } from './model.js';
 import type { Rng } from './prng.js';
+
+export interface HeadShape {
+  inputDim: number;
+  /** Units of the hidden layer; 0 for a linear head on the embeddings. */
+  hidden: number;
+  classes: number;
+  /** Whether the head has SCN's importance branch. */
+  attention: boolean;
+}
 
 /** Offsets of the parameters in the flat buffer: [W1 (inputDim x hidden) | b1 (hidden) | W2 (F x K) | b2 (K)]. */
 export interface HeadLayout {
@@ -41,8 +49,8 @@ export function headLayout(s: HeadShape): HeadLayout {
 }
 
 /**
- * Glorot-uniform weights from the run's generator, biases zero, drawn in the order of model.ts's Head (W1, Wc,
- * Wa, each row-major), so both heads start from the same values for the same seed.
+ * Glorot-uniform weights from the run's generator (reproducible on any backend), biases zero, drawn W1, Wc, Wa,
+ * each row-major (the tests' tfjs Head, test/oracle/head.ts, lays these same values out as variables).
  */
 export function initHead(s: HeadShape, rng: Rng): Float32Array {
   const L = headLayout(s);

@@ -1,14 +1,18 @@
 /**
- * The head on frozen backbone embeddings as tfjs variables: x -> [hidden layer (ReLU) ->] dropout -> classifier
- * logits z, and for SCN the importance branch alpha = sigmoid(FC(f)) (Eq. 1) on the same features f.
- * This is the autograd definition of the head: training runs flathead.ts's written-out forward and backward
- * passes, which the tests check against this model's tf.variableGrads.
+ * The gradient oracle of the tests: the head on frozen backbone embeddings as tfjs variables: x -> [hidden layer
+ * (ReLU) ->] dropout -> classifier logits z, and for SCN the importance branch alpha = sigmoid(FC(f)) (Eq. 1) on the
+ * same features f. This is the autograd definition of the head: training runs src/scn/flathead.ts's written-out
+ * forward and backward passes, which the tests check against this model's tf.variableGrads. Its weights are
+ * flathead's initHead (the one Glorot init), laid out as variables.
  * Dense layers use a matMul whose gradient transposes explicitly: on the wasm backend a matMul with a transposed
  * operand is 13-20x slower (../shared/notes/tfjs-in-node.md).
  */
-import { tf } from '../features/backend.js';
-import { selfAttentionImportance } from './losses.js';
-import type { Rng } from './prng.js';
+import { tf } from '../../src/features/backend.js';
+import { headLayout, initHead, type HeadShape } from '../../src/scn/flathead.js';
+import type { Rng } from '../../src/scn/prng.js';
+import { selfAttentionImportance } from './losses-tf.js';
+
+export type { HeadShape } from '../../src/scn/flathead.js';
 
 /** x·w with gradients dx = dy·transpose(w), dw = transpose(x)·dy computed from explicit transposes. */
 export const denseMatMul = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save: tf.GradSaveFunc) => {
@@ -22,23 +26,6 @@ export const denseMatMul = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, save:
   };
 }) as never) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
-export interface HeadShape {
-  inputDim: number;
-  /** Units of the hidden layer; 0 for a linear head on the embeddings. */
-  hidden: number;
-  classes: number;
-  /** Whether the head has SCN's importance branch. */
-  attention: boolean;
-}
-
-/** Glorot-uniform weights drawn from the run's generator (reproducible on any backend). */
-function glorot(rows: number, cols: number, rng: Rng): tf.Variable {
-  const limit = Math.sqrt(6 / (rows + cols));
-  const v = new Float32Array(rows * cols);
-  for (let i = 0; i < v.length; i++) v[i] = (rng.next() * 2 - 1) * limit;
-  return tf.variable(tf.tensor2d(v, [rows, cols]));
-}
-
 export class Head {
   readonly W1: tf.Variable | null;
   readonly b1: tf.Variable | null;
@@ -51,13 +38,18 @@ export class Head {
     readonly shape: HeadShape,
     rng: Rng,
   ) {
-    const { inputDim, hidden, classes } = shape;
-    const f = hidden > 0 ? hidden : inputDim;
-    this.W1 = hidden > 0 ? glorot(inputDim, hidden, rng) : null;
-    this.b1 = hidden > 0 ? tf.variable(tf.zeros([hidden])) : null;
-    this.Wc = glorot(f, classes, rng);
-    this.bc = tf.variable(tf.zeros([classes]));
-    this.Wa = shape.attention ? glorot(f, 1, rng) : null;
+    const L = headLayout(shape);
+    const theta = initHead(shape, rng);
+    const matrix = (rows: number, cols: number, at: (i: number, j: number) => number): tf.Variable => {
+      const v = new Float32Array(rows * cols);
+      for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) v[i * cols + j] = theta[at(i, j)]!;
+      return tf.variable(tf.tensor2d(v, [rows, cols]));
+    };
+    this.W1 = L.H > 0 ? matrix(L.D, L.H, (i, j) => L.W1 + i * L.H + j) : null;
+    this.b1 = L.H > 0 ? tf.variable(tf.zeros([L.H])) : null;
+    this.Wc = matrix(L.F, L.C, (i, j) => L.W2 + i * L.K + j);
+    this.bc = tf.variable(tf.zeros([L.C]));
+    this.Wa = shape.attention ? matrix(L.F, 1, (i) => L.W2 + i * L.K + L.C) : null;
     this.ba = shape.attention ? tf.variable(tf.zeros([1])) : null;
   }
 
