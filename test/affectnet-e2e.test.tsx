@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { cleanup as inkCleanup, render } from 'ink-testing-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { initBackend } from '../src/features/backend.js';
 import { embedDataset } from '../src/features/embed.js';
 import { ingest } from '../src/ingest/index.js';
@@ -19,7 +18,7 @@ import { loadDetail } from '../src/review/domain/proposals.js';
 import { resolveRun } from '../src/store/runs.js';
 import { ReviewSession } from '../src/review/session/session.js';
 import { openStore, type DB } from '../src/store/db.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, cliRunner } from './helpers.js';
 
 const TRAINING = fixture('affectnet', 'Manually_Annotated_file_lists', 'training.csv');
 const FAST = ['--epochs', '6', '--relabel-epoch', '2', '--hidden', '32', '--batch', '16'];
@@ -56,11 +55,7 @@ afterAll(() => {
   tmp?.cleanup();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIo(tmp.dir);
-  const code = await run([...args, '--db', dbPath], io);
-  return { code, stdout: io.stdout.text, stderr: io.stderr.text };
-}
+const cli = cliRunner({ cwd: () => tmp.dir, db: () => dbPath });
 
 describe('AffectNet annotation file: embed, train, report, review, export', () => {
   let runId: number;

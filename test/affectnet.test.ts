@@ -4,14 +4,13 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { FerCleanError } from '../src/errors.js';
 import { exportLabels } from '../src/export/index.js';
 import { ingest } from '../src/ingest/index.js';
 import { datasetLabelStats } from '../src/ingest/stats.js';
 import { resolveDataset } from '../src/store/datasets.js';
 import { openStore, type DB } from '../src/store/db.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, cliRunner } from './helpers.js';
 
 const TRAINING = fixture('affectnet', 'Manually_Annotated_file_lists', 'training.csv');
 const IMAGES = fixture('affectnet', 'Manually_Annotated_Images');
@@ -32,13 +31,12 @@ afterEach(() => {
   cleanup();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  db.close();
-  const io = captureIo(dir);
-  const code = await run([...args, '--db', dbPath], io);
-  db = openStore(dbPath);
-  return { code, stdout: io.stdout.text, stderr: io.stderr.text.replace(/\s+/g, ' ') };
-}
+const cli = cliRunner({
+  cwd: () => dir,
+  db: () => dbPath,
+  reopen: { close: () => db.close(), open: () => void (db = openStore(dbPath)) },
+  squashStderr: true,
+});
 
 describe('AffectNet annotation file (--format affectnet)', () => {
   it('is detected, stores the face box per row, codes 8-10 as not trainable, 10 as a no-face flag; the summary counts them', async () => {

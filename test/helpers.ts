@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { fixturesDir } from '../src/paths.js';
 import type { Io } from '../cli/io.js';
+import { run } from '../cli/run.js';
 
 /** A fresh temporary folder, removed by the returned cleanup. */
 export function tempDir(prefix = 'fer-clean-test-'): { dir: string; cleanup: () => void } {
@@ -24,4 +25,35 @@ class Sink extends Writable {
 /** An Io whose stdout and stderr are captured as strings. */
 export function captureIo(cwd = process.cwd()): Io & { stdout: Sink; stderr: Sink } {
   return { stdin: Readable.from([]), stdout: new Sink(), stderr: new Sink(), env: {}, cwd, onExit: () => () => undefined };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The one cli() helper of the tests: runs the CLI in this process (cli/run.ts) as `fer-clean ARGS --db DB` from
+ * `cwd`, with stdout and stderr captured. `cwd` and `db` are read on each call (tests set them in beforeEach);
+ * `reopen` closes a connection the test holds before the command and opens it again after (for commands that need
+ * the database to themselves); `squashStderr` turns every run of whitespace in stderr into one space (for messages
+ * that wrap).
+ */
+export function cliRunner(o: {
+  cwd: () => string;
+  db: () => string;
+  reopen?: { close: () => void; open: () => void };
+  squashStderr?: boolean;
+}): (...args: string[]) => Promise<CliResult> {
+  return async (...args) => {
+    o.reopen?.close();
+    try {
+      const io = captureIo(o.cwd());
+      const code = await run([...args, '--db', o.db()], io);
+      return { code, stdout: io.stdout.text, stderr: o.squashStderr ? io.stderr.text.replace(/\s+/g, ' ') : io.stderr.text };
+    } finally {
+      o.reopen?.open();
+    }
+  };
 }

@@ -10,7 +10,7 @@ import { ingest } from '../src/ingest/index.js';
 import { resolveDataset } from '../src/store/datasets.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { parseClassList } from '../src/taxonomy.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { captureIo, fixture, tempDir, cliRunner } from './helpers.js';
 
 let dir: string;
 let cleanup: () => void;
@@ -31,13 +31,12 @@ const LABELS = ['happy', 'sad', 'angry', 'neutral', 'surprise', 'fear', 'disgust
 const snapshot = (): string => JSON.stringify(db.prepare(`SELECT * FROM datasets d JOIN images i ON i.dataset_id = d.id JOIN labels l ON l.image_id = i.id`).all());
 
 /** Runs the CLI against the test database (closed meanwhile) and reopens it. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  db.close();
-  const io = captureIo(dir);
-  const code = await run([...args, '--db', dbPath], io);
-  db = openStore(dbPath);
-  return { code, stdout: io.stdout.text, stderr: io.stderr.text.replace(/\s+/g, ' ') };
-}
+const cli = cliRunner({
+  cwd: () => dir,
+  db: () => dbPath,
+  reopen: { close: () => db.close(), open: () => void (db = openStore(dbPath)) },
+  squashStderr: true,
+});
 
 describe('paths (issue 9.1)', () => {
   it('a CSV of absolute paths ingests with no flag and exports the same paths and labels, as csv and as the same format', async () => {

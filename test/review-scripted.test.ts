@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../cli/run.js';
 import { claimImage } from '../src/review/domain/claims.js';
 import { decisionsOfRun, decisionsInForce } from '../src/review/domain/decisions.js';
 import { finalLabels } from '../src/export/index.js';
@@ -9,7 +8,7 @@ import { formatEstimateSummary, loadEstimates, MIN_DECISIONS_FOR_BULK, summarize
 import { loadQueue } from '../src/review/domain/proposals.js';
 import { resolveRun } from '../src/store/runs.js';
 import { bulkAccept, decideFromCsv, nextItems, previewBulkAccept, undoLastScripted } from '../src/review/verbs.js';
-import { captureIo, tempDir } from './helpers.js';
+import { tempDir, cliRunner } from './helpers.js';
 import { seedSynthetic, simulatedAction, type Synthetic } from './learn-helpers.js';
 
 let t: ReturnType<typeof tempDir>;
@@ -211,33 +210,29 @@ describe('the estimate in report and export', () => {
 });
 
 describe('CLI: queue, decide, accept, undo', () => {
-  const cli = async (...args: string[]) => {
-    const io = captureIo(t.dir);
-    const code = await run([...args, '--db', join(t.dir, 'r.db')], io);
-    return { code, out: io.stdout.text, err: io.stderr.text };
-  };
+  const cli = cliRunner({ cwd: () => t.dir, db: () => join(t.dir, 'r.db') });
 
   it('queue --json, decide FILE, accept --min-estimate, undo', async () => {
     let r = await cli('queue', '--run', String(s.runId), '--limit', '3', '--json');
     expect(r.code).toBe(0);
-    const q = JSON.parse(r.out) as { run: number; undecided: number; items: { path: string; given: string; proposed: string; margin: number; importance: number; estimate: number }[] };
+    const q = JSON.parse(r.stdout) as { run: number; undecided: number; items: { path: string; given: string; proposed: string; margin: number; importance: number; estimate: number }[] };
     expect(q.run).toBe(s.runId);
     expect(q.items).toHaveLength(3);
     expect(Object.keys(q.items[0]!).sort()).toEqual(['estimate', 'explore', 'given', 'imageId', 'importance', 'margin', 'path', 'proposed', 'split']);
     const f = csv('cli.csv', [[q.items[0]!.path, 'accepted', '']]);
     r = await cli('decide', '--run', String(s.runId), '--annotator', 'ana', f);
-    expect([r.code, r.out]).toEqual([0, `run ${s.runId}: 1 decision(s) by ana (1 accepted, 0 rejected, 0 manual)\n`]);
+    expect([r.code, r.stdout]).toEqual([0, `run ${s.runId}: 1 decision(s) by ana (1 accepted, 0 rejected, 0 manual)\n`]);
     r = await cli('decide', '--run', String(s.runId), '--annotator', 'ana', csv('bad.csv', [['nope.png', 'accepted', '']]));
-    expect([r.code, r.err]).toEqual([1, `fer-clean decide: bad.csv:2: 'nope.png' is not a proposal of run ${s.runId}; nothing was applied\n`]);
+    expect([r.code, r.stderr]).toEqual([1, `fer-clean decide: bad.csv:2: 'nope.png' is not a proposal of run ${s.runId}; nothing was applied\n`]);
     r = await cli('accept', '--run', String(s.runId), '--annotator', 'ana', '--min-estimate', '1.5');
-    expect([r.code, r.err]).toEqual([1, "fer-clean accept: --min-estimate must be a number in (0, 1], got '1.5'\n"]);
+    expect([r.code, r.stderr]).toEqual([1, "fer-clean accept: --min-estimate must be a number in (0, 1], got '1.5'\n"]);
     r = await cli('accept', '--run', String(s.runId), '--annotator', 'ana', '--min-estimate', '0.9');
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/needs at least 200 to estimate from \(199 more\)/);
+    expect(r.stderr).toMatch(/needs at least 200 to estimate from \(199 more\)/);
     r = await cli('undo', '--run', String(s.runId), '--annotator', 'ana');
-    expect(r.out).toMatch(/undid accepted on image \d+ \(back to anger\)/);
+    expect(r.stdout).toMatch(/undid accepted on image \d+ \(back to anger\)/);
     r = await cli('decide', '--run', String(s.runId), f);
-    expect(r.err).toMatch(/pass --annotator NAME/);
+    expect(r.stderr).toMatch(/pass --annotator NAME/);
   });
 });
 

@@ -1,13 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { initBackend } from '../src/features/backend.js';
 import { embedDataset } from '../src/features/embed.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { createRun } from '../src/store/runs.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, cliRunner } from './helpers.js';
 
 let tmp: { dir: string; cleanup: () => void };
 let dbPath: string;
@@ -31,11 +30,7 @@ afterAll(() => {
   tmp?.cleanup();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIo(tmp.dir);
-  const code = await run([...args, '--db', dbPath], io);
-  return { code, stdout: io.stdout.text, stderr: io.stderr.text };
-}
+const cli = cliRunner({ cwd: () => tmp.dir, db: () => dbPath });
 
 const FAST = ['--epochs', '6', '--relabel-epoch', '2', '--hidden', '32', '--batch', '32'];
 
