@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isFerCleanError } from '../src/errors.js';
+import { ReviewOptionError } from '../src/review/domain/options.js';
+import { reviewOptionInFlags } from './commands/shared.js';
 import { resolveDbPath } from '../src/store/db.js';
 import { describeSqliteError } from '../src/store/sqlite-errors.js';
 import { err, out, processIo, type Io } from './io.js';
@@ -55,7 +57,7 @@ export async function run(argv: string[], io: Io = processIo()): Promise<number>
     return await cmd.run(parsed as never, io);
   } catch (e) {
     if (isFerCleanError(e)) {
-      err(io, `fer-clean ${cmd.name}: ${e.message}`);
+      err(io, `fer-clean ${cmd.name}: ${e instanceof ReviewOptionError ? reviewOptionInFlags(e) : e.message}`);
       for (const d of e.details) err(io, `  ${d}`);
       return 1;
     }

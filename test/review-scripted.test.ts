@@ -143,7 +143,7 @@ describe('decide', () => {
 describe('bulk accept', () => {
   it('refuses a threshold outside (0, 1] and a run with too few decisions', () => {
     for (const p of [0, -0.1, 1.5, Number.NaN]) {
-      expect(() => bulkAccept(s.db, { runId: s.runId, annotator: 'ana', minEstimate: p })).toThrow(/min estimate must be in \(0, 1\]/);
+      expect(() => bulkAccept(s.db, { runId: s.runId, annotator: 'ana', minEstimate: p })).toThrow(`minEstimate must be a number in (0, 1], got '${p}'`);
     }
     decideNext(50);
     expect(() => bulkAccept(s.db, { runId: s.runId, annotator: 'ana', minEstimate: 0.9 })).toThrow(

@@ -4,7 +4,7 @@ import { MIN_DECISIONS_FOR_BULK } from '../../src/review/estimates/run-estimates
 import { out } from '../io.js';
 import type { Command } from '../command.js';
 import { annotatorOf } from './decide.js';
-import { openExisting, parseIntFlag } from './shared.js';
+import { openExisting, parseIntFlag, parseNumberFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean accept --run ID --annotator NAME --min-estimate P [--dry-run]
 
@@ -32,12 +32,9 @@ export const acceptCommand: Command = {
     'dry-run': { type: 'boolean' },
   },
   async run({ values }, io) {
-    const raw = values['min-estimate'];
-    if (raw === undefined) throw new FerCleanError(`--min-estimate P is required\n\n${USAGE}`);
-    const p = Number(raw);
-    if (String(raw).trim() === '' || !Number.isFinite(p) || p <= 0 || p > 1) {
-      throw new FerCleanError(`--min-estimate must be a number in (0, 1], got '${String(raw)}'`);
-    }
+    // Types here; the range is bulkAccept's to check (minEstimate), told back as --min-estimate.
+    const p = parseNumberFlag(values['min-estimate'], '--min-estimate');
+    if (p === undefined) throw new FerCleanError(`--min-estimate P is required\n\n${USAGE}`);
     const annotator = annotatorOf(values, io.env);
     const runId = parseIntFlag(values['run'], '--run');
     const db = openExisting(values, io);

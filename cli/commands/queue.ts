@@ -1,7 +1,7 @@
 import { out } from '../io.js';
 import type { Command } from '../command.js';
-import { nextItems, QUEUE_ORDERS } from '../../src/review/verbs.js';
-import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
+import { nextItems, type QueueOrder } from '../../src/review/verbs.js';
+import { openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean queue [--run ID] [--limit K] [--annotator NAME] [--order ORDER] [--json]
 
@@ -31,8 +31,9 @@ export const queueCommand: Command = {
   },
   async run({ values }, io) {
     const runId = parseIntFlag(values['run'], '--run');
-    const limit = parseIntFlag(values['limit'], '--limit');
-    const order = choiceFlag(values['order'], '--order', QUEUE_ORDERS);
+    // Types here; ranges and the order are nextItems's to check, told back in flags.
+    const limit = parseIntFlag(values['limit'], '--limit', Number.MIN_SAFE_INTEGER);
+    const order = values['order'] as QueueOrder | undefined;
     const db = openExisting(values, io);
     try {
       const q = nextItems(db, {

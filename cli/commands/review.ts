@@ -3,7 +3,7 @@ import type { Command } from '../command.js';
 import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
 import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/terminal/face.js';
-import { QUEUE_ORDERS, type QueueOrder } from '../../src/review/verbs.js';
+import type { QueueOrder } from '../../src/review/verbs.js';
 import { ReviewSession } from '../../src/review/session/session.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
@@ -48,7 +48,8 @@ export const reviewCommand: Command = {
     const ui = Promise.all([import('react'), import('ink'), import('../../src/review/terminal/App.js'), import('../../src/review/terminal/overlay.js')]);
     ui.catch(() => undefined);
     const runId = parseIntFlag(values['run'], '--run');
-    const order: QueueOrder = choiceFlag(values['order'], '--order', QUEUE_ORDERS) ?? 'estimate';
+    // The order is ReviewSession.open's to check (told back as --order).
+    const order = (values['order'] ?? 'estimate') as QueueOrder;
     const color = choiceFlag(values['color'], '--color', ['auto', ...COLOR_MODES] as const) ?? 'auto';
     const annotator = String(values['annotator'] ?? io.env['FER_CLEAN_ANNOTATOR'] ?? loginName(io.env)).trim();
     if (!annotator) throw new FerCleanError('cannot tell who is reviewing: pass --annotator NAME');

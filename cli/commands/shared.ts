@@ -2,6 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { FerCleanError } from '../../src/errors.js';
 import { openStore, resolveDbPath, type DB } from '../../src/store/db.js';
 import type { Io } from '../io.js';
+import type { ReviewOption, ReviewOptionError } from '../../src/review/domain/options.js';
 
 /** Opens the database named by --db / FER_CLEAN_DB for a command that needs existing data. */
 export function openExisting(values: Record<string, unknown>, io: Io): DB {
@@ -59,3 +60,15 @@ export function choiceFlag<T extends string>(value: unknown, flag: string, choic
   if (!choices.includes(value as T)) throw new FerCleanError(`${flag} must be one of ${choices.join(', ')}, got '${String(value)}'`);
   return value as T;
 }
+
+/** The flag of each review option (src/review/domain/options.ts): the library's complaints are told in flags. */
+const REVIEW_FLAG_OF: Record<ReviewOption, string> = {
+  minEstimate: '--min-estimate',
+  limit: '--limit',
+  order: '--order',
+  annotator: '--annotator',
+};
+
+/** A review option's complaint in the CLI's words: `minEstimate must be ...` -> `--min-estimate must be ...`. */
+export const reviewOptionInFlags = (e: ReviewOptionError): string =>
+  `${REVIEW_FLAG_OF[e.option]} must be ${e.expected}, got '${String(e.value)}'`;

@@ -11,6 +11,7 @@ import { effectiveFor, recordDecision, undoLast, type DecisionRow, type Verdict 
 import { estimatesNow, type RunEstimates } from './estimates/run-estimates.js';
 import { REVIEW_ORDERS, reviewRun } from './domain/proposals.js';
 import { reviewQueue, type QueueOrder } from './domain/order.js';
+import { checkAnnotator, checkLimit, checkOrder } from './domain/options.js';
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
 import type { PriorSource } from '../estimate/model.js';
 
@@ -66,11 +67,9 @@ const info = (e: RunEstimates): EstimateInfo => ({ prior: e.model.prior.source, 
 
 /** The next undecided proposals, in the order the review session would show them, with their estimates. */
 export function nextItems(db: DB, opts: QueueOptions = {}): QueueResult {
-  if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit >= 1)) {
-    throw new FerCleanError(`limit must be a whole number >= 1, got ${opts.limit}`);
-  }
-  const order = opts.order ?? 'estimate';
-  if (!QUEUE_ORDERS.includes(order)) throw new FerCleanError(`order must be one of ${QUEUE_ORDERS.join(', ')}, got '${order}'`);
+  checkLimit(opts.limit);
+  const order = checkOrder(opts.order, QUEUE_ORDERS) ?? 'estimate';
+  if (opts.annotator !== undefined) checkAnnotator(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
   const e = estimatesNow(db, run);
   const places = reviewQueue({
@@ -117,8 +116,7 @@ const ACTIONS: readonly Verdict[] = ['accepted', 'rejected', 'manual'];
  * any, nothing is written.
  */
 export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; annotator: string; file: string; now?: number }): DecideSummary {
-  const annotator = opts.annotator.trim();
-  if (!annotator) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
+  const annotator = checkAnnotator(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
   const table = readCsv(opts.file);
   for (const col of ['path', 'action']) {
@@ -222,6 +220,7 @@ export function undoLastScripted(
   db: DB,
   opts: { runId?: number; dataset?: string; annotator: string; now?: number },
 ): { run: RunInfo; undone: DecisionRow; count: number } | undefined {
+  checkAnnotator(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
   const who: Claimant = { runId: run.id, sessionId: `undo-${randomUUID()}`, annotator: opts.annotator };
   const r = undoLast(db, who, { now: opts.now });

@@ -9,6 +9,7 @@ import type { ResolvedRun as RunInfo } from '../../store/runs.js';
 import { claimedByOthers, LEASE_MS, releaseClaims, type Claimant } from './claims.js';
 import { recordDecision } from './decisions.js';
 import { reviewRun } from './proposals.js';
+import { checkAnnotator, checkMinEstimate } from './options.js';
 import { loadEstimates, MIN_DECISIONS_FOR_BULK, refit, type RunEstimates } from '../estimates/run-estimates.js';
 
 export interface BulkPreview {
@@ -24,10 +25,6 @@ export interface BulkPreview {
 
 export interface BulkResult extends BulkPreview {
   bulkId: number;
-}
-
-function checkThreshold(p: number): void {
-  if (!(Number.isFinite(p) && p > 0 && p <= 1)) throw new FerCleanError(`min estimate must be in (0, 1], got ${p}`);
 }
 
 /** Which undecided proposals a bulk accept at `minEstimate` would take, after a refit on the decisions so far. */
@@ -58,7 +55,8 @@ export function previewBulkAccept(
   db: DB,
   opts: { runId?: number; dataset?: string; annotator: string; minEstimate: number; now?: number; estimates?: RunEstimates },
 ): BulkPreview {
-  checkThreshold(opts.minEstimate);
+  checkMinEstimate(opts.minEstimate);
+  checkAnnotator(opts.annotator);
   const e = opts.estimates ?? loadEstimates(db, reviewRun(db, opts.runId, opts.dataset));
   const c = bulkCandidates(db, e, opts.minEstimate, '', opts.annotator, opts.now ?? Date.now());
   return { run: e.run, minEstimate: opts.minEstimate, items: c.take.length, expectedWrong: c.expectedWrong, held: c.held, fittedOn: c.fittedOn };
@@ -73,9 +71,8 @@ export function bulkAccept(
   db: DB,
   opts: { runId?: number; dataset?: string; annotator: string; minEstimate: number; now?: number; sessionId?: string; estimates?: RunEstimates },
 ): BulkResult {
-  checkThreshold(opts.minEstimate);
-  const annotator = opts.annotator.trim();
-  if (!annotator) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
+  checkMinEstimate(opts.minEstimate);
+  const annotator = checkAnnotator(opts.annotator);
   const e = opts.estimates ?? loadEstimates(db, reviewRun(db, opts.runId, opts.dataset));
   const now = opts.now ?? Date.now();
   const who: Claimant = { runId: e.run.id, sessionId: opts.sessionId ?? `accept-${randomUUID()}`, annotator };

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FerCleanError, isFerCleanError } from '../../errors.js';
+import { isFerCleanError } from '../../errors.js';
 import type { DB } from '../../store/db.js';
 import type { ResolvedRun } from '../../store/runs.js';
 import { claimedByOthers, claimImage, LEASE_MS, releaseClaims, renewClaims, type Claimant } from '../domain/claims.js';
@@ -15,11 +15,12 @@ import {
   type Effective,
   type Verdict,
 } from '../domain/decisions.js';
-import { reviewRun, type ItemDetail, type QueueItem } from '../domain/proposals.js';
+import { REVIEW_ORDERS, reviewRun, type ItemDetail, type QueueItem } from '../domain/proposals.js';
 import { QueueWindow } from './window.js';
 import { describeFilter, endState, filteredView, placesAfter, rankedView, type EndState, type Filter } from '../domain/order.js';
 import { InForce, statsOf, type Stats } from '../domain/progress.js';
 import { Learner } from '../estimates/learner.js';
+import { checkAnnotator, checkOrder } from '../domain/options.js';
 import type { Outcome, SessionOptions, Shown, Snapshot } from './snapshot.js';
 import type { BulkPreview } from '../domain/bulk.js';
 
@@ -29,6 +30,9 @@ export { describeFilter } from '../domain/order.js';
 
 export type { Outcome, SessionOptions, Shown, Snapshot } from './snapshot.js';
 export { FIRST_WINDOW } from './window.js';
+
+/** The orders a session walks: the learning order or a fixed one. */
+const SESSION_ORDERS = ['estimate', ...REVIEW_ORDERS] as const;
 
 const freeze = <T extends object>(o: T): Readonly<T> => Object.freeze(o);
 
@@ -86,7 +90,8 @@ export class ReviewSession {
 
   /** Opens the run (by id, else the dataset's latest finished run) and reads the first window of its queue. */
   static open(db: DB, opts: SessionOptions): ReviewSession {
-    if (!opts.annotator.trim()) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
+    checkAnnotator(opts.annotator);
+    checkOrder(opts.order, SESSION_ORDERS);
     return new ReviewSession(db, reviewRun(db, opts.runId, opts.dataset), opts);
   }
 
