@@ -55,6 +55,8 @@ export interface SessionResult {
   firstFaceMs: number;
   /** Peak resident memory of the review process (VmHWM), bytes; NaN if unknown. */
   peakRss: number;
+  /** CPU time (user + system) of the review process from its first face to its last key, per key sent, ms; NaN if unknown. */
+  cpuMsPerKey: number;
 }
 
 export interface TeamResult {
@@ -96,7 +98,7 @@ class Session {
     /** The picture a path shows (its sha256), to know when the next item's face needs no redraw. */
     private readonly pictureOf: (path: string) => string | undefined = () => undefined,
   ) {
-    const cli = join(packageRoot(), 'dist', 'cli', 'main.js');
+    const cli = reviewCli();
     const cmd = `stty cols ${cols} rows ${rows}; echo $$ > '${pidFile}'; exec node '${cli}' review --db '${dbPath}'${runId === undefined ? '' : ` --run ${runId}`} --annotator ${annotator} --color 256`;
     this.child = spawn('script', ['-qfec', cmd, '/dev/null'], {
       env: Object.fromEntries(
@@ -167,6 +169,18 @@ class Session {
     }
   }
 
+  /** CPU time (user + system) the CLI process has used so far, ms (from /proc/PID/stat); NaN if unknown. */
+  cpuMs(): number {
+    try {
+      const pid = readFileSync(this.pidFile, 'utf8').trim();
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+      return ((Number(fields[11]) + Number(fields[12])) / 100) * 1000;
+    } catch {
+      return NaN;
+    }
+  }
+
   kill(): void {
     try {
       process.kill(Number(readFileSync(this.pidFile, 'utf8').trim()), 'SIGKILL');
@@ -176,6 +190,9 @@ class Session {
     this.child.kill('SIGKILL');
   }
 }
+
+/** The CLI the sessions run: this checkout's build, or BENCH_CLI (another build, to compare under the same load). */
+const reviewCli = (): string => process.env['BENCH_CLI'] ?? join(packageRoot(), 'dist', 'cli', 'main.js');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -204,7 +221,7 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
   const exports = { runs: 0, failures: [] as string[] };
   let exporting = Boolean(o.exportMeanwhile);
   const exportLoop = (async () => {
-    const cli = join(packageRoot(), 'dist', 'cli', 'main.js');
+    const cli = reviewCli();
     while (exporting) {
       const out = join(o.workDir, 'team-export.csv');
       const r = await new Promise<{ code: number | null; err: string }>((resolve) => {
@@ -231,9 +248,11 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
           exitCode: -1,
           firstFaceMs: NaN,
           peakRss: NaN,
+          cpuMsPerKey: NaN,
         };
         if (!(await s.nextFace(faceCells, 120_000))) throw new Error(`${s.annotator}: no first face within 120 s:\n${stripAnsi(s.screen).slice(-2000)}`);
         res.firstFaceMs = performance.now() - s.startedAt;
+        const cpu0 = s.cpuMs();
         for (let step = 0; step < o.steps; step++) {
           const started = performance.now();
           if (burstEvery > 0 && step % burstEvery === burstEvery - 1) {
@@ -254,6 +273,7 @@ export async function runTeam(o: TeamOptions): Promise<TeamResult> {
           if (wait > 0) await sleep(wait);
         }
         await sleep(300);
+        res.cpuMsPerKey = (s.cpuMs() - cpu0) / res.keysSent;
         res.peakRss = s.peakRss();
         s.write('q');
         const code = await Promise.race([s.exited, sleep(10_000).then(() => -2)]);

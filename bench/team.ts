@@ -29,12 +29,13 @@ export async function main(): Promise<void> {
       `database: ${built.images} train images, synthetic run; ${sessions} sessions x ${steps} steps (single keys every >= 20 ms, every 10th step a burst of 4 keys in one write), ${exporting ? '`fer-clean export` in a loop meanwhile' : 'no export loop'}; ${r.wallS.toFixed(0)} s in all`,
     );
     console.log('');
-    console.log('| session | keys sent | decisions stored | of which in bursts (sent) | single keys without a next face | key to next face, median | p90 | exit |');
-    console.log('|---|---|---|---|---|---|---|---|');
+    if (process.env['BENCH_CLI']) console.log(`CLI: ${process.env['BENCH_CLI']}`);
+    console.log('| session | keys sent | decisions stored | of which in bursts (sent) | single keys without a next face | key to next face, median | p90 | CPU per key | exit |');
+    console.log('|---|---|---|---|---|---|---|---|---|');
     for (const s of r.sessions) {
       const p90 = quantile(s.timed, 0.9);
       console.log(
-        `| ${s.annotator} | ${s.keysSent} | ${s.handled} | ${s.burstKeys} | ${s.noFace} | ${median(s.timed).toFixed(0)} ms | ${p90.toFixed(0)} ms | ${s.exitCode} |`,
+        `| ${s.annotator} | ${s.keysSent} | ${s.handled} | ${s.burstKeys} | ${s.noFace} | ${median(s.timed).toFixed(0)} ms | ${p90.toFixed(0)} ms | ${s.cpuMsPerKey.toFixed(1)} ms | ${s.exitCode} |`,
       );
     }
     console.log('');
@@ -42,6 +43,7 @@ export async function main(): Promise<void> {
       `- keys handled: ${r.rows} of ${r.keysSent} sent (${r.sessions.filter((s) => s.handled === s.keysSent).length} of ${sessions} sessions handled every key); images decided twice: ${r.decidedTwice}; exports: ${r.exports.runs} runs, ${r.exports.failures.length} failed${r.exports.failures.length ? ` (${r.exports.failures.slice(0, 3).join('; ')})` : ''}`,
     );
     console.log(`- median of the sessions' medians: ${median(r.sessions.map((s) => median(s.timed))).toFixed(0)} ms`);
+    console.log(`- CPU per key (review process, first face to last key, / keys sent), median over sessions: ${median(r.sessions.map((s) => s.cpuMsPerKey)).toFixed(1)} ms`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
