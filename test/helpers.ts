@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { afterEach, beforeEach } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -10,6 +11,37 @@ import { run } from '../cli/run.js';
 export function tempDir(prefix = 'fer-clean-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The one temp-folder fixture: a fresh folder before each test of the file (or describe block) it is called in,
+ * removed after it. The object is the same for every test; its `dir` is the current test's folder.
+ */
+export function useTempDir(prefix?: string): { dir: string } {
+  const t = { dir: '' };
+  let made: ReturnType<typeof tempDir> | undefined;
+  beforeEach(() => {
+    made = tempDir(prefix);
+    t.dir = made.dir;
+  });
+  afterEach(() => {
+    made?.cleanup();
+    made = undefined;
+  });
+  return t;
+}
+
+/**
+ * The one store fixture: before each test, `open(dir)` in the temp folder `t` (a store, or a seeded database with
+ * its `db`); after it, that database is closed (hooks registered after this one run first, e.g. a session's close).
+ * The object returned is the same for every test and takes the fields of the current test's value, so a file keeps
+ * writing `s.db`, `s.runId`.
+ */
+export function useStore<T extends { db: { close(): void } }>(t: { dir: string }, open: (dir: string) => T): T {
+  const holder = {} as T;
+  beforeEach(() => void Object.assign(holder, open(t.dir)));
+  afterEach(() => holder.db?.close());
+  return holder;
 }
 
 export const fixture = (...parts: string[]): string => join(fixturesDir(), ...parts);

@@ -1,11 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { cleanup, render } from 'ink-testing-library';
 import { App } from '../src/review/terminal/App.js';
 import { ReviewSession } from '../src/review/session/session.js';
 import { decisionsOfRun } from '../src/review/domain/decisions.js';
-import { tempDir } from './helpers.js';
-import { seedReviewDb, type Seeded } from './review-helpers.js';
+import { useStore, useTempDir } from './helpers.js';
+import { seedReviewDb } from './review-helpers.js';
 
 const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 const RIGHT = '\x1b[C';
@@ -23,8 +23,8 @@ async function until(frame: () => string | undefined, ok: (f: string) => boolean
 }
 
 describe('review App (ink-testing-library)', () => {
-  let t: ReturnType<typeof tempDir>;
-  let s: Seeded;
+  const t = useTempDir();
+  const s = useStore(t, (dir) => seedReviewDb(join(dir, 'r.db'), { images: 4 }));
   let session: ReviewSession;
 
   const mount = (opts: { annotator?: string } = {}) => {
@@ -38,15 +38,9 @@ describe('review App (ink-testing-library)', () => {
   };
   const showing = (k: number) => (f: string) => f.includes(`${s.images[k]!.path} (train)`) && f.includes('▀');
 
-  beforeEach(() => {
-    t = tempDir();
-    s = seedReviewDb(join(t.dir, 'r.db'), { images: 4 });
-  });
   afterEach(() => {
     cleanup();
     session?.close();
-    s.db.close();
-    t.cleanup();
   });
 
   it('renders an item: face, labels, margin, bars for every class, legend, progress', async () => {
@@ -194,9 +188,7 @@ describe('review App (ink-testing-library)', () => {
 
   it('an empty queue says so instead of a blank screen', async () => {
     s.db.close();
-    t.cleanup();
-    t = tempDir();
-    s = seedReviewDb(join(t.dir, 'e.db'), { images: 3, proposals: 0 });
+    Object.assign(s, seedReviewDb(join(t.dir, 'e.db'), { images: 3, proposals: 0 })); // another database in the test's folder
     const { app } = mount();
     const f = await until(app.lastFrame, (x) => x.includes('Nothing to review'), 'empty-queue message');
     expect(f).toContain('proposes no relabels');
@@ -205,9 +197,7 @@ describe('review App (ink-testing-library)', () => {
 
   it('with contempt in the taxonomy, 8 sets contempt; 9 is refused with a message', async () => {
     s.db.close();
-    t.cleanup();
-    t = tempDir();
-    s = seedReviewDb(join(t.dir, 'c.db'), { images: 2, contempt: true });
+    Object.assign(s, seedReviewDb(join(t.dir, 'c.db'), { images: 2, contempt: true })); // another database in the test's folder
     const { app, press } = mount();
     let f = await until(app.lastFrame, showing(0), 'item 0');
     expect(f).toMatch(/8 contempt\s/);

@@ -7,8 +7,8 @@ import { run } from '../cli/run.js';
 import { openStore } from '../src/store/db.js';
 import { packageRoot } from '../src/paths.js';
 import { decisionsOfRun } from '../src/review/domain/decisions.js';
-import { captureIo, tempDir } from './helpers.js';
-import { seedReviewDb, type Seeded } from './review-helpers.js';
+import { captureIo, tempDir, useStore, useTempDir } from './helpers.js';
+import { seedReviewDb } from './review-helpers.js';
 
 const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 
@@ -127,16 +127,10 @@ class Pty {
 }
 
 describe('fer-clean review in a pseudo-terminal', { timeout: 180_000 }, () => {
-  let t: ReturnType<typeof tempDir>;
-  let s: Seeded;
-  beforeEach(() => {
-    t = tempDir();
-    s = seedReviewDb(join(t.dir, 'r.db'), { images: 6 });
-  });
+  const t = useTempDir();
+  const s = useStore(t, (dir) => seedReviewDb(join(dir, 'r.db'), { images: 6 }));
   afterEach(() => {
     for (const p of Pty.started.splice(0)) p.dispose();
-    s.db.close();
-    t.cleanup();
   });
 
   it('the default learning order: the estimate on screen, decisions stored with it', async () => {

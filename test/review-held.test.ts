@@ -1,21 +1,15 @@
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type DB } from '../src/store/db.js';
 import { ReviewSession } from '../src/review/session/session.js';
-import { tempDir } from './helpers.js';
-import { seedReviewDb, type Seeded } from './review-helpers.js';
+import { useStore, useTempDir } from './helpers.js';
+import { seedReviewDb } from './review-helpers.js';
 
-let t: ReturnType<typeof tempDir>;
-let s: Seeded;
+const t = useTempDir();
+const s = useStore(t, (dir) => seedReviewDb(join(dir, 'r.db'), { images: 40 }));
 const extra: DB[] = [];
-beforeEach(() => {
-  t = tempDir();
-  s = seedReviewDb(join(t.dir, 'r.db'), { images: 40 });
-});
 afterEach(() => {
   for (const db of extra.splice(0)) db.close();
-  s.db.close();
-  t.cleanup();
 });
 
 describe("the review's 'held by others' count", () => {

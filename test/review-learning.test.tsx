@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { cleanup, render } from 'ink-testing-library';
 import { App } from '../src/review/terminal/App.js';
@@ -7,8 +7,8 @@ import { BULK_START, handleKey, initialKeyState } from '../src/review/terminal/k
 import { REFIT_EVERY } from '../src/review/estimates/learner.js';
 import { ReviewSession } from '../src/review/session/session.js';
 import { nextItems } from '../src/review/verbs.js';
-import { tempDir } from './helpers.js';
-import { seedSynthetic, type Synthetic } from './learn-helpers.js';
+import { useStore, useTempDir } from './helpers.js';
+import { seedSynthetic } from './learn-helpers.js';
 
 const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 
@@ -45,18 +45,12 @@ describe('keys: bulk accept needs a confirmation', () => {
 });
 
 describe('review session in the learning order', () => {
-  let t: ReturnType<typeof tempDir>;
-  let s: Synthetic;
+  const t = useTempDir();
+  const s = useStore(t, (dir) => seedSynthetic(join(dir, 'r.db')));
   let session: ReviewSession;
-  beforeEach(() => {
-    t = tempDir();
-    s = seedSynthetic(join(t.dir, 'r.db'));
-  });
   afterEach(() => {
     cleanup();
     session?.close();
-    s.db.close();
-    t.cleanup();
   });
   const truth = () => new Map(s.proposals.map((p) => [p.imageId, p]));
 

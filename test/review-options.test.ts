@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { ReviewOptionError } from '../src/review/domain/options.js';
@@ -6,21 +6,13 @@ import { bulkAccept, previewBulkAccept } from '../src/review/domain/bulk.js';
 import { decideFromCsv, nextItems, undoLastScripted } from '../src/review/verbs.js';
 import { ReviewSession } from '../src/review/session/session.js';
 import { decisionsOfRun } from '../src/review/domain/decisions.js';
-import { cliRunner, tempDir } from './helpers.js';
-import { seedSynthetic, type Synthetic } from './learn-helpers.js';
+import { cliRunner, useStore, useTempDir } from './helpers.js';
+import { seedSynthetic } from './learn-helpers.js';
 
 /** Issue 18: the review verbs' options are checked at the library's door, in its names; the CLI tells them in flags. */
 describe('review options at the library door', () => {
-  let t: ReturnType<typeof tempDir>;
-  let s: Synthetic;
-  beforeEach(() => {
-    t = tempDir();
-    s = seedSynthetic(join(t.dir, 'o.db'), 40, 0);
-  });
-  afterEach(() => {
-    s.db.close();
-    t.cleanup();
-  });
+  const t = useTempDir();
+  const s = useStore(t, (dir) => seedSynthetic(join(dir, 'o.db'), 40, 0));
   const cli = cliRunner({ cwd: () => t.dir, db: () => join(t.dir, 'o.db') });
   const refused = (fn: () => unknown, option: string, message: string) => {
     let e: unknown;

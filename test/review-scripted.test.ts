@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { claimImage } from '../src/review/domain/claims.js';
@@ -8,19 +8,11 @@ import { formatEstimateSummary, loadEstimates, MIN_DECISIONS_FOR_BULK, summarize
 import { loadQueue } from '../src/review/domain/proposals.js';
 import { resolveRun } from '../src/store/runs.js';
 import { bulkAccept, decideFromCsv, nextItems, previewBulkAccept, undoLastScripted } from '../src/review/verbs.js';
-import { tempDir, cliRunner } from './helpers.js';
-import { seedSynthetic, simulatedAction, type Synthetic } from './learn-helpers.js';
+import { cliRunner, useStore, useTempDir } from './helpers.js';
+import { seedSynthetic, simulatedAction } from './learn-helpers.js';
 
-let t: ReturnType<typeof tempDir>;
-let s: Synthetic;
-beforeEach(() => {
-  t = tempDir();
-  s = seedSynthetic(join(t.dir, 'r.db'));
-});
-afterEach(() => {
-  s.db.close();
-  t.cleanup();
-});
+const t = useTempDir();
+const s = useStore(t, (dir) => seedSynthetic(join(dir, 'r.db')));
 
 const csv = (name: string, rows: string[][]): string => {
   const f = join(t.dir, name);

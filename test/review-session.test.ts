@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { claimImage, claimedByOthers } from '../src/review/domain/claims.js';
 import { decisionsOfRun, decisionsInForce, recordDecision } from '../src/review/domain/decisions.js';
 import { pixelsToLines, detectColorMode, grey256, renderFace } from '../src/review/terminal/face.js';
 import { FaceOverlay } from '../src/review/terminal/overlay.js';
-import { fixture, tempDir } from './helpers.js';
+import { fixture, useStore, useTempDir } from './helpers.js';
 import { seedReviewDb, type Seeded } from './review-helpers.js';
 
 /** Final label of every image of the run, read the way export does: effective decision, else the given label. */
@@ -27,16 +27,8 @@ function finalLabels(s: Seeded): Map<number, string> {
 }
 
 describe('review library', () => {
-  let t: ReturnType<typeof tempDir>;
-  let s: Seeded;
-  beforeEach(() => {
-    t = tempDir();
-    s = seedReviewDb(join(t.dir, 'r.db'), { images: 8, proposals: 6 });
-  });
-  afterEach(() => {
-    s.db.close();
-    t.cleanup();
-  });
+  const t = useTempDir();
+  const s = useStore(t, (dir) => seedReviewDb(join(dir, 'r.db'), { images: 8, proposals: 6 }));
 
   it('queues the run\'s proposals in margin, importance or class order', () => {
     const run = resolveRun(s.db);

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { ReviewSession } from '../src/review/session/session.js';
 import { loadQueue, loadQueueHead, REVIEW_ORDERS } from '../src/review/domain/proposals.js';
@@ -7,24 +7,16 @@ import { releaseClaims } from '../src/review/domain/claims.js';
 import { resolveRun } from '../src/store/runs.js';
 import { cleanup, render } from 'ink-testing-library';
 import { App } from '../src/review/terminal/App.js';
-import { tempDir } from './helpers.js';
-import { seedReviewDb, type Seeded } from './review-helpers.js';
+import { useStore, useTempDir } from './helpers.js';
+import { seedReviewDb } from './review-helpers.js';
 
 /**
  * Issue 10: a session opens on the first window of its queue (loadQueueHead) and reads the rest after its first
  * frame (loadRest), or as soon as a step needs it. These tests open sessions with a window of 3 on a 30-item queue.
  */
 describe('review queue read in a first window', () => {
-  let t: ReturnType<typeof tempDir>;
-  let s: Seeded;
-  beforeEach(() => {
-    t = tempDir();
-    s = seedReviewDb(join(t.dir, 'w.db'), { images: 40, proposals: 30 });
-  });
-  afterEach(() => {
-    s.db.close();
-    t.cleanup();
-  });
+  const t = useTempDir();
+  const s = useStore(t, (dir) => seedReviewDb(join(dir, 'w.db'), { images: 40, proposals: 30 }));
 
   const open = (annotator = 'alice') => ReviewSession.open(s.db, { annotator, firstWindow: 3, order: 'margin' });
   const marginOrder = () => loadQueue(s.db, resolveRun(s.db, { runId: s.runId }), 'margin').map((i) => i.imageId);
