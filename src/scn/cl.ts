@@ -5,6 +5,7 @@
  * margin p_j - p_i; examples whose predicted class is their given label are never flagged.
  */
 import { argmax } from './argmax.js';
+import type { HeadEngine } from './engine.js';
 import { permutation, Rng } from './prng.js';
 import { standardize, trainHead, type EpochStats, type HeadOptions, type TrainData } from './train.js';
 
@@ -112,6 +113,7 @@ export async function confidentLearning(
   folds: number,
   onFold?: (fold: number, stats: EpochStats) => void,
   signal?: AbortSignal,
+  engine?: HeadEngine,
 ): Promise<ClResult> {
   const { classes: C } = data;
   const N = data.labels.length;
@@ -130,7 +132,7 @@ export async function confidentLearning(
     const held = train.filter((_, p) => fold[p] === f);
     const r = await trainHead(
       { ...data, features, train: fit, valid: data.valid },
-      { ...head, standardize: false, method: 'ce', seed: head.seed + 1000 * (f + 1) },
+      { ...head, standardize: false, method: 'ce', seed: head.seed + 1000 * (f + 1), engine },
       (s) => {
         epochs.push(s);
         onFold?.(f, s);
