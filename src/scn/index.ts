@@ -244,7 +244,7 @@ async function trainAndPropose(
   const isTrain = new Uint8Array(labels.length);
   for (const r of Array.from(data.train)) isTrain[r] = 1;
   if (m.method === 'cl') {
-    const r = await confidentLearning(data, m.head, m.folds, (_f, s) => tick(s), signal, m.engine);
+    const r = await confidentLearning(data, m.head, m.folds, (_f, s) => tick(s), signal, { engine: m.engine });
     // The flagged images' most likely out-of-fold class (never their given label: findLabelIssues drops those).
     const flagged = Uint8Array.from(isTrain, (t, i) => t & (r.issues[i] ?? 0));
     const proposed = proposeLabels(r.probs, labels, flagged, -Infinity, C);

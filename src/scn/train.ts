@@ -112,8 +112,8 @@ export interface TrainResult {
   trainedLabels: Int32Array;
 }
 
-/** Standardises columns with the mean and sd of the rows in `fit`; returns a new array. */
-export function standardize(x: Float32Array, dim: number, fit: ArrayLike<number>): Float32Array {
+/** Standardises columns with the mean and sd of the rows in `fit`; returns a new array (or fills `out`). */
+export function standardize(x: Float32Array, dim: number, fit: ArrayLike<number>, out: Float32Array<ArrayBufferLike> = new Float32Array(x.length)): Float32Array {
   const mean = new Float64Array(dim);
   const sq = new Float64Array(dim);
   for (let k = 0; k < fit.length; k++) {
@@ -130,7 +130,6 @@ export function standardize(x: Float32Array, dim: number, fit: ArrayLike<number>
     mean[j] = mean[j]! / n;
     sd[j] = Math.sqrt(Math.max(0, sq[j]! / n - mean[j]! ** 2)) || 1;
   }
-  const out = new Float32Array(x.length);
   for (let o = 0; o < x.length; o += dim) for (let j = 0; j < dim; j++) out[o + j] = (x[o + j]! - mean[j]!) / sd[j]!;
   return out;
 }
