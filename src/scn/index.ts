@@ -124,7 +124,8 @@ export async function trainRun(
     datasetId: dataset.id,
     method: opts.method,
     backbone,
-    backend: backend.name,
+    // What trained the head: onnxruntime's kernels, or the tfjs backend (runs.config has both).
+    backend: engine.name === 'onnxruntime' ? 'onnxruntime' : backend.name,
     seed: opts.seed,
     noiseRate: opts.noiseRate,
     noiseType: opts.noiseRate > 0 ? opts.noiseType : null,
