@@ -5,7 +5,7 @@ import { headLayout, initHead, type HeadLayout } from '../src/scn/flathead.js';
 import { crossEntropyObjective, importanceOf, rankGroups, scnObjective } from '../src/scn/losses.js';
 import type { HeadShape } from '../src/scn/model.js';
 import { Rng } from '../src/scn/prng.js';
-import { dropoutMask } from '../src/scn/train.js';
+import { dropoutMask, trainHead, type TrainOptions } from '../src/scn/train.js';
 
 // The tfjs engine is flathead.ts's headGradients / headOutputs, checked against tfjs autograd in
 // scn-flathead.test.ts; the onnxruntime engine must compute the same values (to float32 rounding).
@@ -83,5 +83,26 @@ describe('onnxruntime head engine', () => {
       const L: HeadLayout = s.L;
       expectClose(await ort.outputs(s.theta, L, s.batch.X, 300), await tfjsHeadEngine.outputs(s.theta, L, s.batch.X, 300), `outputs ${shape.hidden}`);
     }
+  });
+});
+
+describe('trainHead on either engine', () => {
+  it('trains the same head: probabilities and importance agree to rounding after a few epochs', async () => {
+    const rng = new Rng(21);
+    const n = 400;
+    const dim = 10;
+    const features = Float32Array.from({ length: n * dim }, () => rng.normal());
+    // The class is the largest of the first three features (chance: 1/3).
+    const labels = Int32Array.from({ length: n }, (_, i) => [0, 1, 2].reduce((m, c) => (features[i * dim + c]! > features[i * dim + m]! ? c : m), 0));
+    const data = { features, dim, classes: 3, labels, train: Array.from({ length: 300 }, (_, i) => i), valid: Array.from({ length: 100 }, (_, i) => 300 + i) };
+    const opts: TrainOptions = { method: 'scn', hidden: 16, dropout: 0.5, lr: 0.01, lrDecay: 0.95, weightDecay: 1e-4, batchSize: 64, epochs: 3, standardize: true, seed: 4, relabelEpoch: 2, importanceWindow: 2 };
+    const a = await trainHead(data, { ...opts, engine: tfjsHeadEngine });
+    const b = await trainHead(data, { ...opts, engine: ort });
+    expect(b.epochs.at(-1)!.valAccuracy).toBeGreaterThan(0.55); // it learned something
+    let worst = 0;
+    a.probs.forEach((p, k) => (worst = Math.max(worst, Math.abs(p - b.probs[k]!))));
+    expect(worst).toBeLessThan(1e-3);
+    a.importanceMean!.forEach((v, k) => expect(Math.abs(v - b.importanceMean![k]!)).toBeLessThan(1e-3));
+    expect(Array.from(b.trainedLabels)).toEqual(Array.from(a.trainedLabels));
   });
 });
