@@ -51,6 +51,17 @@ describe('confident learning on worker threads', () => {
     expect(Array.from(src.issues)).toEqual(Array.from(here.issues));
   });
 
+  it('trains in this thread on the tfjs engine (a worker has no tfjs backend), with the same issues to rounding', async () => {
+    const d = data();
+    const engines = (await import(['..', 'dist', 'src', 'scn/engine.js'].join('/'))) as typeof import('../src/scn/engine.js');
+    const threads = await compiled.confidentLearning(d, head, 5, undefined, undefined, { workers: 2 });
+    const tfjs = await compiled.confidentLearning(d, head, 5, undefined, undefined, { workers: 2, engine: engines.tfjsHeadEngine });
+    expect(tfjs.workers).toBe(0);
+    let worst = 0;
+    tfjs.probs.forEach((p, k) => (worst = Math.max(worst, Math.abs(p - threads.probs[k]!))));
+    expect(worst).toBeLessThan(1e-3);
+  });
+
   it('stops with the signal\'s reason when aborted while the workers train', async () => {
     const controller = new AbortController();
     const reason = new Error('stop now');

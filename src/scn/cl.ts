@@ -118,8 +118,8 @@ export interface ClOptions {
   engine?: HeadEngine;
   /**
    * Worker threads training folds side by side (each fold is independent; the result is the same as in this
-   * thread). Default: one per core up to the number of folds with the onnxruntime engine, where the compiled
-   * worker script exists (dist/); 0 (this thread) otherwise.
+   * thread). Default: one per core up to the number of folds. Only with the onnxruntime engine and where the
+   * compiled worker script exists (dist/); otherwise the folds train in this thread.
    */
   workers?: number;
 }
@@ -175,11 +175,8 @@ export async function confidentLearning(
   const others = Int32Array.from({ length: N }, (_, i) => i).filter((i) => !isTrain[i]);
   const engine = opts.engine ?? (await chooseHeadEngine('auto'));
   const script = workerScript();
-  const workers = Math.min(
-    folds,
-    opts.workers ?? (engine.name === 'onnxruntime' && script ? availableParallelism() : 0),
-    script ? Infinity : 0,
-  );
+  // Workers run the onnxruntime engine only (a worker has no tfjs backend of its own).
+  const workers = engine.name === 'onnxruntime' && script ? Math.min(folds, opts.workers ?? availableParallelism()) : 0;
   // The features are standardised once on all training rows; each fold's head then sees them as they are. With
   // workers they live in shared memory, written once.
   const shared = workers > 0 ? new Float32Array(new SharedArrayBuffer(data.features.byteLength)) : undefined;
