@@ -6,6 +6,7 @@ import { openStore } from '../src/store/db.js';
 import { resolveDataset } from '../src/store/datasets.js';
 import { DEFAULT_BACKBONE } from '../src/features/store.js';
 import { initBackend } from '../src/features/backend.js';
+import { chooseHeadEngine } from '../src/scn/engine.js';
 import { loadDatasetView } from '../src/scn/data.js';
 import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type TrainOptions } from '../src/scn/train.js';
 import { BENCH_DB, machine } from './common.js';
@@ -25,6 +26,8 @@ export async function main(): Promise<void> {
   const view = loadDatasetView(db, dataset, DEFAULT_BACKBONE, { kind: 'given' });
   db.close();
   const backend = await initBackend('auto');
+  const engine = await chooseHeadEngine('auto');
+  const kernels = engine.name === 'tfjs' ? `tfjs ${backend.name}` : engine.name;
   const C = dataset.taxonomy.length;
   const rows = (split: string): number[] => view.splits.flatMap((s, i) => (s === split && view.source[i]! >= 0 ? [i] : []));
   const train = rows('train');
@@ -57,7 +60,7 @@ export async function main(): Promise<void> {
   }
   if (baseline) console.log(`baseline: trainHead of ${baselinePath}`);
   const baseCols = baseline ? ' baseline trainHead: wall (CPU) | baseline / fer-clean |' : '';
-  console.log(`\n| round | fer-clean trainHead (${backend.name}, 1 thread): wall (CPU) |${baseCols} PyTorch ${torchVersion ?? '-'} (1 thread): wall (CPU) | fer-clean / PyTorch | final valid acc fer-clean${baseline ? ' / baseline' : ''} / PyTorch |`);
+  console.log(`\n| round | fer-clean trainHead (${kernels}, 1 thread): wall (CPU) |${baseCols} PyTorch ${torchVersion ?? '-'} (1 thread): wall (CPU) | fer-clean / PyTorch | final valid acc fer-clean${baseline ? ' / baseline' : ''} / PyTorch |`);
   console.log(`|---|---|${baseline ? '---|---|' : ''}---|---|---|`);
   const baseS: number[] = [];
   const ratios: number[] = [];

@@ -73,8 +73,10 @@ describe('train and report on the ferplus fixture (296 images: 192 train, 52 val
 
     const runRow = db.prepare(`SELECT * FROM runs WHERE id = ?`).get(scnRun) as Record<string, unknown>;
     expect(runRow).toMatchObject({ method: 'scn', backbone: 'faceexpr', seed: 2, noise_rate: 0.3, noise_type: 'symmetric', status: 'done' });
-    expect(['wasm', 'cpu', 'tensorflow']).toContain(runRow['backend']);
+    // The head trained on onnxruntime's kernels (--backend auto); the tfjs backend is recorded beside it.
+    expect(runRow['backend']).toBe('onnxruntime');
     const config = JSON.parse(runRow['config'] as string);
+    expect(config).toMatchObject({ head_engine: 'onnxruntime', backend: expect.stringMatching(/^(wasm|cpu|tensorflow)$/) });
     expect(config).toMatchObject({ label_source: 'given', head: { epochs: 6, hidden: 32, batchSize: 32 }, scn: { beta: 0.7, delta1: 0.15, delta2: 0.2, relabelEpoch: 2, relabelScope: 'low' } });
     expect(runRow['duration_s']).toBeGreaterThan(0);
 

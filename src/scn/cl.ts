@@ -4,7 +4,13 @@
  * confident joint, then per (given i, true j) pair prune the round(Q[i][j]) examples of class i with the largest
  * margin p_j - p_i; examples whose predicted class is their given label are never flagged.
  */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { argmax } from './argmax.js';
+import { chooseHeadEngine, type HeadEngine, type HeadEngineName } from './engine.js';
 import { permutation, Rng } from './prng.js';
 import { standardize, trainHead, type EpochStats, type HeadOptions, type TrainData } from './train.js';
 
@@ -101,44 +107,133 @@ export interface ClResult {
   probs: Float32Array;
   /** Per row: 1 when flagged as a label issue (training rows only). */
   issues: Uint8Array;
-  /** Per-epoch stats of each fold's ce head, in order. */
+  /** Per-epoch stats of each fold's ce head, in fold order. */
   epochs: EpochStats[];
+  /** Worker threads the folds trained on (0: this thread). */
+  workers: number;
 }
 
-/** Confident learning on `data`: k ce heads, out-of-fold probabilities, label issues among the training rows. */
+export interface ClOptions {
+  /** Kernels of the heads (engine.ts); default chooseHeadEngine('auto'). */
+  engine?: HeadEngine;
+  /**
+   * Worker threads training folds side by side (each fold is independent; the result is the same as in this
+   * thread). Default: one per core up to the number of folds. Only with the onnxruntime engine and where the
+   * compiled worker script exists (dist/); otherwise the folds train in this thread.
+   */
+  workers?: number;
+}
+
+/** What a worker is started with (cl-worker.ts): the shared standardised features and what every fold needs. */
+export interface ClWorkerInit {
+  features: SharedArrayBuffer;
+  dim: number;
+  classes: number;
+  labels: Int32Array;
+  valid: Int32Array | undefined;
+  trusted: Uint8Array | undefined;
+  head: HeadOptions;
+  engine: HeadEngineName;
+}
+export type ClParentMessage = { type: 'fold'; fold: number; fit: Int32Array; seed: number } | { type: 'close' };
+export type ClWorkerReply =
+  | { type: 'epoch'; fold: number; stats: EpochStats }
+  | { type: 'done'; fold: number; probs: Float32Array }
+  | { type: 'error'; fold: number; message: string };
+
+/** The compiled worker script next to this module, or undefined when running from the sources (tests). */
+function workerScript(): string | undefined {
+  const here = fileURLToPath(import.meta.url);
+  if (!here.endsWith('.js')) return undefined;
+  const script = join(here, '..', 'cl-worker.js');
+  return existsSync(script) ? script : undefined;
+}
+
+/** How long a worker asked to close may take before it is terminated. */
+const CLOSE_TIMEOUT_MS = 5000;
+
+/**
+ * Confident learning on `data`: k ce heads, out-of-fold probabilities, label issues among the training rows.
+ * Each fold's head trains on the other folds' rows with seed `head.seed + 1000 * (fold + 1)`; folds are independent,
+ * so with `workers` they train side by side, and the result is the same as one after the other.
+ */
 export async function confidentLearning(
   data: TrainData,
   head: HeadOptions,
   folds: number,
   onFold?: (fold: number, stats: EpochStats) => void,
   signal?: AbortSignal,
+  opts: ClOptions = {},
 ): Promise<ClResult> {
   const { classes: C } = data;
   const N = data.labels.length;
   const train = Int32Array.from(data.train);
   if (folds < 2 || train.length < folds) throw new Error(`confidentLearning: need at least ${folds} training rows and 2 folds`);
   const fold = stratifiedFolds(train, data.labels, folds, head.seed);
-  const probs = new Float32Array(N * C);
   const isTrain = new Uint8Array(N);
   for (const r of train) isTrain[r] = 1;
   const others = Int32Array.from({ length: N }, (_, i) => i).filter((i) => !isTrain[i]);
-  const epochs: EpochStats[] = [];
-  // The features are standardised once on all training rows; each fold's head then sees them as they are.
-  const features = head.standardize ? standardize(data.features, data.dim, train) : data.features;
+  const engine = opts.engine ?? (await chooseHeadEngine('auto'));
+  const script = workerScript();
+  // Workers run the onnxruntime engine only (a worker has no tfjs backend of its own).
+  const workers = engine.name === 'onnxruntime' && script ? Math.min(folds, opts.workers ?? availableParallelism()) : 0;
+  // The features are standardised once on all training rows; each fold's head then sees them as they are. With
+  // workers they live in shared memory, written once.
+  const shared = workers > 0 ? new Float32Array(new SharedArrayBuffer(data.features.byteLength)) : undefined;
+  const features = head.standardize
+    ? standardize(data.features, data.dim, train, shared)
+    : shared
+      ? (shared.set(data.features), shared)
+      : data.features;
+  const jobs = Array.from({ length: folds }, (_, f) => ({
+    fold: f,
+    fit: train.filter((_, p) => fold[p] !== f),
+    seed: head.seed + 1000 * (f + 1),
+  }));
+  const epochs: EpochStats[][] = jobs.map(() => []);
+  const onEpoch = (f: number, s: EpochStats): void => {
+    epochs[f]!.push(s);
+    onFold?.(f, s);
+  };
+  const probs = new Float32Array(N * C);
+  // Rows outside training get the folds' average, summed in fold order (the same sums whichever fold ends first).
+  const otherProbs: Float32Array[] = new Array(folds);
+  const collect = (f: number, p: Float32Array): void => {
+    train.forEach((row, q) => {
+      if (fold[q] === f) probs.set(p.subarray(row * C, row * C + C), row * C);
+    });
+    const o = new Float32Array(others.length * C);
+    others.forEach((row, k) => o.set(p.subarray(row * C, row * C + C), k * C));
+    otherProbs[f] = o;
+  };
+  if (workers === 0) {
+    for (const j of jobs) {
+      const r = await trainHead(
+        { ...data, features, train: j.fit, valid: data.valid },
+        { ...head, standardize: false, method: 'ce', seed: j.seed, engine },
+        (s) => onEpoch(j.fold, s),
+        signal,
+      );
+      collect(j.fold, r.probs);
+    }
+  } else {
+    const init: ClWorkerInit = {
+      features: shared!.buffer as SharedArrayBuffer,
+      dim: data.dim,
+      classes: C,
+      labels: Int32Array.from(data.labels),
+      valid: data.valid ? Int32Array.from(data.valid) : undefined,
+      trusted: data.trusted,
+      head,
+      engine: engine.name,
+    };
+    await runInWorkers(script!, init, jobs, workers, onEpoch, collect, signal);
+  }
   for (let f = 0; f < folds; f++) {
-    const fit = train.filter((_, p) => fold[p] !== f);
-    const held = train.filter((_, p) => fold[p] === f);
-    const r = await trainHead(
-      { ...data, features, train: fit, valid: data.valid },
-      { ...head, standardize: false, method: 'ce', seed: head.seed + 1000 * (f + 1) },
-      (s) => {
-        epochs.push(s);
-        onFold?.(f, s);
-      },
-      signal,
-    );
-    for (const row of held) probs.set(r.probs.subarray(row * C, row * C + C), row * C);
-    for (const row of others) for (let c = 0; c < C; c++) probs[row * C + c]! += r.probs[row * C + c]! / folds;
+    const o = otherProbs[f]!;
+    others.forEach((row, k) => {
+      for (let c = 0; c < C; c++) probs[row * C + c]! += o[k * C + c]! / folds;
+    });
   }
   const trainLabels = Int32Array.from(train, (r) => data.labels[r]!);
   const trainProbs = new Float32Array(train.length * C);
@@ -146,6 +241,70 @@ export async function confidentLearning(
   const mask = findLabelIssues(trainLabels, trainProbs, C);
   const issues = new Uint8Array(N);
   train.forEach((r, p) => (issues[r] = mask[p]!));
-  return { probs, issues, epochs };
+  return { probs, issues, epochs: epochs.flat(), workers };
 }
 
+/**
+ * Trains the folds on `count` worker threads, each taking the next fold when it finishes one. Resolves when every
+ * fold is collected and the workers have ended; rejects on a worker's error, or with the signal's reason once it is
+ * aborted (the workers are asked to stop and end on their own).
+ */
+function runInWorkers(
+  script: string,
+  init: ClWorkerInit,
+  jobs: { fold: number; fit: Int32Array; seed: number }[],
+  count: number,
+  onEpoch: (fold: number, s: EpochStats) => void,
+  collect: (fold: number, probs: Float32Array) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  signal?.throwIfAborted();
+  return new Promise<void>((resolve, reject) => {
+    const pool: Worker[] = [];
+    let next = 0;
+    let finished = 0;
+    let exited = 0;
+    let settled = false;
+    let outcome: unknown;
+    const done = (): void => (outcome === undefined ? resolve() : reject(outcome));
+    const stop = (e?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      outcome = e;
+      signal?.removeEventListener('abort', onAbort);
+      for (const w of pool) w.postMessage({ type: 'close' } satisfies ClParentMessage);
+      setTimeout(() => {
+        for (const w of pool) void w.terminate();
+      }, CLOSE_TIMEOUT_MS).unref();
+      if (exited === pool.length) done();
+    };
+    const onAbort = (): void => stop(signal!.reason);
+    signal?.addEventListener('abort', onAbort);
+    const send = (w: Worker): void => {
+      if (next >= jobs.length) return;
+      const j = jobs[next++]!;
+      w.postMessage({ type: 'fold', ...j } satisfies ClParentMessage);
+    };
+    for (let i = 0; i < count; i++) {
+      const w = new Worker(script, { workerData: init });
+      pool.push(w);
+      w.on('message', (m: ClWorkerReply) => {
+        if (settled) return;
+        if (m.type === 'epoch') onEpoch(m.fold, m.stats);
+        else if (m.type === 'error') stop(new Error(`confidentLearning: fold ${m.fold + 1}: ${m.message}`));
+        else {
+          collect(m.fold, m.probs);
+          if (++finished === jobs.length) stop();
+          else send(w);
+        }
+      });
+      w.on('error', (e) => stop(e));
+      w.on('exit', () => {
+        exited++;
+        if (!settled) stop(new Error('confidentLearning: a worker thread ended before its fold was done'));
+        else if (exited === pool.length) done();
+      });
+      send(w);
+    }
+  });
+}

@@ -183,11 +183,16 @@ export class FlatAdam {
     const c1 = 1 - b1 ** this.t;
     const c2 = 1 - b2 ** this.t;
     const { m, v } = this;
+    // mhat = m / c1 and sqrt(vhat) = sqrt(v) / sqrt(c2), with the per-step constants hoisted out of the loop
+    // (one square root and one division per parameter instead of three divisions).
+    const step = lr / c1;
+    const root = 1 / Math.sqrt(c2);
     for (let i = 0; i < theta.length; i++) {
-      const g = grad[i]! + wd * theta[i]!;
+      const th = theta[i]!;
+      const g = grad[i]! + wd * th;
       const mi = (m[i] = b1 * m[i]! + (1 - b1) * g);
       const vi = (v[i] = b2 * v[i]! + (1 - b2) * g * g);
-      theta[i] = theta[i]! - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + eps);
+      theta[i] = th - (step * mi) / (Math.sqrt(vi) * root + eps);
     }
   }
 }

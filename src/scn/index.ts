@@ -24,6 +24,7 @@ import {
   type Method,
   type RunImageRow,
 } from '../store/runs.js';
+import { chooseHeadEngine, type HeadEngine, type HeadEngineName } from './engine.js';
 import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptions, type ScnOptions, type TrainData } from './train.js';
 import { decisionsInForce } from '../review/domain/decisions.js';
 
@@ -87,6 +88,8 @@ export async function trainRun(
   const backbone = resolveBackbone(opts.backbone).name;
   const view = loadDatasetView(db, dataset, backbone, opts.labelSource);
   const backend = await initBackend(opts.backend);
+  // The head trains on onnxruntime's native kernels under --backend auto; a tfjs backend asked for by name trains it.
+  const engine = await chooseHeadEngine(opts.backend === 'auto' ? 'auto' : 'tfjs');
   const tax = dataset.taxonomy;
   const C = tax.length;
   const N = view.imageIds.length;
@@ -115,14 +118,15 @@ export async function trainRun(
   const labels = noise.labels;
 
   const config = {
-    ...runConfig(opts, { dataset: dataset.name, backbone, view, backend, head, scn, propose, flips: noise.flips.length, train, valid }),
+    ...runConfig(opts, { dataset: dataset.name, backbone, view, backend, engine: engine.name, head, scn, propose, flips: noise.flips.length, train, valid }),
     ...(trusted ? { trusted_decisions: trusted.reduce((a, b) => a + b, 0) } : {}),
   };
   const runId = createRun(db, {
     datasetId: dataset.id,
     method: opts.method,
     backbone,
-    backend: backend.name,
+    // What trained the head: onnxruntime's kernels, or the tfjs backend (runs.config has both).
+    backend: engine.name === 'onnxruntime' ? 'onnxruntime' : backend.name,
     seed: opts.seed,
     noiseRate: opts.noiseRate,
     noiseType: opts.noiseRate > 0 ? opts.noiseType : null,
@@ -135,7 +139,7 @@ export async function trainRun(
     const total = opts.method === 'cl' ? head.epochs * opts.folds : head.epochs;
     let done = 0;
     const tick = (stats: EpochStats): void => onProgress?.({ done: ++done, total, stats });
-    const out = await trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds }, tick, opts.signal);
+    const out = await trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds, engine }, tick, opts.signal);
     if (trusted) for (let i = 0; i < N; i++) if (trusted[i]) out.proposed[i] = -1; // decided: keeps its decision
     const durationS = (performance.now() - t0) / 1000;
     saveRunResults(db, runId, {
@@ -185,6 +189,7 @@ function runConfig(
     backbone: string;
     view: DatasetView;
     backend: { name: string; provider: string };
+    engine: HeadEngineName;
     head: HeadOptions;
     scn: ScnOptions;
     propose: ScnProposal;
@@ -201,6 +206,7 @@ function runConfig(
     backbone_version: r.view.backboneVersion,
     backend: r.backend.name,
     backend_provider: r.backend.provider,
+    head_engine: r.engine,
     seed: opts.seed,
     noise: { rate: opts.noiseRate, type: opts.noiseRate > 0 ? opts.noiseType : null, flips: r.flips },
     head: r.head,
@@ -226,7 +232,7 @@ interface Trained {
 /** Trains with the method and turns its output into proposals (on training rows only). */
 async function trainAndPropose(
   data: TrainData,
-  m: { method: Method; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number },
+  m: { method: Method; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number; engine: HeadEngine },
   tick: (s: EpochStats) => void,
   signal?: AbortSignal,
 ): Promise<Trained> {
@@ -234,13 +240,13 @@ async function trainAndPropose(
   const isTrain = new Uint8Array(labels.length);
   for (const r of Array.from(data.train)) isTrain[r] = 1;
   if (m.method === 'cl') {
-    const r = await confidentLearning(data, m.head, m.folds, (_f, s) => tick(s), signal);
+    const r = await confidentLearning(data, m.head, m.folds, (_f, s) => tick(s), signal, { engine: m.engine });
     // The flagged images' most likely out-of-fold class (never their given label: findLabelIssues drops those).
     const flagged = Uint8Array.from(isTrain, (t, i) => t & (r.issues[i] ?? 0));
     const proposed = proposeLabels(r.probs, labels, flagged, -Infinity, C);
     return { epochs: r.epochs, probs: r.probs, trainedLabels: labels, importance: null, importanceMean: null, proposed, isTrain };
   }
-  const r = await trainHead(data, { ...m.head, ...m.scn, method: m.method }, tick, signal);
+  const r = await trainHead(data, { ...m.head, ...m.scn, method: m.method, engine: m.engine }, tick, signal);
   let proposed: Int32Array;
   if (m.method === 'scn' && m.propose === 'relabeled') {
     // The label SCN trained with at the end, when relabeling changed it.

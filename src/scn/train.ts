@@ -4,7 +4,8 @@
  * method 'ce': the same head trained with plain cross-entropy (the paper's baseline).
  */
 import { argmax } from './argmax.js';
-import { FlatAdam, headGradients, headLayout, headOutputs, initHead, type HeadLayout } from './flathead.js';
+import { chooseHeadEngine, type HeadEngine } from './engine.js';
+import { FlatAdam, headLayout, initHead, type HeadLayout } from './flathead.js';
 import { crossEntropyObjective, importanceOf, rankGroups, relabel, scnObjective, softmaxRow, type Objective, type RankGroups } from './losses.js';
 import { permutation, Rng } from './prng.js';
 
@@ -43,7 +44,12 @@ export interface ScnOptions {
   importanceWindow: number;
 }
 
-export type TrainOptions = HeadOptions & Partial<ScnOptions> & { method: 'scn' | 'ce' };
+export type TrainOptions = HeadOptions &
+  Partial<ScnOptions> & {
+    method: 'scn' | 'ce';
+    /** Kernels for the head's products (engine.ts); default chooseHeadEngine('auto'): onnxruntime, else tfjs. */
+    engine?: HeadEngine;
+  };
 
 export const HEAD_DEFAULTS: HeadOptions = {
   hidden: 256,
@@ -106,8 +112,8 @@ export interface TrainResult {
   trainedLabels: Int32Array;
 }
 
-/** Standardises columns with the mean and sd of the rows in `fit`; returns a new array. */
-export function standardize(x: Float32Array, dim: number, fit: ArrayLike<number>): Float32Array {
+/** Standardises columns with the mean and sd of the rows in `fit`; returns a new array (or fills `out`). */
+export function standardize(x: Float32Array, dim: number, fit: ArrayLike<number>, out: Float32Array<ArrayBufferLike> = new Float32Array(x.length)): Float32Array {
   const mean = new Float64Array(dim);
   const sq = new Float64Array(dim);
   for (let k = 0; k < fit.length; k++) {
@@ -124,7 +130,6 @@ export function standardize(x: Float32Array, dim: number, fit: ArrayLike<number>
     mean[j] = mean[j]! / n;
     sd[j] = Math.sqrt(Math.max(0, sq[j]! / n - mean[j]! ** 2)) || 1;
   }
-  const out = new Float32Array(x.length);
   for (let o = 0; o < x.length; o += dim) for (let j = 0; j < dim; j++) out[o + j] = (x[o + j]! - mean[j]!) / sd[j]!;
   return out;
 }
@@ -153,13 +158,14 @@ export interface TrainedHead {
 }
 
 /** Evaluation-mode forward over `rows` in chunks: probabilities of the classifier logits and alpha (if any). */
-export function predict(
+export async function predict(
+  engine: HeadEngine,
   head: TrainedHead,
   x: Float32Array,
   dim: number,
   rows: ArrayLike<number>,
   chunk = 4096,
-): { probs: Float32Array; alpha: Float32Array | null } {
+): Promise<{ probs: Float32Array; alpha: Float32Array | null }> {
   const { C, K } = head.layout;
   const attention = K > C;
   const probs = new Float32Array(rows.length * C);
@@ -168,7 +174,7 @@ export function predict(
   for (let s = 0; s < rows.length; s += chunk) {
     const e = Math.min(rows.length, s + chunk);
     buf = gatherRows(x, dim, rows, s, e, buf);
-    const out = headOutputs(head.theta, head.layout, buf, e - s);
+    const out = await engine.outputs(head.theta, head.layout, buf, e - s);
     for (let i = 0; i < e - s; i++) softmaxRow(out, i * K, 1, C, probs, (s + i) * C);
     if (alpha) alpha.set(importanceOf(out, C), s); // Eq. 1
   }
@@ -178,6 +184,7 @@ export function predict(
 /** What a training step works with: the parameters, their optimiser, the dropout generator and the working labels. */
 interface Trainer {
   o: HeadOptions & ScnOptions & { method: 'scn' | 'ce' };
+  engine: HeadEngine;
   scn: boolean;
   head: TrainedHead;
   adam: FlatAdam;
@@ -229,9 +236,11 @@ function gatherBatch(
   const n = rows.length;
   const X = buf.X.length === n * dim ? buf.X : new Float32Array(n * dim);
   const XT = !transposed ? null : buf.XT && buf.XT.length === n * dim ? buf.XT : new Float32Array(dim * n);
+  // Plain loops: a subarray per row (for X.set) costs more than copying its 256 values.
   for (let k = 0; k < n; k++) {
     const o = rows[k]! * dim;
-    X.set(x.subarray(o, o + dim), k * dim);
+    const q = k * dim;
+    for (let j = 0; j < dim; j++) X[q + j] = x[o + j]!;
     if (XT) for (let j = 0; j < dim; j++) XT[j * n + k] = x[o + j]!;
   }
   return { X, XT };
@@ -264,7 +273,7 @@ export function dropoutMask(rng: Rng, size: number, rate: number, out?: Float32A
  * ce: cross-entropy) and its analytic gradient, one fused Adam step, then from `relabelEpoch` on relabeling (Eq. 4)
  * of the working labels.
  */
-function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchStats {
+async function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): Promise<BatchStats> {
   const { o, head, dim, classes: C } = t;
   const { rows, labels: yb, pinned } = batch;
   const n = rows.length;
@@ -279,8 +288,8 @@ function trainBatch(t: Trainer, batch: Batch, epoch: number, lr: number): BatchS
     } else objective = crossEntropyObjective(out, C, yb);
     return objective.dout;
   };
-  t.batchBuf = gatherBatch(t.x, dim, rows, head.layout.H > 0, t.batchBuf);
-  headGradients(head.theta, head.layout, { n, ...t.batchBuf, mask }, lossGrad, t.grad);
+  t.batchBuf = gatherBatch(t.x, dim, rows, head.layout.H > 0 && t.engine.needsTransposed, t.batchBuf);
+  await t.engine.gradients(head.theta, head.layout, { n, ...t.batchBuf, mask }, lossGrad, t.grad);
   t.adam.step(head.theta, t.grad, lr);
   const { loss, probs } = objective as unknown as Objective;
   let correct = 0;
@@ -321,7 +330,7 @@ async function trainEpoch(
     const rows = Int32Array.from({ length: e - s }, (_, k) => trainRows[order[s + k]!]!);
     const labels = Int32Array.from(rows, (r) => t.working[r]!);
     const pinned = t.trusted ? Uint8Array.from(rows, (r) => t.trusted![r]!) : undefined;
-    const b = trainBatch(t, { rows, labels, pinned }, epoch, lr);
+    const b = await trainBatch(t, { rows, labels, pinned }, epoch, lr);
     await pause();
     lossSum += b.lossSum;
     correct += b.correct;
@@ -341,9 +350,9 @@ async function trainEpoch(
 }
 
 /** Accuracy of the head's predictions on `rows` against `labels` (evaluation mode). */
-function accuracyOn(head: TrainedHead, x: Float32Array, dim: number, rows: Int32Array, labels: ArrayLike<number>): number {
+async function accuracyOn(engine: HeadEngine, head: TrainedHead, x: Float32Array, dim: number, rows: Int32Array, labels: ArrayLike<number>): Promise<number> {
   const C = head.layout.C;
-  const pv = predict(head, x, dim, rows).probs;
+  const pv = (await predict(engine, head, x, dim, rows)).probs;
   let ok = 0;
   rows.forEach((r, k) => (ok += argmax(pv, k, C) === labels[r] ? 1 : 0));
   return ok / rows.length;
@@ -363,7 +372,9 @@ export async function trainHead(
   onEpoch?: (s: EpochStats) => void,
   signal?: AbortSignal,
 ): Promise<TrainResult> {
-  const o: HeadOptions & ScnOptions & { method: 'scn' | 'ce' } = { ...SCN_DEFAULTS, ...options };
+  const { engine: chosen, ...rest } = options;
+  const o: HeadOptions & ScnOptions & { method: 'scn' | 'ce' } = { ...SCN_DEFAULTS, ...rest };
+  const engine = chosen ?? (await chooseHeadEngine('auto'));
   const { dim, classes: C } = data;
   const N = data.labels.length;
   const scn = o.method === 'scn';
@@ -381,6 +392,7 @@ export async function trainHead(
   const adam = new FlatAdam(head.layout.size, { weightDecay: o.weightDecay });
   const t: Trainer = {
     o,
+    engine,
     scn,
     head,
     adam,
@@ -414,10 +426,10 @@ export async function trainHead(
     const t0 = performance.now();
     const e = await trainEpoch(t, trainRows, shuffleRng, epoch, lr, pause);
     lr *= o.lrDecay;
-    const valAccuracy = validRows.length > 0 ? accuracyOn(head, x, dim, validRows, data.labels) : null;
+    const valAccuracy = validRows.length > 0 ? await accuracyOn(engine, head, x, dim, validRows, data.labels) : null;
     // Importance is averaged over the last importanceWindow epochs (evaluation-mode alpha at each epoch's end).
     if (epoch === o.epochs || (scn && epoch > o.epochs - o.importanceWindow)) {
-      last = predict(head, x, dim, allRows);
+      last = await predict(engine, head, x, dim, allRows);
       if (alphaSum && last.alpha) {
         for (let i = 0; i < N; i++) alphaSum[i]! += last.alpha[i]!;
         alphaEpochs++;
@@ -427,7 +439,7 @@ export async function trainHead(
     epochs.push(stats);
     onEpoch?.(stats);
   }
-  const final = last ?? predict(head, x, dim, allRows);
+  const final = last ?? (await predict(engine, head, x, dim, allRows));
   const importanceMean = alphaSum ? Float32Array.from(alphaSum, (v) => v / Math.max(1, alphaEpochs)) : null;
   return { epochs, probs: final.probs, importance: final.alpha, importanceMean, trainedLabels: t.working };
 }
