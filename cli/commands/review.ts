@@ -79,11 +79,12 @@ export const reviewCommand: Command = {
       // The first face is drawn (sharp, off the main thread) while the UI modules load.
       const { computeLayout, faceKey } = await import('../../src/review/terminal/layout.js');
       const faces = new Map<string, string[]>();
-      const first = session.current;
+      const opening = session.snapshot();
+      const first = opening.shown;
       const layout = computeLayout(stdout.columns || 80, stdout.rows || 24, session.taxonomy.length);
       const firstFace = first
-        ? renderFace(session.detail(first).file, layout.faceCols, layout.faceRows, colorMode, session.detail(first).box)
-            .then((lines) => void faces.set(faceKey(first.imageId, layout, colorMode), lines))
+        ? renderFace(first.detail.file, layout.faceCols, layout.faceRows, colorMode, first.detail.box)
+            .then((lines) => void faces.set(faceKey(first.item.imageId, layout, colorMode), lines))
             .catch(() => undefined)
         : undefined;
       const [{ createElement }, { render }, { App }, { FaceOverlay }] = await ui;
@@ -93,7 +94,7 @@ export const reviewCommand: Command = {
       const restore = () => void stdout.write('\x1b[?1049l');
       const cancelRestore = io.onExit(restore);
       const faceSink = new FaceOverlay(stdout);
-      const ink = render(createElement(App, { session, colorMode, faces, faceSink }), {
+      const ink = render(createElement(App, { session, colorMode, faces, faceSink, snapshot: opening }), {
         stdout,
         stdin,
         stderr: io.stderr as NodeJS.WriteStream,

@@ -21,7 +21,7 @@ import { describeFilter, endState, filteredView, placesAfter, rankedView, type E
 import { InForce, statsOf, type Stats } from '../domain/progress.js';
 import { Learner } from '../estimates/learner.js';
 import { checkAnnotator, checkOrder } from '../domain/options.js';
-import type { Outcome, SessionOptions, Shown, Snapshot } from './snapshot.js';
+import { snapshotOf, type Outcome, type SessionOptions, type Snapshot } from './snapshot.js';
 import type { BulkPreview } from '../domain/bulk.js';
 
 export type { EndState, Filter } from '../domain/order.js';
@@ -33,8 +33,6 @@ export { FIRST_WINDOW } from './window.js';
 
 /** The orders a session walks: the learning order or a fixed one. */
 const SESSION_ORDERS = ['estimate', ...REVIEW_ORDERS] as const;
-
-const freeze = <T extends object>(o: T): Readonly<T> => Object.freeze(o);
 
 /**
  * One annotator's review of a run, as a cursor over the run's queue plus a lease on the item shown. Every action
@@ -168,37 +166,7 @@ export class ReviewSession {
 
   /** What to show now (see Snapshot); `outcome` is what the action that led here did. */
   snapshot(outcome: Outcome = { status: null }): Snapshot {
-    const item = this.current;
-    let shown: Shown | undefined;
-    if (item) {
-      const p = this.estimateOf(item);
-      shown = freeze({
-        item,
-        detail: this.detail(item),
-        decision: this.decisionOf(item),
-        estimate: p === undefined ? undefined : freeze({ p, fittedOn: this.learner.lastFit?.fittedOn ?? 0, explore: this.learner.isExplore(item.imageId) }),
-      });
-    }
-    let next: Snapshot['next'];
-    const peek = this.peekNext();
-    if (peek) {
-      try {
-        next = freeze({ item: peek, detail: this.detail(peek) });
-      } catch (e) {
-        if (!isFerCleanError(e)) throw e; // a face that cannot be read is said so when it is shown
-      }
-    }
-    return freeze({
-      ...outcome,
-      version: ++this.version,
-      shown,
-      next,
-      position: freeze(this.position),
-      stats: freeze(this.stats()),
-      end: item || this.total === 0 ? undefined : freeze(this.endState()),
-      filter: this.filterValue,
-      bulkOffer: this.bulkOffer,
-    });
+    return snapshotOf(this, outcome, ++this.version);
   }
 
   /** Accept the proposal, reject it (keep the given label) or set a label by hand; then go to the next item. */

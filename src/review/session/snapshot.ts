@@ -7,6 +7,8 @@ import type { EndState, Filter } from '../domain/order.js';
 import type { Stats } from '../domain/progress.js';
 import type { ItemDetail, QueueItem, ReviewOrder } from '../domain/proposals.js';
 import type { BulkPreview } from '../domain/bulk.js';
+import { isFerCleanError } from '../../errors.js';
+import type { ReviewSession } from './session.js';
 
 export interface SessionOptions {
   runId?: number;
@@ -53,4 +55,42 @@ export interface Snapshot extends Outcome {
   filter: Filter | null;
   /** The bulk accept offered on the confirmation page (null when none is offered). */
   bulkOffer: BulkPreview | null;
+}
+
+const freeze = <T extends object>(o: T): Readonly<T> => Object.freeze(o);
+
+/** What `session` shows now, frozen (the item shown with its detail, decision and estimate, the next item, counts). */
+export function snapshotOf(session: ReviewSession, outcome: Outcome, version: number): Snapshot {
+  const item = session.current;
+  let shown: Shown | undefined;
+  if (item) {
+    const p = session.estimateOf(item);
+    const { learner } = session;
+    shown = freeze({
+      item,
+      detail: session.detail(item),
+      decision: session.decisionOf(item),
+      estimate: p === undefined ? undefined : freeze({ p, fittedOn: learner.lastFit?.fittedOn ?? 0, explore: learner.isExplore(item.imageId) }),
+    });
+  }
+  let next: Snapshot['next'];
+  const peek = session.peekNext();
+  if (peek) {
+    try {
+      next = freeze({ item: peek, detail: session.detail(peek) });
+    } catch (e) {
+      if (!isFerCleanError(e)) throw e; // a face that cannot be read is said so when it is shown
+    }
+  }
+  return freeze({
+    ...outcome,
+    version,
+    shown,
+    next,
+    position: freeze(session.position),
+    stats: freeze(session.stats()),
+    end: item || session.total === 0 ? undefined : freeze(session.endState()),
+    filter: session.filter,
+    bulkOffer: session.bulkOffer,
+  });
 }

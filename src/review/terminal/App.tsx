@@ -30,6 +30,8 @@ export interface AppProps {
   faceSink?: FaceSink;
   /** Faces already drawn, by faceKey (the CLI draws the first one while Ink loads). */
   faces?: Map<string, string[]>;
+  /** The session's snapshot to show first (the CLI takes it to draw the first face); else one is taken on mount. */
+  snapshot?: Snapshot;
 }
 
 /** What the screen shows besides the snapshot: the key handler's state and the status line. */
@@ -38,10 +40,10 @@ interface Ui {
   status: string | null;
 }
 
-export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, faces: given }: AppProps): ReactElement {
+export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, faces: given, snapshot: opening }: AppProps): ReactElement {
   const { exit } = useApp();
   const { cols, rows } = useTerminalSize();
-  const [snap, setSnap] = useState<Snapshot>(() => session.snapshot());
+  const [snap, setSnap] = useState<Snapshot>(() => opening ?? session.snapshot());
   // Key state and status line are kept in a ref as well as in state: Ink re-subscribes the input handler only after
   // a render's effects run, so a key typed right after another must not see the previous render's values.
   const ui = useRef<Ui>({ keys: initialKeyState(session.taxonomy), status: null });
