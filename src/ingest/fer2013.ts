@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
+import { FileReadError, readChecked } from '../files.js';
 import { requireColumn, findColumn, normaliseSplit, readCsv } from './csvfile.js';
 import type { IngestOptions, Problem, SourceItem, SourceListing } from './types.js';
 
@@ -65,7 +66,17 @@ export async function writeFer2013Images(listing: SourceListing, keep: ReadonlyS
   for (const { file, pixels } of pending) {
     if (!keep.has(file)) continue;
     const png = await sharp(Buffer.from(pixels), { raw: { width: SIDE, height: SIDE, channels: 1 } }).png().toBuffer();
-    if (existsSync(file) && readFileSync(file).equals(png)) continue;
+    if (sameBytes(file, png)) continue;
     writeFileSync(file, png);
+  }
+}
+
+/** Whether `file` already holds `bytes`; false when it does not exist. Something there that is not a regular file (a fifo, a device, a folder) is an error naming it, never read or written through. */
+function sameBytes(file: string, bytes: Buffer): boolean {
+  try {
+    return readChecked(file, 'image').equals(bytes);
+  } catch (e) {
+    if (e instanceof FileReadError && e.code === 'ENOENT') return false;
+    throw e;
   }
 }

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
+import { FileReadError, readChecked } from '../files.js';
 
 export interface ImageInfo {
   sha256: string;
@@ -32,10 +33,11 @@ export const MIN_FACE_SIDE = 16;
 export async function inspectImage(file: string): Promise<ImageResult> {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file); // faces are small: one blocking read beats four thread-pool round trips
+    // faces are small: one blocking read beats four thread-pool round trips; a fifo, device or folder is refused
+    bytes = readChecked(file, 'image');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, error: code === 'ENOENT' ? 'image file not found' : `cannot read image (${code ?? (e as Error).message})` };
+    if (!(e instanceof FileReadError)) throw e;
+    return { ok: false, error: e.code === 'ENOENT' ? 'image file not found' : e.code ? `cannot read image (${e.code})` : `image file ${e.reason}` };
   }
   if (bytes.length === 0) return { ok: false, error: 'image file is empty' };
   try {

@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, type Dirent } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, statSync, type Dirent } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FerCleanError } from '../errors.js';
+import { readChecked } from '../files.js';
 import {
   LABEL_COLUMNS,
   PATH_COLUMNS,
@@ -39,7 +40,8 @@ export function detectFormat(source: string): Format {
     return 'imagefolder';
   }
   if (basename(source) === 'list_patition_label.txt') return 'rafdb';
-  const firstLine = readFileSync(source, 'utf8').split(/\r?\n/, 1)[0] ?? '';
+  // the header line is all it needs: a bounded read, and a fifo or device is refused by name
+  const firstLine = readChecked(source, 'source', { head: 64 * 1024 }).toString('utf8').split(/\r?\n/, 1)[0] ?? '';
   const cols = firstLine.split(',').map((c) => c.trim().replace(/^"|"$/g, '').toLowerCase());
   if (cols.includes('pixels') && cols.includes('emotion')) return 'fer2013';
   if (cols.includes('subdirectory_filepath') && cols.includes('face_x')) return 'affectnet';
@@ -186,7 +188,7 @@ export function readRafDb(opts: IngestOptions): SourceListing {
   if (!existsSync(listFile)) throw new FerCleanError(`${listFile}: no such file (RAF-DB needs EmoLabel/list_patition_label.txt)`);
   const name = relative(root, listFile).split(sep).join('/');
   const imageDir = opts.images ? relative(root, resolve(opts.images)).split(sep).join('/') : 'Image/aligned';
-  const lines = readFileSync(listFile, 'utf8').split(/\r?\n/);
+  const lines = readChecked(listFile, 'source').toString('utf8').split(/\r?\n/);
   const items: SourceItem[] = [];
   const problems: Problem[] = [];
   lines.forEach((text, i) => {

@@ -130,7 +130,7 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
   const annotator = opts.annotator.trim();
   if (!annotator) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
   const run = reviewRun(db, opts.runId, opts.dataset);
-  const table = readCsv(opts.file);
+  const table = readCsv(opts.file, 'decisions');
   for (const col of ['path', 'action']) {
     if (!table.header.includes(col)) {
       throw new FerCleanError(`${table.file}:1: no '${col}' column (expected path, action[, label]; found ${table.header.join(', ')})`);

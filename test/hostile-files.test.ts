@@ -1,0 +1,146 @@
+/**
+ * Issue 20: every file the tool opens because a file or a user named it goes through one checked open (src/files.ts):
+ * fifos, devices, sockets and folders are refused by name in bounded time, sizes are capped, reads are bounded.
+ * The special files are made privately inside each test's temp folder (mkfifo, mknod), never under /dev.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../cli/run.js';
+import { FILE_LIMITS, FileReadError, readChecked } from '../src/files.js';
+import { ingest } from '../src/ingest/index.js';
+import { inspectImage } from '../src/ingest/images.js';
+import { openStore, type DB } from '../src/store/db.js';
+import { captureIo, fixture, tempDir } from './helpers.js';
+
+const isRoot = process.getuid?.() === 0;
+
+let t: ReturnType<typeof tempDir>;
+let db: DB;
+let servers: Server[] = [];
+beforeEach(() => {
+  t = tempDir();
+  db = openStore(join(t.dir, 'x.db'));
+});
+afterEach(async () => {
+  db.close();
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  servers = [];
+  t.cleanup();
+});
+
+const fifo = (path: string): string => (execFileSync('mkfifo', [path]), path);
+/** A private character device: 1,5 is the kernel's endless zeros (what /dev/zero is), 1,3 the null device. */
+const charDevice = (path: string, minor = 5): string => (execFileSync('mknod', [path, 'c', '1', String(minor)]), path);
+async function socket(path: string): Promise<string> {
+  const s = createServer();
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(path, r));
+  return path;
+}
+
+/** A CSV dataset in the temp folder: two real faces plus `extra` rows (path, label). */
+function csvDataset(extra: [string, string][]): string {
+  mkdirSync(join(t.dir, 'img'));
+  cpSync(fixture('bad', 'images', 'fer0014103.png'), join(t.dir, 'img', 'a.png'));
+  cpSync(fixture('bad', 'images', 'fer0015783.png'), join(t.dir, 'img', 'b.png'));
+  const rows = [['img/a.png', 'happy'], ['img/b.png', 'sad'], ...extra].map((r) => r.join(','));
+  writeFileSync(join(t.dir, 'p.csv'), `path,label\n${rows.join('\n')}\n`);
+  return join(t.dir, 'p.csv');
+}
+
+const images = (): number => (db.prepare(`SELECT count(*) AS n FROM images`).get() as { n: number }).n;
+
+describe('readChecked: the one checked open', () => {
+  it('reads a regular file, also through a symlink; refuses a fifo, a socket, a folder and a device by name', async () => {
+    writeFileSync(join(t.dir, 'f.txt'), 'hello');
+    symlinkSync(join(t.dir, 'f.txt'), join(t.dir, 'link.txt'));
+    expect(readChecked(join(t.dir, 'link.txt'), 'source').toString()).toBe('hello');
+    expect(readChecked(join(t.dir, 'f.txt'), 'source', { head: 2 }).toString()).toBe('he');
+    const refused = (p: string): string => {
+      try {
+        readChecked(p, 'image');
+      } catch (e) {
+        expect(e).toBeInstanceOf(FileReadError);
+        return (e as Error).message;
+      }
+      throw new Error(`${p} was read`);
+    };
+    expect(refused(fifo(join(t.dir, 'p')))).toBe(`${join(t.dir, 'p')}: is a named pipe (fifo), not a regular file`);
+    expect(refused(await socket(join(t.dir, 's')))).toMatch(/s: is a socket, not a regular file$/);
+    expect(refused(t.dir)).toMatch(/: is a folder, not a regular file$/);
+    expect(refused(join(t.dir, 'none'))).toMatch(/none: no such file$/);
+    if (isRoot) {
+      charDevice(join(t.dir, 'zero'));
+      symlinkSync(join(t.dir, 'zero'), join(t.dir, 'zero-link.png'));
+      expect(refused(join(t.dir, 'zero-link.png'))).toMatch(/zero-link\.png: is a character device, not a regular file$/);
+    }
+  });
+
+  it('refuses a file above the cap by its size, without reading it', () => {
+    const big = join(t.dir, 'big.png');
+    writeFileSync(big, '');
+    execFileSync('truncate', ['-s', String(FILE_LIMITS.image + 1), big]); // sparse: no disk used
+    expect(() => readChecked(big, 'image')).toThrow(/big\.png: is 256 MiB, more than the 256 MiB an image file may be/);
+  });
+});
+
+describe('issue 20 items 1, 2: a CSV row naming a fifo or a device', () => {
+  it('a fifo (also through a symlink) is a problem naming the row, with and without --skip-bad, in bounded time', async () => {
+    mkdirSync(join(t.dir, 'p'));
+    fifo(join(t.dir, 'p', 'fifo.png'));
+    symlinkSync(join(t.dir, 'p', 'fifo.png'), join(t.dir, 'p', 'via-link.png'));
+    const csv = csvDataset([['p/fifo.png', 'sad'], ['p/via-link.png', 'happy']]);
+    await expect(ingest(db, { source: csv })).rejects.toThrow(/2 problems/);
+    expect(images()).toBe(0);
+    const s = await ingest(db, { source: csv, skipBad: true });
+    expect(s.images).toBe(2);
+    expect(s.skipped.map((p) => `${p.where}: ${p.message}`)).toEqual([
+      'p.csv:4: p/fifo.png: image file is a named pipe (fifo), not a regular file',
+      'p.csv:5: p/via-link.png: image file is a named pipe (fifo), not a regular file',
+    ]);
+  });
+
+  it.skipIf(!isRoot)('a character device is refused without being read (no unbounded memory)', async () => {
+    charDevice(join(t.dir, 'x.png'));
+    const r = await inspectImage(join(t.dir, 'x.png'));
+    expect(r).toEqual({ ok: false, error: 'image file is a character device, not a regular file' });
+    const csv = csvDataset([['x.png', 'sad']]);
+    const io = captureIo(t.dir);
+    expect(await run(['ingest', csv, '--db', join(t.dir, 'cli.db')], io)).toBe(1);
+    expect(io.stderr.text).toMatch(/p\.csv:4: x\.png: image file is a character device, not a regular file/);
+  });
+
+  it('a socket or a folder named as an image is refused by name', async () => {
+    await socket(join(t.dir, 'sock.png'));
+    mkdirSync(join(t.dir, 'dir.png'));
+    const csv = csvDataset([['sock.png', 'sad'], ['dir.png', 'sad']]);
+    const s = await ingest(db, { source: csv, skipBad: true });
+    expect(s.skipped.map((p) => p.message)).toEqual([
+      'image file is a socket, not a regular file',
+      'image file is a folder, not a regular file',
+    ]);
+  });
+
+  it('the source itself as a fifo or a device is refused by name (format detection reads a bounded head)', async () => {
+    const p = fifo(join(t.dir, 'labels.csv'));
+    await expect(ingest(db, { source: p })).rejects.toThrow(`${p}: is a named pipe (fifo), not a regular file`);
+    await expect(ingest(db, { source: p, format: 'csv' })).rejects.toThrow(/is a named pipe \(fifo\), not a regular file/);
+    if (isRoot) {
+      const z = charDevice(join(t.dir, 'zero.csv'));
+      await expect(ingest(db, { source: z, format: 'affectnet' })).rejects.toThrow(/zero\.csv: is a character device/);
+      await expect(ingest(db, { source: z, format: 'fer2013' })).rejects.toThrow(/zero\.csv: is a character device/);
+    }
+  });
+});
+
+describe('--db naming something that is not a file', () => {
+  it('a fifo or a folder is refused by name, not opened by SQLite', () => {
+    const p = fifo(join(t.dir, 'db-fifo'));
+    expect(() => openStore(p)).toThrow(`${p}: is a named pipe (fifo), not a regular file`);
+    mkdirSync(join(t.dir, 'db-dir'));
+    expect(() => openStore(join(t.dir, 'db-dir'))).toThrow(/db-dir: is a folder, not a regular file/);
+  });
+});
