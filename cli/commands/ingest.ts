@@ -141,7 +141,7 @@ export function printIngestSummary(io: Io, s: IngestSummary, dbPath: string): vo
     for (const d of conflicting.slice(0, 10)) out(io, `    ${d.paths.map((p, i) => `${p} (${d.labels[i]})`).join(' = ')}`);
     if (conflicting.length > 10) out(io, `    ... and ${conflicting.length - 10} more`);
   }
-  if (s.repeatedLines) out(io, `  ${s.repeatedLines} repeated lines (same path, same label) ignored`);
+  if (s.repeatedLines) out(io, `  ${s.repeatedLines} repeated line(s) (same image, same label and fields) kept with the first line naming it`);
   if (s.skipped.length) {
     err(io, `skipped ${s.skipped.length} bad item${s.skipped.length > 1 ? 's' : ''} (--skip-bad):`);
     for (const p of s.skipped) err(io, `  ${p.where}: ${p.message}`);

@@ -29,6 +29,14 @@ sharp.cache(false);
  */
 export const MIN_FACE_SIDE = 16;
 
+/**
+ * The image formats ingest reads, by content (sharp's metadata().format), whatever the file is named: photographs
+ * and frames. Not SVG or PDF (drawings that reference other files and render at any size), not libvips' own
+ * formats. A GIF is read when it is a still image; an animated one (several frames) is refused: which frame would be
+ * the face?
+ */
+export const DECODED_FORMATS: readonly string[] = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'heif'];
+
 /** Reads, hashes and fully decodes one image: a truncated, corrupt or too small file is reported, not accepted. */
 export async function inspectImage(file: string): Promise<ImageResult> {
   let bytes: Buffer;
@@ -43,6 +51,10 @@ export async function inspectImage(file: string): Promise<ImageResult> {
   try {
     const image = sharp(bytes, { failOn: 'truncated' });
     const meta = await image.metadata(); // channels as stored (sharp's raw output would be sRGB)
+    if (!DECODED_FORMATS.includes(meta.format ?? '')) {
+      return { ok: false, error: `cannot decode image: ${meta.format ?? 'unknown'} is not a supported image format (PNG, JPEG, WebP, TIFF, GIF, HEIF)` };
+    }
+    if ((meta.pages ?? 1) > 1 && meta.format === 'gif') return { ok: false, error: `image is an animated GIF (${meta.pages} frames): save the face as a still image` };
     // Grey faces decode as grey: converting to sRGB first was most of the per-image cost.
     if (meta.space === 'b-w') image.toColourspace('b-w');
     await image.raw().toBuffer(); // a full decode: catches truncated and corrupt data the header hides

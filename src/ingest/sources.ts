@@ -14,7 +14,12 @@ import {
 import { ferPlusMajority, FERPLUS_VOTE_CLASSES, voteColumns } from './ferplus.js';
 import type { Format, IngestOptions, Problem, SourceItem, SourceListing } from './types.js';
 
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff'];
+/**
+ * The files a class folder lists as images (by name). Whether a file is an image is decided by its content
+ * (DECODED_FORMATS in images.ts), for a folder and a CSV row alike: a GIF is read in both (its one frame; an
+ * animated one is refused), an SVG or PDF in neither.
+ */
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff', '.gif'];
 const isImageFile = (name: string): boolean => IMAGE_EXTENSIONS.some((e) => name.toLowerCase().endsWith(e));
 
 /**
