@@ -4,7 +4,7 @@ import { MIN_DECISIONS_FOR_BULK } from '../../src/review/estimates.js';
 import { out } from '../io.js';
 import type { Command } from '../command.js';
 import { annotatorOf } from './decide.js';
-import { openExisting, parseIntFlag } from './shared.js';
+import { decimal, openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean accept --run ID --annotator NAME --min-estimate P [--dry-run]
 
@@ -34,7 +34,7 @@ export const acceptCommand: Command = {
   async run({ values }, io) {
     const raw = values['min-estimate'];
     if (raw === undefined) throw new FerCleanError(`--min-estimate P is required\n\n${USAGE}`);
-    const p = Number(raw);
+    const p = decimal(raw); // '0x1' is not 1
     if (String(raw).trim() === '' || !Number.isFinite(p) || p <= 0 || p > 1) {
       throw new FerCleanError(`--min-estimate must be a number in (0, 1], got '${String(raw)}'`);
     }

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
+import { annotatorName } from '../../src/printable.js';
 import { decideFromCsv } from '../../src/review/scripted.js';
 import { out } from '../io.js';
 import type { Command } from '../command.js';
@@ -50,5 +51,5 @@ export const decideCommand: Command = {
 export function annotatorOf(values: Record<string, unknown>, env: NodeJS.ProcessEnv): string {
   const a = String(values['annotator'] ?? env['FER_CLEAN_ANNOTATOR'] ?? '').trim();
   if (!a) throw new FerCleanError('who is deciding? pass --annotator NAME (or set FER_CLEAN_ANNOTATOR)');
-  return a;
+  return annotatorName(a);
 }

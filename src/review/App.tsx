@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, type ReactElement } from 'react';
 import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { renderFace, type ColorMode } from './face.js';
+import { printable } from '../printable.js';
 import type { FaceBox } from '../features/facebox.js';
 import { filterLines, helpLines } from './help.js';
 import { applyEffect, handleKey, initialKeyState, keysOfInput, type KeyState } from './keys.js';
@@ -79,11 +80,11 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
     try {
       ({ file, box } = session.detail(it));
     } catch (e) {
-      done([`(${(e as Error).message})`]);
+      done([`(${printable((e as Error).message)})`]);
       return;
     }
     void renderFace(file, layout.faceCols, layout.faceRows, colorMode, box)
-      .catch((e: Error) => [`(cannot draw: ${e.message})`])
+      .catch((e: Error) => [`(cannot draw: ${printable(e.message)})`])
       .then(done);
   };
 
@@ -149,7 +150,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
       } catch (e) {
         // A database kept locked by another process past the busy timeout: nothing was written; say so and go on.
         if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw e;
-        ui.current.status = `not saved, the database is busy (${(e as Error).message}): press the key again`;
+        ui.current.status = `not saved, the database is busy (${printable((e as Error).message)}): press the key again`;
       }
     }
     if (redraw) bump();
@@ -159,7 +160,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   const stats = session.stats();
   const pos = session.position;
   const header =
-    `fer-clean review · ${session.run.dataset.name} · run ${session.run.id} (${session.run.method}) · ${session.who.annotator}` +
+    `fer-clean review · ${printable(session.run.dataset.name)} · run ${session.run.id} (${session.run.method}) · ${printable(session.who.annotator)}` +
     (session.filter ? ` · filter: ${describeFilter(session.filter)}` : '') +
     (item ? ` · item ${pos.index}/${pos.of}` : '');
 
@@ -194,7 +195,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
       ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc`
       : mode === 'bulk'
         ? 'bulk accept: y accepts, + / - change the threshold, any other key cancels'
-        : (ui.current.status ?? '');
+        : printable(ui.current.status ?? ''); // may quote a holder's name or an error from the data
 
   return (
     <Box flexDirection="column" width={layout.cols} height={layout.height}>
@@ -251,7 +252,7 @@ function ItemView({
       </Box>
       <Box flexDirection="column" width={w}>
         <Text wrap="truncate-start">
-          {item.path} <Text dimColor>({item.split})</Text>
+          {printable(item.path)} <Text dimColor>({printable(item.split)})</Text>
           {detail.quality ? <Text color="red"> [{detail.quality}]</Text> : null}
         </Text>
         <Text>
@@ -286,7 +287,7 @@ function ItemView({
         <Text> </Text>
         {decision ? (
           <Text wrap="truncate-end">
-            decision: <Text bold>{decision.action}</Text> → {decision.label} <Text dimColor>by {decision.annotator}</Text>
+            decision: <Text bold>{decision.action}</Text> → {decision.label} <Text dimColor>by {printable(decision.annotator)}</Text>
           </Text>
         ) : (
           <Text dimColor>undecided</Text>

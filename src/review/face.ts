@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
-import { readChecked } from '../files.js';
+import { FileReadError, readChecked } from '../files.js';
 import type { FaceBox } from '../features/facebox.js';
 
 /**
@@ -102,8 +102,7 @@ export async function renderFace(file: string, cols: number, rows: number, mode:
       .raw()
       .toBuffer();
   } catch (e) {
-    if (e instanceof FerCleanError) throw e;
-    throw new FerCleanError(`${file}: cannot read image: ${(e as Error).message}`);
+    throw new FerCleanError(`${file}: cannot read image: ${e instanceof FileReadError ? e.reason : (e as Error).message}`);
   }
   const channels = Math.round(data.length / (width * height));
   return pixelsToLines(data, width, height / 2, channels, mode);

@@ -13,6 +13,8 @@ import { loadQueue, REVIEW_ORDERS, reviewRun, type ReviewOrder } from './queue.j
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
 
 import type { PriorSource } from '../estimate/model.js';
+import { annotatorName } from '../printable.js';
+import { datasetClass, LabelError, type LabelEncoding } from '../taxonomy.js';
 
 /** Queue order: 'estimate' (learning order, the default) or one of the fixed orders of the review session. */
 export type QueueOrder = 'estimate' | ReviewOrder;
@@ -127,8 +129,7 @@ const ACTIONS: readonly Verdict[] = ['accepted', 'rejected', 'manual'];
  * any, nothing is written.
  */
 export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; annotator: string; file: string; now?: number }): DecideSummary {
-  const annotator = opts.annotator.trim();
-  if (!annotator) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
+  const annotator = annotatorName(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
   const table = readCsv(opts.file, 'decisions');
   for (const col of ['path', 'action']) {
@@ -146,6 +147,7 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
     return id === undefined ? undefined : e.index.get(id);
   };
   const tax = run.dataset.taxonomy;
+  const encoding = (run.dataset.options as { labelEncoding?: LabelEncoding }).labelEncoding ?? 'names';
   const seen = new Map<string, number>();
   const todo: { line: number; index: number; action: Verdict; label?: string }[] = [];
   for (const { line, record } of table.rows) {
@@ -167,20 +169,32 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
       problems.push(`${where}: action '${record['action'] ?? ''}' is not one of ${ACTIONS.join(', ')}`);
       continue;
     }
-    if (action === 'manual') {
-      if (!label) {
-        problems.push(`${where}: action manual needs a label (one of ${tax.join(', ')})`);
-        continue;
-      }
-      if (!tax.includes(label)) {
-        problems.push(`${where}: unknown label '${label}' (classes: ${tax.join(', ')})`);
-        continue;
-      }
-    } else if (label && action === 'accepted' && label !== e.items[index]!.proposed) {
-      problems.push(`${where}: label '${label}' does not match the proposal (${e.items[index]!.proposed}) of an accepted row`);
+    if (action === 'manual' && !label) {
+      problems.push(`${where}: action manual needs a label (one of ${tax.join(', ')})`);
       continue;
     }
-    todo.push({ line, index, action: action as Verdict, label: action === 'manual' ? label : undefined });
+    // the label as ingest reads the dataset's labels: any case, synonyms (happy), its numeric encoding
+    let cls: string | undefined;
+    if (label) {
+      try {
+        cls = datasetClass(label, encoding, tax);
+      } catch (err) {
+        if (!(err instanceof LabelError)) throw err;
+        problems.push(`${where}: ${err.message}`);
+        continue;
+      }
+    }
+    const it = e.items[index]!;
+    if (cls !== undefined && action === 'accepted' && cls !== it.proposed) {
+      problems.push(`${where}: label '${label}' does not match the proposal (${it.proposed}) of an accepted row`);
+      continue;
+    }
+    if (cls !== undefined && action === 'rejected' && cls !== it.given) {
+      // a rejection keeps the given label: another label here means the row says something else than it does
+      problems.push(`${where}: label '${label}' on a rejected row: rejecting keeps the given label (${it.given}); for another label write manual,${cls}`);
+      continue;
+    }
+    todo.push({ line, index, action: action as Verdict, label: action === 'manual' ? cls : undefined });
   }
   const now = opts.now ?? Date.now();
   const who: Claimant = { runId: run.id, sessionId: `decide-${randomUUID()}`, annotator };
@@ -288,8 +302,7 @@ export function bulkAccept(
   opts: { runId?: number; dataset?: string; annotator: string; minEstimate: number; now?: number; sessionId?: string; estimates?: RunEstimates },
 ): BulkResult {
   checkThreshold(opts.minEstimate);
-  const annotator = opts.annotator.trim();
-  if (!annotator) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
+  const annotator = annotatorName(opts.annotator);
   const e = opts.estimates ?? loadEstimates(db, reviewRun(db, opts.runId, opts.dataset));
   const now = opts.now ?? Date.now();
   const who: Claimant = { runId: e.run.id, sessionId: opts.sessionId ?? `accept-${randomUUID()}`, annotator };
@@ -306,7 +319,8 @@ export function bulkAccept(
           .run(e.run.id, annotator, rule, opts.minEstimate, c.take.length, c.expectedWrong, c.fittedOn, nowIso()).lastInsertRowid,
       );
       for (const i of c.take) {
-        recordDecision(db, who, e.items[i]!, 'accepted', undefined, { now, estimate: e.model.estimate(i), bulkId, leaseMs: LEASE_MS });
+        // the annotator's own open review session does not block their bulk accept (bulkCandidates counted it in)
+        recordDecision(db, who, e.items[i]!, 'accepted', undefined, { now, estimate: e.model.estimate(i), bulkId, leaseMs: LEASE_MS, takeOwnClaim: true });
       }
       releaseClaims(db, who.sessionId);
       return { run: e.run, minEstimate: opts.minEstimate, items: c.take.length, expectedWrong: c.expectedWrong, held: c.held, fittedOn: c.fittedOn, bulkId };
@@ -323,7 +337,7 @@ export function undoLastScripted(
   opts: { runId?: number; dataset?: string; annotator: string; now?: number },
 ): { run: RunInfo; undone: DecisionRow; count: number } | undefined {
   const run = reviewRun(db, opts.runId, opts.dataset);
-  const who: Claimant = { runId: run.id, sessionId: `undo-${randomUUID()}`, annotator: opts.annotator };
+  const who: Claimant = { runId: run.id, sessionId: `undo-${randomUUID()}`, annotator: annotatorName(opts.annotator) };
   const r = undoLast(db, who, { now: opts.now });
   releaseClaims(db, who.sessionId);
   return r && { run, undone: r.undone, count: r.bulk?.undone ?? 1 };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { FerCleanError } from '../errors.js';
+import { annotatorName } from '../printable.js';
 import type { DB } from '../store/db.js';
 import { claimedByOthers, claimImage, LEASE_MS, releaseClaims, renewClaims, type Claimant } from './claims.js';
 import {
@@ -163,7 +164,7 @@ export class ReviewSession {
 
   /** Opens the run (by id, else the dataset's latest finished run) and reads the first window of its queue. */
   static open(db: DB, opts: SessionOptions): ReviewSession {
-    if (!opts.annotator.trim()) throw new FerCleanError('annotator name is empty: pass --annotator NAME');
+    annotatorName(opts.annotator); // not empty, no control characters
     return new ReviewSession(db, reviewRun(db, opts.runId, opts.dataset), opts);
   }
 
