@@ -3,14 +3,16 @@
  * fifos, devices, sockets and folders are refused by name in bounded time, sizes are capped, reads are bounded.
  * The special files are made privately inside each test's temp folder (mkfifo, mknod), never under /dev.
  */
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { FILE_LIMITS, FileReadError, readChecked } from '../src/files.js';
+import { exportLabels } from '../src/export/index.js';
 import { ingest } from '../src/ingest/index.js';
+import { resolveDataset } from '../src/store/datasets.js';
 import { inspectImage } from '../src/ingest/images.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { captureIo, fixture, tempDir } from './helpers.js';
@@ -142,5 +144,22 @@ describe('--db naming something that is not a file', () => {
     expect(() => openStore(p)).toThrow(`${p}: is a named pipe (fifo), not a regular file`);
     mkdirSync(join(t.dir, 'db-dir'));
     expect(() => openStore(join(t.dir, 'db-dir'))).toThrow(/db-dir: is a folder, not a regular file/);
+  });
+});
+
+describe('issue 20 item 8: temp files of an interrupted export', () => {
+  it('are removed by the next write to the same target; a running export’s temp file is left alone', async () => {
+    await ingest(db, { source: fixture('csv', 'labels.csv'), labelEncoding: 'fer2013' });
+    const out = join(t.dir, 'out.csv');
+    writeFileSync(out, 'old\n');
+    // an export killed with -9 leaves .out.csv.tmp-PID-MS behind: PID is a process that has ended
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const stale = join(t.dir, `.out.csv.tmp-${dead}-1700000000000`);
+    const live = join(t.dir, `.out.csv.tmp-${process.pid}-1700000000000`);
+    const other = join(t.dir, `.other.csv.tmp-${dead}-1700000000000`);
+    for (const f of [stale, live, other]) writeFileSync(f, 'partial');
+    await exportLabels(db, { dataset: resolveDataset(db), out });
+    expect(readFileSync(out, 'utf8')).toMatch(/^path,split,original_label/);
+    expect([existsSync(stale), existsSync(live), existsSync(other)]).toEqual([false, true, true]);
   });
 });

@@ -17,6 +17,7 @@ import {
   ftruncateSync,
   lstatSync,
   openSync,
+  readdirSync,
   readSync,
   realpathSync,
   renameSync,
@@ -144,8 +145,52 @@ function directOutput(shown: string, path: string, writeFd: FdWrite): Output {
   };
 }
 
+/** The temp file names fileOutput gives `path`'s new content: `.NAME.tmp-PID-MS`. */
+const tempName = (path: string, pid: number, ms: number): string => join(dirname(path), `.${basename(path)}.tmp-${pid}-${ms}`);
+
+/** Whether process `pid` is running (signal 0 checks without sending anything). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return codeOf(e) === 'EPERM'; // running, but not ours to signal
+  }
+}
+
+/**
+ * Removes the temp files an earlier write to `path` left when it was killed (Ctrl-C, kill -9, a crash): those of
+ * processes no longer running. A live process's temp file is an export in progress and is left alone.
+ */
+export function removeStaleTemps(path: string): string[] {
+  const prefix = `.${basename(path)}.tmp-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return removed; // an unreadable folder: the write itself will say what is wrong
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-(\d+)$/.exec(name.slice(prefix.length));
+    if (!m || alive(Number(m[1]))) continue;
+    const file = join(dirname(path), name);
+    try {
+      if (lstatSync(file).isFile()) {
+        rmSync(file, { force: true });
+        removed.push(file);
+      }
+    } catch {
+      // gone meanwhile, or not ours to remove: harmless
+    }
+  }
+  return removed;
+}
+
 function fileOutput(shown: string, path: string, st: Stats | null, writeFd: FdWrite): Output {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
+  removeStaleTemps(path);
+  const tmp = tempName(path, process.pid, Date.now());
   let fd: number;
   try {
     fd = openSync(tmp, 'wx', st ? st.mode & 0o7777 : 0o666);
