@@ -27,6 +27,12 @@ export const FILE_LIMITS = {
 
 export type FileKind = keyof typeof FILE_LIMITS;
 
+/**
+ * The most pixels an image may have (sharp's limitInputPixels wherever fer-clean decodes one): a 45-megapixel camera
+ * photo fits; a small PNG that claims 16000x16000 (a decompression bomb: 750 KB that decode to 768 MB) does not.
+ */
+export const MAX_IMAGE_PIXELS = 50_000_000;
+
 /** A file that was refused or could not be read: `reason` says why in a few words, without the path. */
 export class FileReadError extends FerCleanError {
   constructor(

@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { FILE_LIMITS, FileReadError, readChecked } from '../src/files.js';
@@ -161,5 +162,55 @@ describe('issue 20 item 8: temp files of an interrupted export', () => {
     await exportLabels(db, { dataset: resolveDataset(db), out });
     expect(readFileSync(out, 'utf8')).toMatch(/^path,split,original_label/);
     expect([existsSync(stale), existsSync(live), existsSync(other)]).toEqual([false, true, true]);
+  });
+});
+
+/** A PNG whose header claims `w` x `h` pixels, holding almost no data (what a decompression bomb's header says). */
+function pngClaiming(w: number, h: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (b: Buffer): number => {
+    let c = 0xffffffff;
+    for (const x of b) c = crcTable[(c ^ x) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('second pass: huge image headers, fer2013 PNGs through links', () => {
+  it('a PNG whose header claims 20000x20000 px is refused from its header, before any decode', async () => {
+    writeFileSync(join(t.dir, 'bomb.png'), pngClaiming(20000, 20000));
+    const r = await inspectImage(join(t.dir, 'bomb.png'));
+    expect(r).toEqual({ ok: false, error: 'image is 20000x20000 px (400 Mpx): more than the 50 Mpx an image may have' });
+    writeFileSync(join(t.dir, 'wide.png'), pngClaiming(8000, 7000));
+    expect(await inspectImage(join(t.dir, 'wide.png'))).toEqual({ ok: false, error: 'image is 8000x7000 px (56 Mpx): more than the 50 Mpx an image may have' });
+  });
+
+  it('fer2013: a symlink (or fifo) where a PNG goes is an error naming it; the file it points to is not written', async () => {
+    const csv = join(t.dir, 'fer2013.csv');
+    cpSync(fixture('fer2013', 'fer2013.csv'), csv);
+    const pngs = join(t.dir, "fer2013-images");
+    mkdirSync(pngs);
+    const victim = join(t.dir, 'victim.txt');
+    writeFileSync(victim, 'precious\n');
+    symlinkSync(victim, join(pngs, "fer0000000.png"));
+    await expect(ingest(db, { source: csv, images: pngs })).rejects.toThrow(/fer0000000\.png: is a symlink, not a regular file: ingest writes the fer2013 PNGs itself/);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(images()).toBe(0);
   });
 });

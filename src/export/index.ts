@@ -2,7 +2,7 @@ import { stringify } from 'csv-stringify/sync';
 import type { Writable } from 'node:stream';
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
-import { readChecked } from '../files.js';
+import { MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 import type { DB } from '../store/db.js';
 import { imageFile, type DatasetRow } from '../store/datasets.js';
 import { resolveRun } from '../store/runs.js';
@@ -264,7 +264,7 @@ async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<strin
     case 'fer2013': {
       const data: string[][] = [];
       for (const r of ordered) {
-        const { data: px } = await sharp(readChecked(imageFile(dataset.root, r.path), 'image')).greyscale().raw().toBuffer({ resolveWithObject: true });
+        const { data: px } = await sharp(readChecked(imageFile(dataset.root, r.path), 'image'), { limitInputPixels: MAX_IMAGE_PIXELS }).greyscale().raw().toBuffer({ resolveWithObject: true });
         data.push([encodeLabel(r.final_label, 'fer2013'), Array.from(px).join(' '), (JSON.parse(r.source_row!) as { Usage: string }).Usage]);
       }
       return stringify(data, { header: true, columns: ['emotion', 'pixels', 'Usage'] });

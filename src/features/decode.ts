@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
-import { readChecked } from '../files.js';
+import { MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 import { boxProblem, cropRgb, type FaceBox, type FaceSource, type RgbImage } from './facebox.js';
 
 /**
@@ -26,7 +26,7 @@ export async function decodeRgb(path: string, box: FaceBox | null = null): Promi
   let image: RgbImage;
   try {
     // read through the checked open: an image replaced by a fifo or a device since ingest is refused, not waited on
-    const { data, info } = await sharp(readChecked(path, 'image'), { failOn: 'error' })
+    const { data, info } = await sharp(readChecked(path, 'image'), { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')

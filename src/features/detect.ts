@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
 import { FerCleanError } from '../errors.js';
-import { readChecked } from '../files.js';
+import { MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 import type { BackendPreference } from './backend.js';
 import type { FaceBox } from './facebox.js';
 
@@ -103,7 +103,7 @@ export async function createDetector(opts: { backend?: BackendPreference; minSco
       let width: number;
       let height: number;
       try {
-        const image = sharp(readChecked(file, 'image'), { failOn: 'error' }).rotate();
+        const image = sharp(readChecked(file, 'image'), { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS }).rotate();
         const meta = await image.metadata();
         // the size after EXIF rotation, as decodeRgb and renderFace see the image
         const turned = (meta.orientation ?? 1) >= 5;

@@ -1,7 +1,8 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
-import { FileReadError, readChecked } from '../files.js';
+import { FerCleanError } from '../errors.js';
+import { kindOf, readChecked } from '../files.js';
 import { requireColumn, findColumn, normaliseSplit, readCsv } from './csvfile.js';
 import type { IngestOptions, Problem, SourceItem, SourceListing } from './types.js';
 
@@ -67,16 +68,41 @@ export async function writeFer2013Images(listing: SourceListing, keep: ReadonlyS
     if (!keep.has(file)) continue;
     const png = await sharp(Buffer.from(pixels), { raw: { width: SIDE, height: SIDE, channels: 1 } }).png().toBuffer();
     if (sameBytes(file, png)) continue;
-    writeFileSync(file, png);
+    writePng(file, png);
   }
 }
 
-/** Whether `file` already holds `bytes`; false when it does not exist. Something there that is not a regular file (a fifo, a device, a folder) is an error naming it, never read or written through. */
+/**
+ * Whether `file` already holds `bytes`; false when it does not exist. Anything there but a regular file (a symlink,
+ * a fifo, a device, a folder) is an error naming it: never read, never written through (a dataset folder that
+ * ships `fer2013-images/fer0000000.png -> /etc/passwd` must not make ingest overwrite that file).
+ */
 function sameBytes(file: string, bytes: Buffer): boolean {
+  let st: Stats;
   try {
-    return readChecked(file, 'image').equals(bytes);
+    st = lstatSync(file);
   } catch (e) {
-    if (e instanceof FileReadError && e.code === 'ENOENT') return false;
-    throw e;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new FerCleanError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code})`);
+  }
+  if (!st.isFile()) {
+    throw new FerCleanError(`${file}: is ${st.isSymbolicLink() ? 'a symlink' : kindOf(st)}, not a regular file: ingest writes the fer2013 PNGs itself and writes through nothing else (remove it, or pass --images DIR)`);
+  }
+  return readChecked(file, 'image').equals(bytes);
+}
+
+/** Writes a PNG, creating or truncating a regular file only: O_NOFOLLOW refuses a symlink put there meanwhile. */
+function writePng(file: string, png: Buffer): void {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0), 0o666);
+  } catch (e) {
+    throw new FerCleanError(`${file}: cannot write (${(e as NodeJS.ErrnoException).code})`);
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new FerCleanError(`${file}: is ${kindOf(fstatSync(fd))}, not a regular file`);
+    for (let off = 0; off < png.length; ) off += writeSync(fd, png, off);
+  } finally {
+    closeSync(fd);
   }
 }

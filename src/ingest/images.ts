@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
-import { FileReadError, readChecked } from '../files.js';
+import { FileReadError, MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 
 export interface ImageInfo {
   sha256: string;
@@ -49,10 +49,15 @@ export async function inspectImage(file: string): Promise<ImageResult> {
   }
   if (bytes.length === 0) return { ok: false, error: 'image file is empty' };
   try {
-    const image = sharp(bytes, { failOn: 'truncated' });
+    // the pixel cap is checked by hand from the header below (sharp's own check would fail metadata() with a vaguer message)
+    const image = sharp(bytes, { failOn: 'truncated', limitInputPixels: false });
     const meta = await image.metadata(); // channels as stored (sharp's raw output would be sRGB)
     if (!DECODED_FORMATS.includes(meta.format ?? '')) {
       return { ok: false, error: `cannot decode image: ${meta.format ?? 'unknown'} is not a supported image format (PNG, JPEG, WebP, TIFF, GIF, HEIF)` };
+    }
+    if (meta.width! * meta.height! > MAX_IMAGE_PIXELS) {
+      // said from the header, before anything is decoded
+      return { ok: false, error: `image is ${meta.width}x${meta.height} px (${Math.round((meta.width! * meta.height!) / 1e6)} Mpx): more than the ${MAX_IMAGE_PIXELS / 1e6} Mpx an image may have` };
     }
     if ((meta.pages ?? 1) > 1 && meta.format === 'gif') return { ok: false, error: `image is an animated GIF (${meta.pages} frames): save the face as a still image` };
     // Grey faces decode as grey: converting to sRGB first was most of the per-image cost.

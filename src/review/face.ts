@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
-import { FileReadError, readChecked } from '../files.js';
+import { FileReadError, MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 import type { FaceBox } from '../features/facebox.js';
 
 /**
@@ -92,7 +92,7 @@ export async function renderFace(file: string, cols: number, rows: number, mode:
   const height = Math.max(1, Math.floor(rows)) * 2;
   let data: Buffer;
   try {
-    let img = sharp(readChecked(file, 'image'));
+    let img = sharp(readChecked(file, 'image'), { limitInputPixels: MAX_IMAGE_PIXELS });
     // the face box is in the image's own (EXIF-rotated) pixels, as embedding reads it
     if (box) img = img.rotate().extract({ left: box.x, top: box.y, width: box.w, height: box.h });
     data = await img
