@@ -214,3 +214,31 @@ describe('second pass: huge image headers, fer2013 PNGs through links', () => {
     expect(images()).toBe(0);
   });
 });
+
+describe('second pass: special files in a class folder, and a file where fer2013 PNGs go', () => {
+  it('a fifo, a socket or a folder with an image name is a problem naming it (skippable), not silently left out', async () => {
+    const root = join(t.dir, 'faces');
+    mkdirSync(join(root, 'happiness'), { recursive: true });
+    mkdirSync(join(root, 'sadness', 'dir.png'), { recursive: true });
+    cpSync(fixture('bad', 'images', 'fer0014103.png'), join(root, 'happiness', 'a.png'));
+    cpSync(fixture('bad', 'images', 'fer0015783.png'), join(root, 'sadness', 'b.png'));
+    fifo(join(root, 'sadness', 'f.png'));
+    await socket(join(root, 'sadness', 's.png'));
+    writeFileSync(join(root, 'sadness', 'notes.txt'), 'not an image name: not listed');
+    await expect(ingest(db, { source: root })).rejects.toThrow(/3 problems/);
+    const s = await ingest(db, { source: root, skipBad: true });
+    expect(s.images).toBe(2);
+    expect(s.skipped.map((p) => `${p.where}: ${p.message}`).sort()).toEqual([
+      'sadness/dir.png: image file is a folder, not a regular file',
+      'sadness/f.png: image file is a named pipe (fifo), not a regular file',
+      'sadness/s.png: image file is a socket, not a regular file',
+    ]);
+  });
+
+  it('fer2013 with --images naming a file: a clear error, not an internal one', async () => {
+    writeFileSync(join(t.dir, 'in-the-way'), '');
+    await expect(ingest(db, { source: fixture('fer2013', 'fer2013.csv'), images: join(t.dir, 'in-the-way') })).rejects.toThrow(
+      /in-the-way: cannot make the folder for the fer2013 PNGs \(a file is in the way\)/,
+    );
+  });
+});

@@ -63,7 +63,14 @@ export async function readFer2013(opts: IngestOptions): Promise<SourceListing> {
 export async function writeFer2013Images(listing: SourceListing, keep: ReadonlySet<string>): Promise<void> {
   const pending = listing.options['pending'] as { file: string; pixels: Uint8Array }[];
   delete listing.options['pending'];
-  if (pending.length) mkdirSync(dirname(pending[0]!.file), { recursive: true });
+  if (pending.length) {
+    try {
+      mkdirSync(dirname(pending[0]!.file), { recursive: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new FerCleanError(`${dirname(pending[0]!.file)}: cannot make the folder for the fer2013 PNGs (${code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way' : code})`);
+    }
+  }
   for (const { file, pixels } of pending) {
     if (!keep.has(file)) continue;
     const png = await sharp(Buffer.from(pixels), { raw: { width: SIDE, height: SIDE, channels: 1 } }).png().toBuffer();

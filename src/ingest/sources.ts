@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readlinkSync, statSync, type Dirent } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FerCleanError } from '../errors.js';
-import { readChecked } from '../files.js';
+import { kindOf, readChecked } from '../files.js';
 import {
   LABEL_COLUMNS,
   PATH_COLUMNS,
@@ -125,8 +125,8 @@ export function readCsvSource(opts: IngestOptions, format: 'csv' | 'ferplus'): S
 
 const SPLIT_DIRS = new Set(['train', 'training', 'test', 'testing', 'val', 'valid', 'validation']);
 
-/** What a folder entry is, following symlinks; a broken link or a link loop is a problem naming it. */
-function entryKind(d: Dirent, full: string, rel: string, problems: Problem[]): 'dir' | 'file' | 'other' {
+/** What a folder entry is, following symlinks; a broken link or a link loop is a problem naming it ('bad'). */
+function entryKind(d: Dirent, full: string, rel: string, problems: Problem[]): 'dir' | 'file' | 'other' | 'bad' {
   if (!d.isSymbolicLink()) return d.isDirectory() ? 'dir' : d.isFile() ? 'file' : 'other';
   try {
     const st = statSync(full);
@@ -142,7 +142,7 @@ function entryKind(d: Dirent, full: string, rel: string, problems: Problem[]): '
     const message =
       code === 'ELOOP' ? `symlink loop (${rel} -> ${target})` : code === 'ENOENT' ? `broken symlink (${rel} -> ${target}: no such file or folder)` : `cannot follow symlink ${rel} -> ${target} (${code})`;
     problems.push({ where: rel, message, path: rel });
-    return 'other';
+    return 'bad';
   }
 }
 
@@ -174,7 +174,14 @@ export function readImageFolder(opts: IngestOptions): SourceListing {
   const items: SourceItem[] = [];
   for (const g of groups.sort((a, b) => a.rel.localeCompare(b.rel))) {
     const files = readdirSync(join(root, g.rel), { withFileTypes: true })
-      .filter((f) => isImageFile(f.name) && entryKind(f, join(root, g.rel, f.name), `${g.rel}/${f.name}`, problems) === 'file')
+      .filter((f) => {
+        if (!isImageFile(f.name)) return false;
+        const rel = `${g.rel}/${f.name}`;
+        const kind = entryKind(f, join(root, rel), rel, problems);
+        // an image name on a fifo, device, socket or folder is said, as it is for a CSV row naming one
+        if (kind === 'dir' || kind === 'other') problems.push({ where: rel, message: `image file is ${kindOf(statSync(join(root, rel)))}, not a regular file`, path: rel });
+        return kind === 'file';
+      })
       .map((f) => f.name)
       .sort();
     for (const f of files) {
