@@ -3,7 +3,7 @@
  * fifos, devices, sockets and folders are refused by name in bounded time, sizes are capped, reads are bounded.
  * The special files are made privately inside each test's temp folder (mkfifo, mknod), never under /dev.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { FILE_LIMITS, FileReadError, readChecked } from '../src/files.js';
 import { exportLabels } from '../src/export/index.js';
+import { openOutput } from '../src/export/output.js';
 import { ingest } from '../src/ingest/index.js';
 import { resolveDataset } from '../src/store/datasets.js';
 import { inspectImage } from '../src/ingest/images.js';
@@ -240,5 +241,24 @@ describe('second pass: special files in a class folder, and a file where fer2013
     await expect(ingest(db, { source: fixture('fer2013', 'fer2013.csv'), images: join(t.dir, 'in-the-way') })).rejects.toThrow(
       /in-the-way: cannot make the folder for the fer2013 PNGs \(a file is in the way\)/,
     );
+  });
+});
+
+describe('second pass: an export into a named pipe no one reads', () => {
+  it('waits a bounded time for a reader, then says no one reads it; a reader that comes late still gets it', async () => {
+    const p = fifo(join(t.dir, 'out-pipe'));
+    const started = Date.now();
+    expect(() => openOutput(p, undefined, 300)).toThrow(`${p}: cannot write (no process is reading this named pipe (waited 0.3 s))`);
+    expect(Date.now() - started).toBeLessThan(3000);
+    // a reader that opens the pipe 200 ms later (a child process: this thread waits in open)
+    const reader = spawn('sh', ['-c', `sleep 0.2; cat "${p}"`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let got = '';
+    reader.stdout.on('data', (d: Buffer) => (got += d.toString()));
+    const closed = new Promise((r) => reader.on('close', r));
+    const output = openOutput(p, undefined, 5000);
+    await output.write('hello\n');
+    await output.commit();
+    await closed;
+    expect(got).toBe('hello\n');
   });
 });
