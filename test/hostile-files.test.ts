@@ -12,6 +12,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { FILE_LIMITS, FileReadError, readChecked } from '../src/files.js';
 import { exportLabels } from '../src/export/index.js';
+import { decodeRgb } from '../src/features/decode.js';
+import { renderFace } from '../src/review/face.js';
 import { openOutput } from '../src/export/output.js';
 import { ingest } from '../src/ingest/index.js';
 import { resolveDataset } from '../src/store/datasets.js';
@@ -260,5 +262,13 @@ describe('second pass: an export into a named pipe no one reads', () => {
     await output.commit();
     await closed;
     expect(got).toBe('hello\n');
+  });
+});
+
+describe('second pass: an image replaced by a fifo after ingest (embed, review)', () => {
+  it('decoding for embedding and drawing for review refuse it by name instead of waiting on it', async () => {
+    const p = fifo(join(t.dir, 'face.png'));
+    await expect(decodeRgb(p)).rejects.toThrow(`${p}: is a named pipe (fifo), not a regular file`);
+    await expect(renderFace(p, 10, 5, 'none')).rejects.toThrow(`${p}: cannot read image: is a named pipe (fifo), not a regular file`);
   });
 });

@@ -9,7 +9,8 @@ import { openExisting, parseIntFlag } from './shared.js';
 const USAGE = `usage: fer-clean decide --run ID --annotator NAME FILE.csv
 
 Applies review decisions from a CSV with the columns path (as \`fer-clean queue\` prints it), action (accepted,
-rejected or manual) and label (the class, for manual). They go into the same append-only audit trail as the review
+rejected or manual) and label (the class, for manual; read as ingest reads labels: happy = happiness, any case).
+A label on an accepted row must be the proposal, on a rejected row the given label. They go into the same append-only audit trail as the review
 session's keys, under the same leases. Any problem (unknown path, unknown label or action, a path twice, an item
 decided by someone else or being reviewed now) is reported with file:line and nothing is applied.
 A row that repeats your decision in force changes nothing, so the same file can be applied twice.
