@@ -268,7 +268,7 @@ describe('second pass: an export into a named pipe no one reads', () => {
 describe('second pass: an image replaced by a fifo after ingest (embed, review)', () => {
   it('decoding for embedding and drawing for review refuse it by name instead of waiting on it', async () => {
     const p = fifo(join(t.dir, 'face.png'));
-    await expect(decodeRgb(p)).rejects.toThrow(`${p}: is a named pipe (fifo), not a regular file`);
+    await expect(decodeRgb(p)).rejects.toThrow(`${p}: cannot decode image (is a named pipe (fifo), not a regular file)`);
     await expect(renderFace(p, 10, 5, 'none')).rejects.toThrow(`${p}: cannot read image: is a named pipe (fifo), not a regular file`);
   });
 });

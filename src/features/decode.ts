@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
-import { MAX_IMAGE_PIXELS, readChecked } from '../files.js';
+import { FileReadError, MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 import { boxProblem, cropRgb, type FaceBox, type FaceSource, type RgbImage } from './facebox.js';
 
 /**
@@ -35,8 +35,7 @@ export async function decodeRgb(path: string, box: FaceBox | null = null): Promi
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
     image = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (e) {
-    if (e instanceof FerCleanError) throw e;
-    const msg = (e as Error).message.split('\n')[0];
+    const msg = e instanceof FileReadError ? e.reason : (e as Error).message.split('\n')[0];
     throw new FerCleanError(`${path}: cannot decode image (${msg})`);
   }
   if (!box) return image;
