@@ -272,3 +272,16 @@ describe('second pass: an image replaced by a fifo after ingest (embed, review)'
     await expect(renderFace(p, 10, 5, 'none')).rejects.toThrow(`${p}: cannot read image: is a named pipe (fifo), not a regular file`);
   });
 });
+
+describe('second pass: paths no file can have, and files that are not what their size says', () => {
+  it('a NUL in a path is named as such; /proc and /sys files are read within their bound', async () => {
+    writeFileSync(join(t.dir, 'l.csv'), `path,label\n${fixture('bad', 'images', 'fer0014103.png')},happy\n"a\0b.png",sad\n/proc/self/mem,sad\n/sys/kernel/mm/transparent_hugepage/enabled,sad\n`);
+    const s = await ingest(db, { source: join(t.dir, 'l.csv'), skipBad: true });
+    expect(s.images).toBe(1);
+    expect(s.skipped.map((p) => p.message)).toEqual([
+      "image path 'a\0b.png' holds a NUL character: no file can be named so",
+      'image file is empty', // size 0 in stat: nothing is read
+      expect.stringMatching(/^cannot decode image|image file not found/),
+    ]);
+  });
+});

@@ -30,6 +30,7 @@ const isImageFile = (name: string): boolean => IMAGE_EXTENSIONS.some((e) => name
 export function sourcePath(root: string, p: string): { path: string } | { error: string } {
   const raw = p.trim();
   if (raw === '') return { error: 'empty image path' };
+  if (raw.includes('\0')) return { error: `image path '${raw}' holds a NUL character: no file can be named so` };
   if (isAbsolute(raw)) return { path: resolve(raw).split(sep).join('/') };
   const rel = relative(root, resolve(root, raw));
   if (rel === '') return { error: `image path '${raw}' names the folder ${root}, not an image file` };
