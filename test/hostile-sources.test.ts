@@ -150,3 +150,16 @@ describe('issue 20 item 10: one rule for GIFs (and other formats), by content, f
     ]);
   });
 });
+
+describe('second pass: fer2013 pixel values are decimal integers', () => {
+  it("'0x1f' and '1e2' are refused naming the pixel, as '256' is", async () => {
+    const lines = readFileSync(fixture('fer2013', 'fer2013.csv'), 'utf8').split('\n');
+    for (const bad of ['0x1f', '1e2', '256']) {
+      const f = lines[1]!.split(',');
+      f[1] = [bad, ...f[1]!.split(' ').slice(1)].join(' ');
+      const csv = join(t.dir, 'fer2013.csv');
+      writeFileSync(csv, [lines[0], f.join(','), ...lines.slice(2)].join('\n'));
+      expect(await failure(ingest(db, { source: csv, images: join(t.dir, 'png') }))).toContain(`fer2013.csv:2: pixel 1 is '${bad}', expected an integer 0-255`);
+    }
+  });
+});

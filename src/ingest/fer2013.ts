@@ -33,7 +33,8 @@ export async function readFer2013(opts: IngestOptions): Promise<SourceListing> {
     }
     const pixels = new Uint8Array(SIDE * SIDE);
     for (let i = 0; i < values.length; i++) {
-      const v = Number(values[i]);
+      // decimal digits only: Number() would also take '0x1f', '1e2' and '255.0'
+      const v = /^\d{1,3}$/.test(values[i]!) ? Number(values[i]) : NaN;
       if (!Number.isInteger(v) || v < 0 || v > 255) {
         problems.push({ where, message: `pixel ${i + 1} is '${values[i]}', expected an integer 0-255` });
         return;
