@@ -151,6 +151,18 @@ describe('issue 20 item 6: nothing from data or arguments reaches the terminal r
   });
 });
 
+describe('issue 20 item 6: an error message is one line', () => {
+  it('a quoted CSV cell holding a line feed cannot forge a second line of output; usage errors still print the usage', async () => {
+    const f = join(t.dir, 'nl.csv');
+    writeFileSync(f, 'path,action,label\n"a.png\nfer-clean decide: 0 problems, all applied",accepted,\n');
+    const r = await cli('decide', '--run', String(s.runId), '--annotator', 'ana', f);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`fer-clean decide: nl.csv:3: 'a.png\\nfer-clean decide: 0 problems, all applied' is not a proposal of run ${s.runId}; nothing was applied\n`);
+    const u = await cli('decide', '--annotator', 'ana');
+    expect(u.stderr).toMatch(/^fer-clean decide: expected one CSV file, got 0\n\nusage: fer-clean decide/);
+  });
+});
+
 describe('issue 20 item 14: decide given a device or a fifo as its CSV', () => {
   it('is refused by name at once, nothing applied', async () => {
     const files = [join(t.dir, 'fifo.csv')];

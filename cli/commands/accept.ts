@@ -2,7 +2,7 @@ import { FerCleanError } from '../../src/errors.js';
 import { bulkAccept, previewBulkAccept } from '../../src/review/scripted.js';
 import { MIN_DECISIONS_FOR_BULK } from '../../src/review/estimates.js';
 import { out } from '../io.js';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 import { annotatorOf } from './decide.js';
 import { decimal, openExisting, parseIntFlag } from './shared.js';
 
@@ -33,7 +33,7 @@ export const acceptCommand: Command = {
   },
   async run({ values }, io) {
     const raw = values['min-estimate'];
-    if (raw === undefined) throw new FerCleanError(`--min-estimate P is required\n\n${USAGE}`);
+    if (raw === undefined) throw new UsageError(`--min-estimate P is required`, USAGE);
     const p = decimal(raw); // '0x1' is not 1
     if (String(raw).trim() === '' || !Number.isFinite(p) || p <= 0 || p > 1) {
       throw new FerCleanError(`--min-estimate must be a number in (0, 1], got '${String(raw)}'`);

@@ -3,7 +3,7 @@ import { FerCleanError } from '../../src/errors.js';
 import { annotatorName } from '../../src/printable.js';
 import { decideFromCsv } from '../../src/review/scripted.js';
 import { out } from '../io.js';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean decide --run ID --annotator NAME FILE.csv
@@ -30,7 +30,7 @@ export const decideCommand: Command = {
     annotator: { type: 'string' },
   },
   async run({ values, positionals }, io) {
-    if (positionals.length !== 1) throw new FerCleanError(`expected one CSV file, got ${positionals.length}\n\n${USAGE}`);
+    if (positionals.length !== 1) throw new UsageError(`expected one CSV file, got ${positionals.length}`, USAGE);
     const annotator = annotatorOf(values, io.env);
     const runId = parseIntFlag(values['run'], '--run');
     const db = openExisting(values, io);

@@ -7,7 +7,7 @@ import { LABEL_ENCODINGS, parseClassList } from '../../src/taxonomy.js';
 import { FerCleanError } from '../../src/errors.js';
 import { err, out, type Io } from '../io.js';
 import { ProgressBar } from '../progress.js';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 import { choiceFlag, openForWrite, parseIntFlag, pct } from './shared.js';
 
 const USAGE = `usage: fer-clean ingest SOURCE [options]
@@ -60,7 +60,7 @@ export const ingestCommand: Command = {
     detect: { type: 'string' },
   },
   async run({ values, positionals }, io) {
-    if (positionals.length !== 1) throw new FerCleanError(`expected one SOURCE, got ${positionals.length}\n\n${USAGE}`);
+    if (positionals.length !== 1) throw new UsageError(`expected one SOURCE, got ${positionals.length}`, USAGE);
     const source = resolve(io.cwd, positionals[0]!);
     const format = choiceFlag(values['format'], '--format', FORMATS);
     const labelEncoding = choiceFlag(values['label-encoding'], '--label-encoding', LABEL_ENCODINGS);
