@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { printable } from '../src/printable.js';
 
 /** Where a command reads and writes; tests pass string sinks, the real CLI passes the process's streams. */
 export interface Io {
@@ -25,5 +26,10 @@ export function processIo(): Io {
   };
 }
 
-export const out = (io: Io, line = ''): void => void io.stdout.write(line + '\n');
-export const err = (io: Io, line = ''): void => void io.stderr.write(line + '\n');
+/**
+ * Prints a line (or several) on standard output / error. Everything the CLI prints goes through here, so control
+ * characters that came from data or arguments (a path holding ESC ] 0 ; ... BEL, a CSV cell with a carriage return)
+ * are shown escaped (printable), never acted on by the terminal.
+ */
+export const out = (io: Io, line = ''): void => void io.stdout.write(printable(line, { lines: true }) + '\n');
+export const err = (io: Io, line = ''): void => void io.stderr.write(printable(line, { lines: true }) + '\n');

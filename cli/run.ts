@@ -2,10 +2,15 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isFerCleanError } from '../src/errors.js';
 import { ReviewOptionError } from '../src/review/domain/options.js';
 import { reviewOptionInFlags } from './commands/shared.js';
+import { printable } from '../src/printable.js';
 import { resolveDbPath } from '../src/store/db.js';
 import { describeSqliteError } from '../src/store/sqlite-errors.js';
 import { err, out, processIo, type Io } from './io.js';
 import { commands } from './commands/index.js';
+import { UsageError } from './command.js';
+
+/** Problems of one error printed before "... and N more" (100,000 unknown paths must not print 100,000 lines). */
+export const MAX_DETAILS = 50;
 
 /** Common flags every command takes. */
 export const commonOptions = {
@@ -57,8 +62,12 @@ export async function run(argv: string[], io: Io = processIo()): Promise<number>
     return await cmd.run(parsed as never, io);
   } catch (e) {
     if (isFerCleanError(e)) {
-      err(io, `fer-clean ${cmd.name}: ${e instanceof ReviewOptionError ? reviewOptionInFlags(e) : e.message}`);
-      for (const d of e.details) err(io, `  ${d}`);
+      // a message is one line (it may quote a CSV cell holding a line feed: shown escaped); usage follows it
+      err(io, `fer-clean ${cmd.name}: ${printable(e instanceof ReviewOptionError ? reviewOptionInFlags(e) : e.message)}`);
+      if (e instanceof UsageError) err(io, `\n${e.usage}`);
+      // one problem per line: a line feed inside one (a CSV cell) is shown escaped; a long list ends with a count
+      for (const d of e.details.slice(0, MAX_DETAILS)) err(io, `  ${printable(d)}`);
+      if (e.details.length > MAX_DETAILS) err(io, `  ... and ${e.details.length - MAX_DETAILS} more`);
       return 1;
     }
     const sqlite = describeSqliteError(e, resolveDbPath(parsed.values['db'] as string | undefined, io.env));

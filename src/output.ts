@@ -10,6 +10,7 @@
  */
 import {
   closeSync,
+  constants,
   fchmodSync,
   fchownSync,
   fstatSync,
@@ -17,10 +18,12 @@ import {
   ftruncateSync,
   lstatSync,
   openSync,
+  readdirSync,
   readSync,
   realpathSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
   type Stats,
 } from 'node:fs';
@@ -68,7 +71,12 @@ function lstatOrNull(path: string): Stats | null {
 export type FdWrite = (fd: number, buf: Buffer, offset: number) => number;
 
 /** Opens `target` (a path, or a stream for standard output) for an export. */
-export function openOutput(target: string | Writable, writeFd: FdWrite = (fd, buf, off) => writeSync(fd, buf, off)): Output {
+export function openOutput(
+  target: string | Writable,
+  writeFd: FdWrite = (fd, buf, off) => writeSync(fd, buf, off),
+  /** How long to wait for a reader of a named pipe (FIFO_WAIT_MS). */
+  fifoWaitMs = FIFO_WAIT_MS,
+): Output {
   if (typeof target !== 'string') return streamOutput(target);
   let path = target;
   let st = lstatOrNull(path);
@@ -83,7 +91,7 @@ export function openOutput(target: string | Writable, writeFd: FdWrite = (fd, bu
     }
   }
   if (st?.isDirectory()) throw new FerCleanError(`${target}: is a folder, not a file`);
-  if (st && !st.isFile()) return directOutput(target, path, writeFd); // device, fifo, socket
+  if (st && !st.isFile()) return directOutput(target, path, writeFd, fifoWaitMs); // device, fifo, socket
   return fileOutput(target, path, st, writeFd);
 }
 
@@ -118,13 +126,52 @@ function fdWriter(fd: number, path: string, writeFd: FdWrite): (data: string | U
   };
 }
 
-function directOutput(shown: string, path: string, writeFd: FdWrite): Output {
-  let fd: number;
+/** How long an export waits for a process to read a named pipe it was given before it says no one does. */
+export const FIFO_WAIT_MS = 10_000;
+
+/**
+ * Opens a device, fifo or socket for writing. A fifo's open would block until a reader comes, forever if none does:
+ * it is opened without blocking, retried every 50 ms while no one reads it, and refused after `waitMs`.
+ */
+function openDirect(shown: string, path: string, waitMs: number): number {
+  let fifo = false;
   try {
-    fd = openSync(path, 'w');
-  } catch (e) {
-    throw cannot(shown, e);
+    fifo = statSync(path).isFIFO();
+  } catch {
+    // a dangling link or a path not there yet: open() says what is wrong
   }
+  if (!fifo) {
+    try {
+      return openSync(path, 'w');
+    } catch (e) {
+      if (codeOf(e) === 'ENXIO') throw new OutputError(shown, 'a socket or a device with nothing behind it');
+      throw cannot(shown, e);
+    }
+  }
+  const deadline = Date.now() + waitMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let probe: number;
+    try {
+      probe = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (e) {
+      if (codeOf(e) !== 'ENXIO') throw cannot(shown, e);
+      if (Date.now() >= deadline) throw new OutputError(shown, `no process is reading this named pipe (waited ${waitMs / 1000} s)`);
+      Atomics.wait(pause, 0, 0, 50);
+      continue;
+    }
+    try {
+      return openSync(path, 'w'); // a reader is there: this open does not block, and writes wait for the reader
+    } catch (e) {
+      throw cannot(shown, e);
+    } finally {
+      closeSync(probe);
+    }
+  }
+}
+
+function directOutput(shown: string, path: string, writeFd: FdWrite, fifoWaitMs = FIFO_WAIT_MS): Output {
+  const fd = openDirect(shown, path, fifoWaitMs);
   const write = fdWriter(fd, shown, writeFd);
   let open = true;
   const close = (): void => {
@@ -144,8 +191,52 @@ function directOutput(shown: string, path: string, writeFd: FdWrite): Output {
   };
 }
 
+/** The temp file names fileOutput gives `path`'s new content: `.NAME.tmp-PID-MS`. */
+const tempName = (path: string, pid: number, ms: number): string => join(dirname(path), `.${basename(path)}.tmp-${pid}-${ms}`);
+
+/** Whether process `pid` is running (signal 0 checks without sending anything). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return codeOf(e) === 'EPERM'; // running, but not ours to signal
+  }
+}
+
+/**
+ * Removes the temp files an earlier write to `path` left when it was killed (Ctrl-C, kill -9, a crash): those of
+ * processes no longer running. A live process's temp file is an export in progress and is left alone.
+ */
+export function removeStaleTemps(path: string): string[] {
+  const prefix = `.${basename(path)}.tmp-`;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return removed; // an unreadable folder: the write itself will say what is wrong
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-(\d+)$/.exec(name.slice(prefix.length));
+    if (!m || alive(Number(m[1]))) continue;
+    const file = join(dirname(path), name);
+    try {
+      if (lstatSync(file).isFile()) {
+        rmSync(file, { force: true });
+        removed.push(file);
+      }
+    } catch {
+      // gone meanwhile, or not ours to remove: harmless
+    }
+  }
+  return removed;
+}
+
 function fileOutput(shown: string, path: string, st: Stats | null, writeFd: FdWrite): Output {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Date.now()}`);
+  removeStaleTemps(path);
+  const tmp = tempName(path, process.pid, Date.now());
   let fd: number;
   try {
     fd = openSync(tmp, 'wx', st ? st.mode & 0o7777 : 0o666);

@@ -1,4 +1,5 @@
 import { FerCleanError } from './errors.js';
+import { hasControl, printable } from './printable.js';
 
 /** The seven basic expressions in FER2013's order (0-6); contempt (FER+, AffectNet) is optional and comes last. */
 export const BASIC_CLASSES = ['anger', 'disgust', 'fear', 'happiness', 'sadness', 'surprise', 'neutral'] as const;
@@ -113,6 +114,8 @@ export const MAX_CLASSES = 9;
 export function parseClassList(text: string): string[] {
   const names = text.split(',').map((s) => s.trim());
   if (names.some((n) => n === '')) throw new FerCleanError(`--classes '${text}': an empty class name (write them comma-separated: happiness,pain,neutral)`);
+  const control = names.find(hasControl);
+  if (control !== undefined) throw new FerCleanError(`--classes: '${printable(control)}' holds a control character`);
   const classes = names.map((n) => (/^\d+$/.test(n) ? n : (BY_NAME.get(n.toLowerCase()) ?? n)));
   const bad = classes.find((c) => /^\d+$/.test(c) || NON_EXPRESSION_LABELS.includes(c.toLowerCase()));
   if (bad !== undefined) throw new FerCleanError(`--classes: '${bad}' cannot be a class name (a number, or a non-expression label)`);
@@ -139,6 +142,24 @@ export function canonicalLabel(raw: string, encoding: LabelEncoding, taxonomy: r
     throw new LabelError(`label '${v}' (${cls}) is not in this dataset's classes (${taxonomy.join(', ')})`);
   }
   return cls;
+}
+
+/**
+ * A label a person wrote for a stored dataset (decide's label column): read as ingest reads the dataset's own labels
+ * (readLabel: any case, synonyms such as happy, numbers by the dataset's encoding), and it must be one of the
+ * dataset's classes. Throws a LabelError saying which classes there are.
+ */
+export function datasetClass(raw: string, encoding: LabelEncoding, taxonomy: readonly string[]): string {
+  const v = raw.trim();
+  let read: LabelClass;
+  try {
+    read = readLabel(v, encoding, taxonomy);
+  } catch (e) {
+    if (!(e instanceof LabelError)) throw e;
+    throw new LabelError(`unknown label '${v}' (classes: ${taxonomy.join(', ')})`);
+  }
+  if (!read.trainable || !taxonomy.includes(read.cls)) throw new LabelError(`label '${v}' (${read.cls}) is not one of this dataset's classes (${taxonomy.join(', ')})`);
+  return read.cls;
 }
 
 /** The FER class names and their accepted synonyms, for error messages. */

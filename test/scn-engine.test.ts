@@ -3,7 +3,7 @@ import { initBackend } from '../src/features/backend.js';
 import { chooseHeadEngine, tfjsHeadEngine, type HeadEngine } from '../src/scn/engine.js';
 import { headLayout, initHead, type HeadLayout } from '../src/scn/flathead.js';
 import { crossEntropyObjective, importanceOf, rankGroups, scnObjective } from '../src/scn/losses.js';
-import type { HeadShape } from '../src/scn/model.js';
+import type { HeadShape } from '../src/scn/flathead.js';
 import { Rng } from '../src/scn/prng.js';
 import { dropoutMask, trainHead, type TrainOptions } from '../src/scn/train.js';
 

@@ -2,7 +2,7 @@ import { FerCleanError } from '../../src/errors.js';
 import { bulkAccept, previewBulkAccept } from '../../src/review/domain/bulk.js';
 import { MIN_DECISIONS_FOR_BULK } from '../../src/review/estimates/run-estimates.js';
 import { out } from '../io.js';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 import { annotatorOf } from './decide.js';
 import { openExisting, parseIntFlag, parseNumberFlag } from './shared.js';
 
@@ -34,7 +34,7 @@ export const acceptCommand: Command = {
   async run({ values }, io) {
     // Types here; the range is bulkAccept's to check (minEstimate), told back as --min-estimate.
     const p = parseNumberFlag(values['min-estimate'], '--min-estimate');
-    if (p === undefined) throw new FerCleanError(`--min-estimate P is required\n\n${USAGE}`);
+    if (p === undefined) throw new UsageError(`--min-estimate P is required`, USAGE);
     const annotator = annotatorOf(values, io.env);
     const runId = parseIntFlag(values['run'], '--run');
     const db = openExisting(values, io);

@@ -1,14 +1,16 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
+import { annotatorName } from '../../src/printable.js';
 import { decideFromCsv } from '../../src/review/verbs.js';
 import { out } from '../io.js';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean decide --run ID --annotator NAME FILE.csv
 
 Applies review decisions from a CSV with the columns path (as \`fer-clean queue\` prints it), action (accepted,
-rejected or manual) and label (the class, for manual). They go into the same append-only audit trail as the review
+rejected or manual) and label (the class, for manual; read as ingest reads labels: happy = happiness, any case).
+A label on an accepted row must be the proposal, on a rejected row the given label. They go into the same append-only audit trail as the review
 session's keys, under the same leases. Any problem (unknown path, unknown label or action, a path twice, an item
 decided by someone else or being reviewed now) is reported with file:line and nothing is applied.
 A row that repeats your decision in force changes nothing, so the same file can be applied twice.
@@ -28,7 +30,7 @@ export const decideCommand: Command = {
     annotator: { type: 'string' },
   },
   async run({ values, positionals }, io) {
-    if (positionals.length !== 1) throw new FerCleanError(`expected one CSV file, got ${positionals.length}\n\n${USAGE}`);
+    if (positionals.length !== 1) throw new UsageError(`expected one CSV file, got ${positionals.length}`, USAGE);
     const annotator = annotatorOf(values, io.env);
     const runId = parseIntFlag(values['run'], '--run');
     const db = openExisting(values, io);
@@ -50,5 +52,5 @@ export const decideCommand: Command = {
 export function annotatorOf(values: Record<string, unknown>, env: NodeJS.ProcessEnv): string {
   const a = String(values['annotator'] ?? env['FER_CLEAN_ANNOTATOR'] ?? '').trim();
   if (!a) throw new FerCleanError('who is deciding? pass --annotator NAME (or set FER_CLEAN_ANNOTATOR)');
-  return a;
+  return annotatorName(a);
 }

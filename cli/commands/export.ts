@@ -3,7 +3,7 @@ import { FerCleanError } from '../../src/errors.js';
 import { exportLabels, type ExportSummary } from '../../src/export/index.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { err, out } from '../io.js';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean export OUT.csv [options]
@@ -40,7 +40,7 @@ export const exportCommand: Command = {
     'drop-non-expression': { type: 'boolean' },
   },
   async run({ values, positionals }, io) {
-    if (positionals.length !== 1) throw new FerCleanError(`expected one output file, got ${positionals.length}\n\n${USAGE}`);
+    if (positionals.length !== 1) throw new UsageError(`expected one output file, got ${positionals.length}`, USAGE);
     const format = choiceFlag(values['format'], '--format', ['csv', 'same'] as const);
     const runId = parseIntFlag(values['run'], '--run');
     const db = openExisting(values, io);

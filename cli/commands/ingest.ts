@@ -7,7 +7,7 @@ import { LABEL_ENCODINGS, parseClassList } from '../../src/taxonomy.js';
 import { FerCleanError } from '../../src/errors.js';
 import { err, out, type Io } from '../io.js';
 import { ProgressBar } from '../progress.js';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 import { choiceFlag, openForWrite, parseIntFlag, pct } from './shared.js';
 
 const USAGE = `usage: fer-clean ingest SOURCE [options]
@@ -60,7 +60,7 @@ export const ingestCommand: Command = {
     detect: { type: 'string' },
   },
   async run({ values, positionals }, io) {
-    if (positionals.length !== 1) throw new FerCleanError(`expected one SOURCE, got ${positionals.length}\n\n${USAGE}`);
+    if (positionals.length !== 1) throw new UsageError(`expected one SOURCE, got ${positionals.length}`, USAGE);
     const source = resolve(io.cwd, positionals[0]!);
     const format = choiceFlag(values['format'], '--format', FORMATS);
     const labelEncoding = choiceFlag(values['label-encoding'], '--label-encoding', LABEL_ENCODINGS);
@@ -141,7 +141,7 @@ export function printIngestSummary(io: Io, s: IngestSummary, dbPath: string): vo
     for (const d of conflicting.slice(0, 10)) out(io, `    ${d.paths.map((p, i) => `${p} (${d.labels[i]})`).join(' = ')}`);
     if (conflicting.length > 10) out(io, `    ... and ${conflicting.length - 10} more`);
   }
-  if (s.repeatedLines) out(io, `  ${s.repeatedLines} repeated lines (same path, same label) ignored`);
+  if (s.repeatedLines) out(io, `  ${s.repeatedLines} repeated line(s) (same image, same label and fields) kept with the first line naming it`);
   if (s.skipped.length) {
     err(io, `skipped ${s.skipped.length} bad item${s.skipped.length > 1 ? 's' : ''} (--skip-bad):`);
     for (const p of s.skipped) err(io, `  ${p.where}: ${p.message}`);

@@ -2,8 +2,9 @@ import { userInfo } from 'node:os';
 import type { Command } from '../command.js';
 import { err, out } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
+import { annotatorName } from '../../src/printable.js';
 import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/terminal/face.js';
-import type { QueueOrder } from '../../src/review/verbs.js';
+import { QUEUE_ORDERS, type QueueOrder } from '../../src/review/verbs.js';
 import { ReviewSession } from '../../src/review/session/session.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
@@ -53,6 +54,7 @@ export const reviewCommand: Command = {
     const color = choiceFlag(values['color'], '--color', ['auto', ...COLOR_MODES] as const) ?? 'auto';
     const annotator = String(values['annotator'] ?? io.env['FER_CLEAN_ANNOTATOR'] ?? loginName(io.env)).trim();
     if (!annotator) throw new FerCleanError('cannot tell who is reviewing: pass --annotator NAME');
+    annotatorName(annotator); // no control characters in a name the audit trail and every screen will show
 
     const db = openExisting(values, io);
     try {

@@ -30,9 +30,18 @@ export function openForWrite(values: Record<string, unknown>, io: Io): { db: DB;
 
 export const pct = (n: number, d: number): string => (d === 0 ? '-' : `${((100 * n) / d).toFixed(1)}%`);
 
+/**
+ * A flag's text as a number, read as people write numbers: decimal digits, an optional sign, point and exponent
+ * (`0.9`, `.5`, `1e-3`). Not what JavaScript's Number() also takes (`0x1`, `0b1`, `0o7`, `Infinity`): NaN for those.
+ */
+export function decimal(value: unknown): number {
+  const text = String(value).trim();
+  return /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : NaN;
+}
+
 export function parseIntFlag(value: unknown, flag: string, min = 1): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = decimal(value);
   if (String(value).trim() === '') throw new FerCleanError(`${flag} needs a number`);
   if (!Number.isInteger(n) || n < min) throw new FerCleanError(`${flag} must be an integer >= ${min}, got '${String(value)}'`);
   return n;
@@ -41,7 +50,7 @@ export function parseIntFlag(value: unknown, flag: string, min = 1): number | un
 /** A flag's value as a finite number (its range is the library's to check). */
 export function parseNumberFlag(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = decimal(value);
   if (String(value).trim() === '' || !Number.isFinite(n)) throw new FerCleanError(`${flag} must be a number, got '${String(value)}'`);
   return n;
 }
@@ -49,7 +58,7 @@ export function parseNumberFlag(value: unknown, flag: string): number | undefine
 /** A flag's value as a whole number (its range is the library's to check). */
 export function parseWholeFlag(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = decimal(value);
   if (String(value).trim() === '' || !Number.isInteger(n)) throw new FerCleanError(`${flag} must be a whole number, got '${String(value)}'`);
   return n;
 }

@@ -2,9 +2,12 @@ import { stringify } from 'csv-stringify/sync';
 import type { Writable } from 'node:stream';
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
+import { MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 import type { DB } from '../store/db.js';
 import { imageFile, type DatasetRow } from '../store/datasets.js';
 import { resolveRun } from '../store/runs.js';
+import { bytesKept } from '../ingest/affectnet.js';
+import { REPEATS_KEY } from '../ingest/types.js';
 import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
 import { openOutput } from '../output.js';
 import { estimatesNow } from '../review/estimates/run-estimates.js';
@@ -210,31 +213,59 @@ function toCsv(rows: ExportRow[]): string {
   return stringify(rows.map((r) => EXPORT_COLUMNS.map((c) => r[c] ?? '')));
 }
 
+/** One source line to write back: the image's row, and the stored record (and bytes) of that line. */
+interface SourceLine {
+  row: ExportRow;
+  line: number;
+  record: Record<string, string>;
+  /** affectnet: the line's bytes as stored (see keptBytes). */
+  kept?: Record<string, unknown>;
+}
+
+/**
+ * Every source line of the rows, in source order: each image's own line and the later lines that repeated it
+ * (kept at ingest under REPEATS_KEY, or `repeats` for affectnet), so no line of the source is lost.
+ */
+function sourceLines(format: string, rows: ExportRow[]): SourceLine[] {
+  const lines: SourceLine[] = [];
+  for (const row of rows) {
+    const stored = JSON.parse(row.source_row!) as Record<string, unknown>;
+    if (format === 'affectnet') {
+      lines.push({ row, line: row.source_line ?? 0, record: stored['record'] as Record<string, string>, kept: stored });
+      for (const x of (stored['repeats'] ?? []) as { line: number; record: Record<string, string> }[]) lines.push({ row, line: x.line, record: x.record, kept: x });
+    } else {
+      const { [REPEATS_KEY]: repeats, ...record } = stored as Record<string, string> & { [REPEATS_KEY]?: { line: number; record: Record<string, string> }[] };
+      lines.push({ row, line: row.source_line ?? 0, record });
+      for (const x of repeats ?? []) lines.push({ row, line: x.line, record: x.record });
+    }
+  }
+  return lines.sort((a, b) => a.line - b.line);
+}
+
 /** The dataset's ingest format, with its label column replaced by the final label in the source's own encoding. */
-async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<string> {
+async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<string | Buffer> {
   const o = dataset.options as { labelEncoding?: LabelEncoding; labelColumn?: string; header?: string[] };
   const encoding = o.labelEncoding ?? 'names';
-  const label = (r: ExportRow): string => (r.final_label === r.original_label ? r.given_raw : encodeLabel(r.final_label, encoding));
+  const label = (r: ExportRow, raw: string): string => (r.final_label === r.original_label ? raw : encodeLabel(r.final_label, encoding));
   const ordered = [...rows].sort((a, b) => (a.source_line ?? 0) - (b.source_line ?? 0));
   switch (dataset.format) {
     case 'csv':
     case 'ferplus': {
       const header = o.header!;
-      const data = ordered.map((r) => {
-        const rec = JSON.parse(r.source_row!) as Record<string, string>;
-        rec[o.labelColumn!] = label(r);
+      const data = sourceLines(dataset.format, ordered).map(({ row, record }) => {
+        const rec = { ...record, [o.labelColumn!]: label(row, record[o.labelColumn!] ?? row.given_raw) };
         return header.map((h) => rec[h] ?? '');
       });
       return stringify(data, { header: true, columns: header });
     }
     case 'affectnet':
-      return affectNetText(o as AffectNetOptions, ordered, label);
+      return affectNetBytes(dataset.options as unknown as AffectNetOptions, sourceLines('affectnet', ordered), label);
     case 'rafdb':
-      return ordered.map((r) => `${(JSON.parse(r.source_row!) as { name: string }).name} ${encodeLabel(r.final_label, 'rafdb')}`).join('\n') + '\n';
+      return sourceLines('rafdb', ordered).map(({ row, record }) => `${record['name']} ${encodeLabel(row.final_label, 'rafdb')}`).join('\n') + '\n';
     case 'fer2013': {
       const data: string[][] = [];
       for (const r of ordered) {
-        const { data: px } = await sharp(imageFile(dataset.root, r.path)).greyscale().raw().toBuffer({ resolveWithObject: true });
+        const { data: px } = await sharp(readChecked(imageFile(dataset.root, r.path), 'image'), { limitInputPixels: MAX_IMAGE_PIXELS }).greyscale().raw().toBuffer({ resolveWithObject: true });
         data.push([encodeLabel(r.final_label, 'fer2013'), Array.from(px).join(' '), (JSON.parse(r.source_row!) as { Usage: string }).Usage]);
       }
       return stringify(data, { header: true, columns: ['emotion', 'pixels', 'Usage'] });
@@ -246,31 +277,30 @@ async function sameFormat(dataset: DatasetRow, rows: ExportRow[]): Promise<strin
   }
 }
 
-interface AffectNetOptions {
+interface AffectNetOptions extends Record<string, unknown> {
   labelColumn: string;
   header: string[];
-  /** The header line's bytes as read, BOM and line ending included. */
-  headerText: string;
-  /** Whatever followed the last row (blank lines). */
-  tailText: string;
+  // headerText / headerBase64: the header line's bytes as read, BOM and line ending included (see keptBytes);
+  // tailText / tailBase64: whatever followed the last row (blank lines)
 }
 
 /**
  * AffectNet's annotation file as it was read: the header, then each row's own bytes in source order; a row whose
  * expression changed is written anew (csv-stringify) with its line ending kept. Nothing changed = the same bytes.
  */
-function affectNetText(o: AffectNetOptions, rows: ExportRow[], label: (r: ExportRow) => string): string {
-  const parts = [o.headerText];
-  for (const r of rows) {
-    const { record, text } = JSON.parse(r.source_row!) as { record: Record<string, string>; text: string };
-    if (r.final_label === r.original_label) {
-      parts.push(text);
+function affectNetBytes(o: AffectNetOptions, lines: SourceLine[], label: (r: ExportRow, raw: string) => string): Buffer {
+  const parts = [bytesKept(o, 'headerText')];
+  for (const { row, record, kept } of lines) {
+    const bytes = bytesKept(kept!, 'text');
+    if (row.final_label === row.original_label) {
+      parts.push(bytes); // unchanged: the very bytes read, whatever their encoding
       continue;
     }
+    const text = bytes.toString('latin1'); // one char per byte: the line's own ending and blank lines before it kept as they were
     const [, before, ending] = /^((?:\r?\n)*)[\s\S]*?(\r?\n)?$/.exec(text)!;
-    const line = stringify([o.header.map((h) => (h === o.labelColumn ? label(r) : record[h]!))], { record_delimiter: '' });
-    parts.push(`${before ?? ''}${line}${ending ?? ''}`);
+    const line = stringify([o.header.map((h) => (h === o.labelColumn ? label(row, record[h]!) : record[h]!))], { record_delimiter: '' });
+    parts.push(Buffer.from(before ?? '', 'latin1'), Buffer.from(line, 'utf8'), Buffer.from(ending ?? '', 'latin1'));
   }
-  parts.push(o.tailText);
-  return parts.join('');
+  parts.push(bytesKept(o, 'tailText'));
+  return Buffer.concat(parts);
 }

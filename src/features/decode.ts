@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { FerCleanError } from '../errors.js';
+import { FileReadError, MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 import { boxProblem, cropRgb, type FaceBox, type FaceSource, type RgbImage } from './facebox.js';
 
 /**
@@ -24,7 +25,8 @@ export function tuneSharpForSmallImages(): void {
 export async function decodeRgb(path: string, box: FaceBox | null = null): Promise<RgbImage> {
   let image: RgbImage;
   try {
-    const { data, info } = await sharp(path, { failOn: 'error' })
+    // read through the checked open: an image replaced by a fifo or a device since ingest is refused, not waited on
+    const { data, info } = await sharp(readChecked(path, 'image'), { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS })
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')
@@ -33,7 +35,7 @@ export async function decodeRgb(path: string, box: FaceBox | null = null): Promi
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
     image = { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
+    const msg = e instanceof FileReadError ? e.reason : (e as Error).message.split('\n')[0];
     throw new FerCleanError(`${path}: cannot decode image (${msg})`);
   }
   if (!box) return image;

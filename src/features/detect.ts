@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import sharp, { type OutputInfo } from 'sharp';
 import { FerCleanError } from '../errors.js';
+import { FileReadError, MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 import type { BackendPreference } from './backend.js';
 import type { FaceBox } from './facebox.js';
 
@@ -102,7 +103,7 @@ export async function createDetector(opts: { backend?: BackendPreference; minSco
       let width: number;
       let height: number;
       try {
-        const image = sharp(file, { failOn: 'error' }).rotate();
+        const image = sharp(readChecked(file, 'image'), { failOn: 'error', limitInputPixels: MAX_IMAGE_PIXELS }).rotate();
         const meta = await image.metadata();
         // the size after EXIF rotation, as decodeRgb and renderFace see the image
         const turned = (meta.orientation ?? 1) >= 5;
@@ -116,7 +117,7 @@ export async function createDetector(opts: { backend?: BackendPreference; minSco
           .raw()
           .toBuffer({ resolveWithObject: true }));
       } catch (e) {
-        throw new FerCleanError(`${file}: cannot decode image (${(e as Error).message.split('\n')[0]})`);
+        throw new FerCleanError(`${file}: cannot decode image (${e instanceof FileReadError ? e.reason : (e as Error).message.split('\n')[0]})`);
       }
       const input = tf.tensor3d(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), [info.height, info.width, 3], 'int32');
       let results;

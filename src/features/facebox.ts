@@ -37,7 +37,8 @@ export function boxProblem(box: FaceBox, width: number, height: number): string 
   const at = `(x ${x}, y ${y}, width ${w}, height ${h})`;
   if (![x, y, w, h].every(Number.isInteger)) return `${at} is not in whole pixels`;
   if (w <= 0 || h <= 0) return `${at} is empty`;
-  if (x < 0 || y < 0 || x + w > width || y + h > height) return `${at} lies outside the ${width}x${height} image`;
+  if (x < 0 || y < 0) return `${at} starts outside the image (x and y must be 0 or more)`;
+  if (x + w > width || y + h > height) return `${at} lies outside the ${width}x${height} image`;
   return null;
 }
 

@@ -4,8 +4,27 @@ import { FerCleanError } from '../errors.js';
 import { boxProblem, type FaceBox } from '../features/facebox.js';
 import { NO_FACE, NON_EXPRESSION_CODES } from '../taxonomy.js';
 import { readCsv, requireColumn } from './csvfile.js';
+import { MIN_FACE_SIDE } from './images.js';
 import { sourcePath } from './sources.js';
 import type { IngestOptions, Problem, SourceItem, SourceListing } from './types.js';
+
+/**
+ * Source bytes as JSON can hold them, for `export --format same`: under `key` as text when they are valid UTF-8
+ * (readable in the database, and what earlier versions stored), else under `${key}Base64`, so a row in Latin-1 or
+ * with a stray byte comes back byte for byte.
+ */
+export function keptBytes(key: string, bytes: Buffer): Record<string, string> {
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? { [key]: text } : { [`${key}Base64`]: bytes.toString('base64') };
+}
+
+/** The bytes keptBytes stored under `key` (empty when neither is there). */
+export function bytesKept(o: Record<string, unknown>, key: string): Buffer {
+  const b64 = o[`${key}Base64`];
+  if (typeof b64 === 'string') return Buffer.from(b64, 'base64');
+  const text = o[key];
+  return Buffer.from(typeof text === 'string' ? text : '', 'utf8');
+}
 
 /** The columns of AffectNet's annotation files (training.csv, validation.csv). */
 export const AFFECTNET_COLUMNS = [
@@ -43,9 +62,14 @@ function rowBox(record: Record<string, string>, cols: readonly string[]): FaceBo
   }
   const [x, y, w, h] = values as [number, number, number, number];
   const box = { x, y, w, h };
-  // whole pixels and not empty; whether it lies inside the image is checked once the image is opened
+  // whole pixels, not empty, not starting left of or above the image, large enough to hold a face (as an image
+  // must be); whether it ends inside the image is checked once the image is opened
   const problem = boxProblem(box, Infinity, Infinity);
-  return problem === null ? box : `face box ${problem}`;
+  if (problem !== null) return `face box ${problem}`;
+  if (w < MIN_FACE_SIDE || h < MIN_FACE_SIDE) {
+    return `face box (x ${x}, y ${y}, width ${w}, height ${h}) is ${w}x${h} px: too small to hold a face (each side must be at least ${MIN_FACE_SIDE} px)`;
+  }
+  return box;
 }
 
 /**
@@ -96,12 +120,12 @@ export function readAffectNet(opts: IngestOptions): SourceListing {
       where,
       line,
       record,
-      text: table.bytes.subarray(start, end).toString('utf8'),
+      text: table.bytes.subarray(start, end),
       box,
       quality: NON_EXPRESSION_CODES[Number(labelRaw.trim())] === NO_FACE ? NO_FACE : null,
     });
   }
-  const tail = table.rows.length ? table.bytes.subarray(table.rows.at(-1)!.end).toString('utf8') : '';
+  const tail = table.rows.length ? table.bytes.subarray(table.rows.at(-1)!.end) : Buffer.alloc(0);
   return {
     format: 'affectnet',
     root,
@@ -112,8 +136,9 @@ export function readAffectNet(opts: IngestOptions): SourceListing {
       pathColumn: pathCol,
       labelColumn: exprCol,
       header: table.header,
-      headerText: table.bytes.subarray(0, table.headerEnd).toString('utf8'),
-      tailText: tail,
+      // as bytes: a file in another encoding than UTF-8 is written back as it was (see keptBytes)
+      ...keptBytes('headerText', table.bytes.subarray(0, table.headerEnd)),
+      ...keptBytes('tailText', tail),
       file: table.file,
     },
     // training.csv and validation.csv usually sit side by side: one dataset each by default

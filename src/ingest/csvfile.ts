@@ -1,7 +1,7 @@
 import { parse } from 'csv-parse/sync';
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { FerCleanError } from '../errors.js';
+import { readChecked, type FileKind } from '../files.js';
 import type { Problem } from './types.js';
 
 export interface CsvTable {
@@ -19,14 +19,9 @@ export interface CsvTable {
  * Reads a CSV with a header row (csv-parse). Rows with the wrong number of fields become problems naming the line;
  * an unreadable, empty or header-only file is an error.
  */
-export function readCsv(path: string): CsvTable {
+export function readCsv(path: string, kind: FileKind = 'source'): CsvTable {
   const name = basename(path);
-  let text: Buffer;
-  try {
-    text = readFileSync(path);
-  } catch (e) {
-    throw new FerCleanError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readChecked(path, kind); // a fifo, device, socket or folder is refused by name; the size is capped
   let parsed: { record: string[]; info: { lines: number; bytes: number } }[];
   try {
     parsed = parse(text, { bom: true, info: true, relax_column_count: true, skip_empty_lines: true, trim: true }) as unknown as typeof parsed;

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
+import { FileReadError, MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 
 export interface ImageInfo {
   sha256: string;
@@ -28,19 +29,37 @@ sharp.cache(false);
  */
 export const MIN_FACE_SIDE = 16;
 
+/**
+ * The image formats ingest reads, by content (sharp's metadata().format), whatever the file is named: photographs
+ * and frames. Not SVG or PDF (drawings that reference other files and render at any size), not libvips' own
+ * formats. A GIF is read when it is a still image; an animated one (several frames) is refused: which frame would be
+ * the face?
+ */
+export const DECODED_FORMATS: readonly string[] = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'heif'];
+
 /** Reads, hashes and fully decodes one image: a truncated, corrupt or too small file is reported, not accepted. */
 export async function inspectImage(file: string): Promise<ImageResult> {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file); // faces are small: one blocking read beats four thread-pool round trips
+    // faces are small: one blocking read beats four thread-pool round trips; a fifo, device or folder is refused
+    bytes = readChecked(file, 'image');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, error: code === 'ENOENT' ? 'image file not found' : `cannot read image (${code ?? (e as Error).message})` };
+    if (!(e instanceof FileReadError)) throw e;
+    return { ok: false, error: e.code === 'ENOENT' ? 'image file not found' : e.code ? `cannot read image (${e.code})` : `image file ${e.reason}` };
   }
   if (bytes.length === 0) return { ok: false, error: 'image file is empty' };
   try {
-    const image = sharp(bytes, { failOn: 'truncated' });
+    // the pixel cap is checked by hand from the header below (sharp's own check would fail metadata() with a vaguer message)
+    const image = sharp(bytes, { failOn: 'truncated', limitInputPixels: false });
     const meta = await image.metadata(); // channels as stored (sharp's raw output would be sRGB)
+    if (!DECODED_FORMATS.includes(meta.format ?? '')) {
+      return { ok: false, error: `cannot decode image: ${meta.format ?? 'unknown'} is not a supported image format (PNG, JPEG, WebP, TIFF, GIF, HEIF)` };
+    }
+    if (meta.width! * meta.height! > MAX_IMAGE_PIXELS) {
+      // said from the header, before anything is decoded
+      return { ok: false, error: `image is ${meta.width}x${meta.height} px (${Math.round((meta.width! * meta.height!) / 1e6)} Mpx): more than the ${MAX_IMAGE_PIXELS / 1e6} Mpx an image may have` };
+    }
+    if ((meta.pages ?? 1) > 1 && meta.format === 'gif') return { ok: false, error: `image is an animated GIF (${meta.pages} frames): save the face as a still image` };
     // Grey faces decode as grey: converting to sRGB first was most of the per-image cost.
     if (meta.space === 'b-w') image.toColourspace('b-w');
     await image.raw().toBuffer(); // a full decode: catches truncated and corrupt data the header hides

@@ -15,12 +15,13 @@ import {
   UnknownLabelError,
   type LabelClass,
 } from '../taxonomy.js';
-import { readAffectNet } from './affectnet.js';
+import { keptBytes, readAffectNet } from './affectnet.js';
 import { readFer2013, writeFer2013Images } from './fer2013.js';
 import { inspectAll, type ImageInfo } from './images.js';
 import { detectFormat, readCsvSource, readImageFolder, readRafDb } from './sources.js';
 import {
   FORMATS,
+  REPEATS_KEY,
   problemText,
   type DuplicateGroup,
   type Format,
@@ -44,6 +45,20 @@ interface Resolved {
   trainable: boolean;
   reference: string | null;
   info?: ImageInfo;
+  /** Later lines naming the same image identically: kept with it so `export --format same` writes every line back. */
+  repeats?: SourceItem[];
+}
+
+/**
+ * The record fields in which a repeated line differs from the first line naming the image: every column but the
+ * path (`./a.png` and `a.png` name one image) and the label (compared as a class). Empty when they agree.
+ */
+function differingFields(listing: SourceListing, a: SourceItem, b: SourceItem): string[] {
+  if (!a.record || !b.record) return [];
+  const o = listing.options as { pathColumn?: string; labelColumn?: string };
+  const skip = new Set([o.pathColumn, o.labelColumn, ...(listing.format === 'rafdb' ? ['name', 'label'] : [])]);
+  const keys = new Set([...Object.keys(a.record), ...Object.keys(b.record)]);
+  return [...keys].filter((k) => !skip.has(k) && (a.record![k] ?? '').trim() !== (b.record![k] ?? '').trim());
 }
 
 async function readSource(opts: IngestOptions, format: Format): Promise<SourceListing> {
@@ -128,8 +143,18 @@ function resolveLabels(
     }
     const first = byPath.get(item.path);
     if (first) {
-      if (first.given === r.given) {
+      const differs = first.given === r.given ? differingFields(listing, first.item, item) : [];
+      if (first.given === r.given && differs.length === 0) {
         repeatedLines++;
+        (first.repeats ??= []).push(item);
+      } else if (differs.length) {
+        // a repeat is checked like any row: a different face box, landmarks or split is not silently dropped
+        problems.push({
+          where: item.where,
+          message: `${item.path} is listed again with a different ${differs.join(', ')} (first at ${first.item.where})`,
+          path: item.path,
+        });
+        conflicted.add(item.path);
       } else {
         problems.push({
           where: item.where,
@@ -251,9 +276,20 @@ function touchDataset(db: DB, id: number, listing: SourceListing, source: string
   db.prepare(`UPDATE datasets SET source = ?, root = ?, options = ?, updated_at = ? WHERE id = ?`).run(source, listing.root, listingOptions(listing), nowIso(), id);
 }
 
-/** What is stored of a source row for `export --format same`: the record, and its bytes when the format keeps them. */
-const sourceRowOf = (item: SourceItem): string | null =>
-  item.text !== undefined ? JSON.stringify({ record: item.record, text: item.text }) : item.record ? JSON.stringify(item.record) : null;
+/**
+ * What is stored of a source row for `export --format same`: the record, and its bytes when the format keeps them
+ * (keptBytes: as text, or base64 when they are not UTF-8); repeated lines naming the same image go with it
+ * (affectnet: under `repeats`; other formats: under REPEATS_KEY in the record, a key no CSV header holds).
+ */
+function sourceRowOf(item: SourceItem, repeats: SourceItem[] = []): string | null {
+  if (item.text !== undefined) {
+    const more = repeats.map((x) => ({ line: x.line, record: x.record, ...keptBytes('text', x.text ?? Buffer.alloc(0)) }));
+    return JSON.stringify({ record: item.record, ...keptBytes('text', item.text), ...(more.length ? { repeats: more } : {}) });
+  }
+  if (!item.record) return null;
+  if (!repeats.length) return JSON.stringify(item.record);
+  return JSON.stringify({ ...item.record, [REPEATS_KEY]: repeats.map((x) => ({ line: x.line, record: x.record })) });
+}
 
 /**
  * Inserts new images with their labels and updates those whose file, label, split, source row, face box or quality
@@ -292,7 +328,7 @@ function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<Ingest
     const { item } = r;
     const info = r.info!;
     const votes = item.referenceVotes ? JSON.stringify(item.referenceVotes) : null;
-    const sourceRow = sourceRowOf(item);
+    const sourceRow = sourceRowOf(item, r.repeats);
     const line = item.line ?? null;
     const trainable = r.trainable ? 1 : 0;
     const box = item.box;

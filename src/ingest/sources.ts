@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, type Dirent } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, statSync, type Dirent } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FerCleanError } from '../errors.js';
+import { kindOf, readChecked } from '../files.js';
 import {
   LABEL_COLUMNS,
   PATH_COLUMNS,
@@ -13,7 +14,12 @@ import {
 import { ferPlusMajority, FERPLUS_VOTE_CLASSES, voteColumns } from './ferplus.js';
 import type { Format, IngestOptions, Problem, SourceItem, SourceListing } from './types.js';
 
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff'];
+/**
+ * The files a class folder lists as images (by name). Whether a file is an image is decided by its content
+ * (DECODED_FORMATS in images.ts), for a folder and a CSV row alike: a GIF is read in both (its one frame; an
+ * animated one is refused), an SVG or PDF in neither.
+ */
+export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff', '.gif'];
 const isImageFile = (name: string): boolean => IMAGE_EXTENSIONS.some((e) => name.toLowerCase().endsWith(e));
 
 /**
@@ -24,6 +30,7 @@ const isImageFile = (name: string): boolean => IMAGE_EXTENSIONS.some((e) => name
 export function sourcePath(root: string, p: string): { path: string } | { error: string } {
   const raw = p.trim();
   if (raw === '') return { error: 'empty image path' };
+  if (raw.includes('\0')) return { error: `image path '${raw}' holds a NUL character: no file can be named so` };
   if (isAbsolute(raw)) return { path: resolve(raw).split(sep).join('/') };
   const rel = relative(root, resolve(root, raw));
   if (rel === '') return { error: `image path '${raw}' names the folder ${root}, not an image file` };
@@ -39,7 +46,8 @@ export function detectFormat(source: string): Format {
     return 'imagefolder';
   }
   if (basename(source) === 'list_patition_label.txt') return 'rafdb';
-  const firstLine = readFileSync(source, 'utf8').split(/\r?\n/, 1)[0] ?? '';
+  // the header line is all it needs: a bounded read, and a fifo or device is refused by name
+  const firstLine = readChecked(source, 'source', { head: 64 * 1024 }).toString('utf8').split(/\r?\n/, 1)[0] ?? '';
   const cols = firstLine.split(',').map((c) => c.trim().replace(/^"|"$/g, '').toLowerCase());
   if (cols.includes('pixels') && cols.includes('emotion')) return 'fer2013';
   if (cols.includes('subdirectory_filepath') && cols.includes('face_x')) return 'affectnet';
@@ -118,8 +126,8 @@ export function readCsvSource(opts: IngestOptions, format: 'csv' | 'ferplus'): S
 
 const SPLIT_DIRS = new Set(['train', 'training', 'test', 'testing', 'val', 'valid', 'validation']);
 
-/** What a folder entry is, following symlinks; a broken link or a link loop is a problem naming it. */
-function entryKind(d: Dirent, full: string, rel: string, problems: Problem[]): 'dir' | 'file' | 'other' {
+/** What a folder entry is, following symlinks; a broken link or a link loop is a problem naming it ('bad'). */
+function entryKind(d: Dirent, full: string, rel: string, problems: Problem[]): 'dir' | 'file' | 'other' | 'bad' {
   if (!d.isSymbolicLink()) return d.isDirectory() ? 'dir' : d.isFile() ? 'file' : 'other';
   try {
     const st = statSync(full);
@@ -135,7 +143,7 @@ function entryKind(d: Dirent, full: string, rel: string, problems: Problem[]): '
     const message =
       code === 'ELOOP' ? `symlink loop (${rel} -> ${target})` : code === 'ENOENT' ? `broken symlink (${rel} -> ${target}: no such file or folder)` : `cannot follow symlink ${rel} -> ${target} (${code})`;
     problems.push({ where: rel, message, path: rel });
-    return 'other';
+    return 'bad';
   }
 }
 
@@ -167,7 +175,14 @@ export function readImageFolder(opts: IngestOptions): SourceListing {
   const items: SourceItem[] = [];
   for (const g of groups.sort((a, b) => a.rel.localeCompare(b.rel))) {
     const files = readdirSync(join(root, g.rel), { withFileTypes: true })
-      .filter((f) => isImageFile(f.name) && entryKind(f, join(root, g.rel, f.name), `${g.rel}/${f.name}`, problems) === 'file')
+      .filter((f) => {
+        if (!isImageFile(f.name)) return false;
+        const rel = `${g.rel}/${f.name}`;
+        const kind = entryKind(f, join(root, rel), rel, problems);
+        // an image name on a fifo, device, socket or folder is said, as it is for a CSV row naming one
+        if (kind === 'dir' || kind === 'other') problems.push({ where: rel, message: `image file is ${kindOf(statSync(join(root, rel)))}, not a regular file`, path: rel });
+        return kind === 'file';
+      })
       .map((f) => f.name)
       .sort();
     for (const f of files) {
@@ -186,7 +201,7 @@ export function readRafDb(opts: IngestOptions): SourceListing {
   if (!existsSync(listFile)) throw new FerCleanError(`${listFile}: no such file (RAF-DB needs EmoLabel/list_patition_label.txt)`);
   const name = relative(root, listFile).split(sep).join('/');
   const imageDir = opts.images ? relative(root, resolve(opts.images)).split(sep).join('/') : 'Image/aligned';
-  const lines = readFileSync(listFile, 'utf8').split(/\r?\n/);
+  const lines = readChecked(listFile, 'source').toString('utf8').split(/\r?\n/);
   const items: SourceItem[] = [];
   const problems: Problem[] = [];
   lines.forEach((text, i) => {

@@ -4,6 +4,9 @@ import type { LabelEncoding } from '../taxonomy.js';
 export const FORMATS = ['csv', 'ferplus', 'imagefolder', 'rafdb', 'fer2013', 'affectnet'] as const;
 export type Format = (typeof FORMATS)[number];
 
+/** Where a stored source record (images.source_row) keeps the later lines that repeat it: a key no CSV header holds. */
+export const REPEATS_KEY = '\u0000repeats';
+
 export interface IngestOptions {
   /** A CSV file, a list file or a folder, depending on the format. */
   source: string;
@@ -51,7 +54,7 @@ export interface SourceItem {
   /** Raw CSV record, for `export --format same`. */
   record?: Record<string, string>;
   /** The source's bytes for this item, line ending included, when export writes them back verbatim (affectnet). */
-  text?: string;
+  text?: Buffer;
   /** The face box the source gives (checked against the image once it is opened); undefined = the source has none. */
   box?: FaceBox;
   /** A data-quality flag the source implies (images.quality), or null for none; undefined = the source says nothing. */
@@ -100,7 +103,7 @@ export interface IngestSummary {
   /** Given label vs reference label, over images that have a reference. */
   agreement: { compared: number; agree: number } | null;
   skipped: Problem[];
-  /** Duplicate lines that named the same path with the same label (ignored). */
+  /** Lines that named a path already listed, identically (same label, same fields): kept with the first, written back by `export --format same`. */
   repeatedLines: number;
 }
 

@@ -14,6 +14,7 @@ import { reviewQueue, type QueueOrder } from './domain/order.js';
 import { checkAnnotator, checkLimit, checkOrder } from './domain/options.js';
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
 import type { PriorSource } from '../estimate/model.js';
+import { datasetClass, LabelError, type LabelEncoding } from '../taxonomy.js';
 
 export type { QueueOrder };
 export { bulkAccept, previewBulkAccept, type BulkPreview, type BulkResult } from './domain/bulk.js';
@@ -118,7 +119,7 @@ const ACTIONS: readonly Verdict[] = ['accepted', 'rejected', 'manual'];
 export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; annotator: string; file: string; now?: number }): DecideSummary {
   const annotator = checkAnnotator(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
-  const table = readCsv(opts.file);
+  const table = readCsv(opts.file, 'decisions');
   for (const col of ['path', 'action']) {
     if (!table.header.includes(col)) {
       throw new FerCleanError(`${table.file}:1: no '${col}' column (expected path, action[, label]; found ${table.header.join(', ')})`);
@@ -133,6 +134,7 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
     return id === undefined ? undefined : e.index.get(id);
   };
   const tax = run.dataset.taxonomy;
+  const encoding = (run.dataset.options as { labelEncoding?: LabelEncoding }).labelEncoding ?? 'names';
   const seen = new Map<string, number>();
   const todo: { line: number; index: number; action: Verdict; label?: string }[] = [];
   for (const { line, record } of table.rows) {
@@ -154,20 +156,32 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
       problems.push(`${where}: action '${record['action'] ?? ''}' is not one of ${ACTIONS.join(', ')}`);
       continue;
     }
-    if (action === 'manual') {
-      if (!label) {
-        problems.push(`${where}: action manual needs a label (one of ${tax.join(', ')})`);
-        continue;
-      }
-      if (!tax.includes(label)) {
-        problems.push(`${where}: unknown label '${label}' (classes: ${tax.join(', ')})`);
-        continue;
-      }
-    } else if (label && action === 'accepted' && label !== e.items[index]!.proposed) {
-      problems.push(`${where}: label '${label}' does not match the proposal (${e.items[index]!.proposed}) of an accepted row`);
+    if (action === 'manual' && !label) {
+      problems.push(`${where}: action manual needs a label (one of ${tax.join(', ')})`);
       continue;
     }
-    todo.push({ line, index, action: action as Verdict, label: action === 'manual' ? label : undefined });
+    // the label as ingest reads the dataset's labels: any case, synonyms (happy), its numeric encoding
+    let cls: string | undefined;
+    if (label) {
+      try {
+        cls = datasetClass(label, encoding, tax);
+      } catch (err) {
+        if (!(err instanceof LabelError)) throw err;
+        problems.push(`${where}: ${err.message}`);
+        continue;
+      }
+    }
+    const it = e.items[index]!;
+    if (cls !== undefined && action === 'accepted' && cls !== it.proposed) {
+      problems.push(`${where}: label '${label}' does not match the proposal (${it.proposed}) of an accepted row`);
+      continue;
+    }
+    if (cls !== undefined && action === 'rejected' && cls !== it.given) {
+      // a rejection keeps the given label: another label here means the row says something else than it does
+      problems.push(`${where}: label '${label}' on a rejected row: rejecting keeps the given label (${it.given}); for another label write manual,${cls}`);
+      continue;
+    }
+    todo.push({ line, index, action: action as Verdict, label: action === 'manual' ? cls : undefined });
   }
   const now = opts.now ?? Date.now();
   const who: Claimant = { runId: run.id, sessionId: `decide-${randomUUID()}`, annotator };
@@ -220,9 +234,8 @@ export function undoLastScripted(
   db: DB,
   opts: { runId?: number; dataset?: string; annotator: string; now?: number },
 ): { run: RunInfo; undone: DecisionRow; count: number } | undefined {
-  checkAnnotator(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
-  const who: Claimant = { runId: run.id, sessionId: `undo-${randomUUID()}`, annotator: opts.annotator };
+  const who: Claimant = { runId: run.id, sessionId: `undo-${randomUUID()}`, annotator: checkAnnotator(opts.annotator) };
   const r = undoLast(db, who, { now: opts.now });
   releaseClaims(db, who.sessionId);
   return r && { run, undone: r.undone, count: r.bulk?.undone ?? 1 };

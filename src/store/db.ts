@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerCleanError } from '../errors.js';
+import { checkRegularOrAbsent } from '../files.js';
 import { migrationsDir } from '../paths.js';
 
 export type DB = Database.Database;
@@ -45,6 +46,8 @@ export interface OpenOptions {
  */
 export function openStore(path: string, opts: OpenOptions = {}): DB {
   let db: DB;
+  // SQLite would block on a fifo and read a device: refuse anything but a regular file (or a new path) by name
+  if (path !== ':memory:' && path !== '') checkRegularOrAbsent(path);
   try {
     db = new Database(path, { fileMustExist: opts.mustExist ?? false, readonly: opts.readonly ?? false });
   } catch (e) {

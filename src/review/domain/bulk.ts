@@ -89,7 +89,8 @@ export function bulkAccept(
           .run(e.run.id, annotator, rule, opts.minEstimate, c.take.length, c.expectedWrong, c.fittedOn, nowIso()).lastInsertRowid,
       );
       for (const i of c.take) {
-        recordDecision(db, who, e.items[i]!, 'accepted', undefined, { now, estimate: e.model.estimate(i), bulkId, leaseMs: LEASE_MS });
+        // the annotator's own open review session does not block their bulk accept (bulkCandidates counted it in)
+        recordDecision(db, who, e.items[i]!, 'accepted', undefined, { now, estimate: e.model.estimate(i), bulkId, leaseMs: LEASE_MS, takeOwnClaim: true });
       }
       releaseClaims(db, who.sessionId);
       return { run: e.run, minEstimate: opts.minEstimate, items: c.take.length, expectedWrong: c.expectedWrong, held: c.held, fittedOn: c.fittedOn, bulkId };

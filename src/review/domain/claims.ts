@@ -25,14 +25,15 @@ interface ClaimRow {
 }
 
 /**
- * Takes or renews the claim on one image, unless another session holds an unexpired one. Does no transaction of its
- * own: call it inside one (claimImage, or a decision's transaction).
+ * Takes or renews the claim on one image, unless another session holds an unexpired one. With `takeOwn`, a claim of
+ * another session of the same annotator is taken over (a bulk accept by the annotator whose review session is open).
+ * Does no transaction of its own: call it inside one (claimImage, or a decision's transaction).
  */
-export function takeClaim(db: DB, who: Claimant, imageId: number, now: number, leaseMs = LEASE_MS): ClaimResult {
+export function takeClaim(db: DB, who: Claimant, imageId: number, now: number, leaseMs = LEASE_MS, takeOwn = false): ClaimResult {
   const held = db
     .prepare(`SELECT session_id, annotator, expires_at FROM claims WHERE run_id = ? AND image_id = ?`)
     .get(who.runId, imageId) as ClaimRow | undefined;
-  if (held && held.session_id !== who.sessionId && held.expires_at > now) {
+  if (held && held.session_id !== who.sessionId && held.expires_at > now && !(takeOwn && held.annotator === who.annotator)) {
     return { ok: false, holder: held.annotator, expiresAt: held.expires_at };
   }
   db.prepare(

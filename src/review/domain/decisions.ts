@@ -136,6 +136,8 @@ export interface DecideOptions {
   estimate?: number | null;
   /** Written by this bulk action (bulk_actions.id). */
   bulkId?: number | null;
+  /** Take over the claim when another session of the same annotator holds the image (see takeClaim). */
+  takeOwnClaim?: boolean;
 }
 
 /** Thrown when another session holds the item (its lease had expired here and was taken over). */
@@ -164,7 +166,7 @@ export function recordDecision(
   const now = opts.now ?? Date.now();
   return db
     .transaction((): DecisionRow => {
-      const claim = takeClaim(db, who, subject.imageId, now, opts.leaseMs ?? LEASE_MS);
+      const claim = takeClaim(db, who, subject.imageId, now, opts.leaseMs ?? LEASE_MS, opts.takeOwnClaim ?? false);
       if (!claim.ok) throw new ClaimLostError(subject.imageId, claim.holder);
       const previous = effectiveFor(db, subject.imageId)?.label ?? subject.given;
       const next =

@@ -4,6 +4,7 @@
  * annotator. The CLI parses types only and tells these messages back in its flags (cli/commands/shared.ts).
  */
 import { FerCleanError } from '../../errors.js';
+import { annotatorName } from '../../printable.js';
 
 export type ReviewOption = 'minEstimate' | 'limit' | 'order' | 'annotator';
 
@@ -36,9 +37,9 @@ export function checkOrder<T extends string>(order: string | undefined, orders: 
   return order as T | undefined;
 }
 
-/** Who decides: a name that is not empty or blank; returned without surrounding spaces. */
+/** Who decides: a name that is not empty or blank and holds no control character; returned without surrounding spaces. */
 export function checkAnnotator(name: string): string {
   const trimmed = typeof name === 'string' ? name.trim() : '';
   if (!trimmed) throw new ReviewOptionError('annotator', name, 'a name (not empty)');
-  return trimmed;
+  return annotatorName(trimmed);
 }

@@ -11,6 +11,7 @@ import { describeFilter } from '../domain/order.js';
 import type { ReviewSession, Snapshot } from '../session/session.js';
 import type { FaceSink } from './overlay.js';
 import { computeLayout } from './layout.js';
+import { printable } from '../../printable.js';
 import { useBackground, useFaces, useTerminalSize, useTick } from './hooks.js';
 import { bulkLines, EndOfQueue, ItemView, Page, progressLine } from './views.js';
 
@@ -76,7 +77,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
       } catch (e) {
         // A database kept locked by another process past the busy timeout: nothing was written; say so and go on.
         if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw e;
-        ui.current = { ...ui.current, status: `not saved, the database is busy (${(e as Error).message}): press the key again` };
+        ui.current = { ...ui.current, status: `not saved, the database is busy (${printable((e as Error).message)}): press the key again` };
       }
     }
     if (!changed) return;
@@ -92,7 +93,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   useInsertionEffect(() => faceSink?.show(visibleFace, 1, 0), [faceSink, visibleFace]);
 
   const header =
-    `fer-clean review · ${session.run.dataset.name} · run ${session.run.id} (${session.run.method}) · ${session.who.annotator}` +
+    `fer-clean review · ${printable(session.run.dataset.name)} · run ${session.run.id} (${session.run.method}) · ${printable(session.who.annotator)}` +
     (snap.filter ? ` · filter: ${describeFilter(snap.filter)}` : '') +
     (snap.shown ? ` · item ${snap.position.index}/${snap.position.of}` : '');
 
@@ -115,7 +116,7 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
       ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc`
       : mode === 'bulk'
         ? 'bulk accept: y accepts, + / - change the threshold, any other key cancels'
-        : (statusLine ?? '');
+        : printable(statusLine ?? ''); // may quote a holder's name or an error from the data
 
   return (
     <Box flexDirection="column" width={layout.cols} height={layout.height}>

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { FerCleanError } from '../../errors.js';
 import type { FaceBox } from '../../features/facebox.js';
+import { FileReadError, MAX_IMAGE_PIXELS, readChecked } from '../../files.js';
 
 /**
  * How a face is drawn in the terminal:
@@ -91,7 +92,7 @@ export async function renderFace(file: string, cols: number, rows: number, mode:
   const height = Math.max(1, Math.floor(rows)) * 2;
   let data: Buffer;
   try {
-    let img = sharp(file);
+    let img = sharp(readChecked(file, 'image'), { limitInputPixels: MAX_IMAGE_PIXELS });
     // the face box is in the image's own (EXIF-rotated) pixels, as embedding reads it
     if (box) img = img.rotate().extract({ left: box.x, top: box.y, width: box.w, height: box.h });
     data = await img
@@ -101,7 +102,7 @@ export async function renderFace(file: string, cols: number, rows: number, mode:
       .raw()
       .toBuffer();
   } catch (e) {
-    throw new FerCleanError(`${file}: cannot read image: ${(e as Error).message}`);
+    throw new FerCleanError(`${file}: cannot read image: ${e instanceof FileReadError ? e.reason : (e as Error).message}`);
   }
   const channels = Math.round(data.length / (width * height));
   return pixelsToLines(data, width, height / 2, channels, mode);

@@ -5,6 +5,7 @@
 import { useEffect, useRef, useState, type Dispatch, type SetStateAction } from 'react';
 import { useStdout } from 'ink';
 import { renderFace, type ColorMode } from './face.js';
+import { printable } from '../../printable.js';
 import { faceKey, type Layout } from './layout.js';
 import type { ReviewSession, Snapshot } from '../session/session.js';
 import type { ItemDetail, QueueItem } from '../domain/proposals.js';
@@ -48,7 +49,7 @@ export function useFaces(
       if (faces.current.has(key) || loading.current.has(key)) return;
       loading.current.add(key);
       void renderFace(it.detail.file, layout.faceCols, layout.faceRows, colorMode, it.detail.box)
-        .catch((e: Error) => [`(cannot draw: ${e.message})`])
+        .catch((e: Error) => [`(cannot draw: ${printable(e.message)})`])
         .then((lines) => {
           if (faces.current.size > 64) faces.current.clear();
           faces.current.set(key, lines);

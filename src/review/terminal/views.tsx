@@ -9,6 +9,7 @@ import type { Layout } from './layout.js';
 import type { Shown, Snapshot } from '../session/session.js';
 import type { Stats } from '../domain/progress.js';
 import { formatDuration } from '../../format.js';
+import { printable } from '../../printable.js';
 
 export function ItemView({
   shown,
@@ -42,7 +43,7 @@ export function ItemView({
       </Box>
       <Box flexDirection="column" width={w}>
         <Text wrap="truncate-start">
-          {item.path} <Text dimColor>({item.split})</Text>
+          {printable(item.path)} <Text dimColor>({printable(item.split)})</Text>
           {detail.quality ? <Text color="red"> [{detail.quality}]</Text> : null}
         </Text>
         <Text>
@@ -77,7 +78,7 @@ export function ItemView({
         <Text> </Text>
         {decision ? (
           <Text wrap="truncate-end">
-            decision: <Text bold>{decision.action}</Text> → {decision.label} <Text dimColor>by {decision.annotator}</Text>
+            decision: <Text bold>{decision.action}</Text> → {decision.label} <Text dimColor>by {printable(decision.annotator)}</Text>
           </Text>
         ) : (
           <Text dimColor>undecided</Text>
