@@ -3,7 +3,6 @@ import { FerCleanError } from '../../src/errors.js';
 import { OutputError, writeOutput } from '../../src/export/output.js';
 import { datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
 import { QUEUE_ORDERS } from '../../src/review/scripted.js';
-import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { resolveRun } from '../../src/store/runs.js';
@@ -13,14 +12,15 @@ import { err, out } from '../io.js';
 import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
-const USAGE = `usage: fer-clean report [--run ID] [--json] [--sheet FILE.png [--sheet-count N] [--order ORDER]]
+const USAGE = `usage: fer-clean report [--run ID] [--dataset NAME] [--json] [--sheet FILE.png [--sheet-count N] [--order ORDER]]
 
 Scores a training run from what it stored: test accuracy against the reference and the given labels, noise
 detection (against the run's injected flips, or against reference labels that differ from the given ones),
 relabel accuracy, an importance histogram and the class pairs of the proposals.
 
-  --run ID        the run (default: the latest finished run)
-  --dataset NAME  with no --run: the latest run on this dataset
+  --run ID        the run (it names its dataset; default: the latest finished run of the dataset)
+  --dataset NAME  with no --run: this dataset's latest finished run (needed when the database holds several);
+                  with --run: must be the run's dataset
   --json          print the same figures as JSON
   --sheet FILE    also write a contact sheet (PNG): the first undecided faces of the review queue, each with
                   given -> proposed, its estimate and margin, then the training faces of lowest importance
@@ -42,16 +42,14 @@ export const reportCommand: Command = {
   async run({ values }, io) {
     const db = openExisting(values, io);
     try {
-      const runId =
-        parseIntFlag(values['run'], '--run') ??
-        resolveRun(db, {
-          dataset: values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string) : undefined,
-          purpose: 'to report',
-        }).id;
-      const report = reportRun(db, runId);
-      if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
+      // the run and its dataset, resolved once (--run wins and names its dataset; --dataset alone: its latest finished run)
+      const run = resolveRun(db, {
+        runId: parseIntFlag(values['run'], '--run'),
+        dataset: values['dataset'] as string | undefined,
+        purpose: 'to report',
+      });
+      const report = reportRun(db, run);
       // images ingest flagged (no face, several faces): left out of embedding and training, listed by name
-      const run = resolveRun(db, { runId, purpose: 'to report' });
       const flagged = flaggedImages(db, run.dataset_id);
       const estimate = summarizeEstimates(db, run);
       const labels = datasetLabelStats(db, { datasetId: run.dataset_id });
