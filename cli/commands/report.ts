@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
 import { OutputError, writeOutput } from '../../src/export/output.js';
-import { datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
+import { changedSinceRun, datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
 import { QUEUE_ORDERS } from '../../src/review/scripted.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
@@ -53,10 +53,17 @@ export const reportCommand: Command = {
       const flagged = flaggedImages(db, run.dataset_id);
       const estimate = summarizeEstimates(db, run);
       const labels = datasetLabelStats(db, { datasetId: run.dataset_id });
-      if (values['json']) out(io, JSON.stringify({ ...report, estimate, flagged_images: flagged, dataset_labels: labels }, null, 2));
+      const changed = changedSinceRun(db, run);
+      if (values['json']) {
+        out(io, JSON.stringify({ ...report, estimate, flagged_images: flagged, dataset_labels: labels, images_changed_since_run: changed }, null, 2));
+      }
       else {
         for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
         for (const line of formatLabelStats(labels)) out(io, line);
+        if (changed) {
+          out(io, `${changed} image${changed > 1 ? 's' : ''} of this run changed since it was trained (new pixels at the same path, ` +
+            're-ingested): faces detected again, old embeddings dropped; `fer-clean embed` then `train` to score the new pictures');
+        }
         if (estimate.proposals > 0) for (const line of ['', ...formatEstimateSummary(estimate)]) out(io, line);
         if (flagged.length) {
           out(io, '');
