@@ -1,7 +1,7 @@
 // The install must print no npm warning and must never make onnxruntime-node's postinstall
 // download its CUDA libraries (the npm registry is the only network an install may need).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -57,5 +57,39 @@ describe('npm install setup', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { allowScripts: Record<string, boolean> };
     expect(pkg.allowScripts['better-sqlite3']).toBe(true);
     expect(pkg.allowScripts['onnxruntime-node']).toBe(false);
+  });
+
+  it('every installed package with an install script has an allowScripts entry (npm >= 11 warns otherwise)', () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { allowScripts: Record<string, boolean> };
+    const uncovered: string[] = [];
+    const walk = (dir: string): void => {
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        return;
+      }
+      for (const name of names) {
+        if (name.startsWith('.')) continue;
+        if (name.startsWith('@')) {
+          walk(join(dir, name));
+          continue;
+        }
+        const at = join(dir, name);
+        let manifest: { name?: string; scripts?: Record<string, string>; gypfile?: boolean };
+        try {
+          manifest = JSON.parse(readFileSync(join(at, 'package.json'), 'utf8'));
+        } catch {
+          continue;
+        }
+        const s = manifest.scripts ?? {};
+        // npm's default install script for a package with a binding.gyp and none of its own: node-gyp rebuild
+        const gyp = !s['install'] && !s['preinstall'] && manifest.gypfile !== false && existsSync(join(at, 'binding.gyp'));
+        if ((s['preinstall'] || s['install'] || s['postinstall'] || gyp) && !(manifest.name! in pkg.allowScripts)) uncovered.push(manifest.name!);
+        walk(join(at, 'node_modules'));
+      }
+    };
+    walk(join(root, 'node_modules'));
+    expect(uncovered).toEqual([]);
   });
 });
