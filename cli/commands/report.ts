@@ -43,11 +43,10 @@ export const reportCommand: Command = {
     const db = openExisting(values, io);
     try {
       // the run and its dataset, resolved once (--run wins and names its dataset; --dataset alone: its latest finished run)
-      const run = resolveRun(db, {
-        runId: parseIntFlag(values['run'], '--run'),
-        dataset: values['dataset'] as string | undefined,
-        purpose: 'to report',
-      });
+      const runId = parseIntFlag(values['run'], '--run');
+      // a run asked for by id is found whatever its status, to say why it has nothing to report
+      const run = resolveRun(db, { runId, dataset: values['dataset'] as string | undefined, done: runId === undefined, purpose: 'to report' });
+      if (run.status !== 'done') throw new FerCleanError(`run ${run.id} is ${run.status}: nothing to report`);
       const report = reportRun(db, run);
       // images ingest flagged (no face, several faces): left out of embedding and training, listed by name
       const flagged = flaggedImages(db, run.dataset_id);
