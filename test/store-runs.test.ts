@@ -50,13 +50,15 @@ describe('resolveRun: the one way to find a run', () => {
       /dataset 'other' has no finished run to review: run `fer-clean train` first/,
     );
     expect(resolveRun(s.db, { dataset: other, optional: true })).toBeNull();
-    expect(() => resolveRun(s.db, { method: 'ce' })).toThrow(/the database holds no finished ce run/);
+    expect(() => resolveRun(s.db, { dataset: ds, method: 'ce' })).toThrow(/dataset 'ferplus-fixture' has no finished ce run/);
+    // no dataset named with several in the database: the choice is asked for, never guessed
+    expect(() => resolveRun(s.db, { method: 'ce' })).toThrow(/holds 2 datasets \(ferplus-fixture, other\): pick one with --dataset NAME or --run ID/);
   });
 
   it('refuses a run that does not meet the requirements, saying why', () => {
     expect(() => resolveRun(s.db, { runId: 99 })).toThrow(/no run with id 99 \(runs in this database: 1\)/);
     const other = otherDataset();
-    expect(() => resolveRun(s.db, { runId: s.runId, dataset: other })).toThrow(/run 1 is on dataset 'ferplus-fixture', not 'other'/);
+    expect(() => resolveRun(s.db, { runId: s.runId, dataset: other })).toThrow(/--run 1 is a run of dataset 'ferplus-fixture' but --dataset names 'other'/);
     expect(() => resolveRun(s.db, { runId: s.runId, method: 'cl', purpose: 'to x' })).toThrow(/run 1 is a scn run: only a cl run can be used to x/);
     const failed = run(1);
     failRun(s.db, failed, 'boom', 1);

@@ -15,7 +15,7 @@ Each item is a decision of its own in the audit trail, marked with the bulk acti
 P must be in (0, 1]; the run needs at least ${MIN_DECISIONS_FOR_BULK} reviewer decisions first.
 
   --run ID            the run (default: the dataset's latest finished run)
-  --dataset NAME      with no --run: the latest run of this dataset
+  --dataset NAME      with no --run: its latest finished run; with --run: must be the run's dataset
   --annotator NAME    who accepts (default: FER_CLEAN_ANNOTATOR)
   --min-estimate P    the threshold
   --dry-run           only say how many items and how many expected wrong

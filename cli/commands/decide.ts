@@ -16,7 +16,7 @@ decided by someone else or being reviewed now) is reported with file:line and no
 A row that repeats your decision in force changes nothing, so the same file can be applied twice.
 
   --run ID          the run (default: the dataset's latest finished run)
-  --dataset NAME    with no --run: the latest run of this dataset
+  --dataset NAME    with no --run: its latest finished run; with --run: must be the run's dataset
   --annotator NAME  who decided (default: FER_CLEAN_ANNOTATOR)
   --db PATH         database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 

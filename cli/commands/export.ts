@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
 import { exportLabels, type ExportSummary } from '../../src/export/index.js';
 import { resolveDataset } from '../../src/store/datasets.js';
+import { resolveRun } from '../../src/store/runs.js';
 import { err, out } from '../io.js';
 import { UsageError, type Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
@@ -17,8 +18,10 @@ a device or a named pipe is written to directly.
 Columns: path, split, original_label, final_label, changed, decision (none/accepted/rejected/manual),
 annotator, decided_at, importance, proposed_label, proposal_margin, estimate (estimated probability that a
 reviewer accepts the proposal, refitted on the decisions so far), reference_label.
-  --dataset NAME                  which dataset (needed when the database holds several)
-  --run ID                        run whose importance and proposals are exported (default: latest finished)
+  --run ID                        run whose importance and proposals are exported (it names its dataset;
+                                  default: the dataset's latest finished run)
+  --dataset NAME                  which dataset (needed when the database holds several and no --run is given;
+                                  with --run: must be the run's dataset)
   --only-decided                  only images with a review decision
   --include-undecided-proposals   undecided images with a proposal take the proposed label
   --format csv|same               same = the dataset's own format (csv, ferplus, rafdb list, fer2013.csv,
@@ -45,12 +48,16 @@ export const exportCommand: Command = {
     const runId = parseIntFlag(values['run'], '--run');
     const db = openExisting(values, io);
     try {
-      const dataset = resolveDataset(db, values['dataset'] as string | undefined);
+      // the run and its dataset, resolved once: --run wins and names its dataset; --dataset alone: its latest finished
+      // run; no run yet: the dataset's labels and decisions without SCN fields
+      const named = values['dataset'] as string | undefined;
+      const run = resolveRun(db, { runId, dataset: named, purpose: 'to export', optional: true });
+      const dataset = run?.dataset ?? resolveDataset(db, named);
       const toStdout = positionals[0] === '-';
       const s = await exportLabels(db, {
         dataset,
         out: toStdout ? io.stdout : resolve(io.cwd, positionals[0]!),
-        runId,
+        run,
         onlyDecided: Boolean(values['only-decided']),
         includeUndecidedProposals: Boolean(values['include-undecided-proposals']),
         format,

@@ -122,6 +122,9 @@ export const ingestCommand: Command = {
 /** What an ingest did, for people (also the demo's). */
 export function printIngestSummary(io: Io, s: IngestSummary, dbPath: string): void {
   out(io, `dataset '${s.dataset.name}' (${s.dataset.format}) in ${dbPath}: ${s.images} images — ${s.added} added, ${s.updated} updated, ${s.unchanged} unchanged`);
+  if (s.newPixels) {
+    out(io, `  ${s.newPixels} of the updated images changed (new pixels at the same path): their face is detected again and their old embeddings were dropped (\`fer-clean embed\` computes new ones)`);
+  }
   if (s.missingFromSource) out(io, `  ${s.missingFromSource} images in the database are no longer in the source (kept)`);
   out(io, `  splits:  ${Object.entries(s.splits).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out(io, `  classes: ${Object.entries(s.classes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);

@@ -10,7 +10,7 @@ estimate: the probability that a reviewer accepts it (from the run's validation 
 refitted on every decision so far). Feed decisions back with \`fer-clean decide\`.
 
   --run ID          the run (default: the dataset's latest finished run)
-  --dataset NAME    with no --run: the latest run of this dataset
+  --dataset NAME    with no --run: its latest finished run; with --run: must be the run's dataset
   --limit K         at most K items (default: all)
   --annotator NAME  leave out items leased to other annotators' sessions only (default: every leased item)
   --order ORDER     estimate (default: highest estimate first, re-ranked as decisions arrive) | margin |

@@ -1,9 +1,8 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
 import { OutputError, writeOutput } from '../../src/output.js';
-import { datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
+import { changedSinceRun, datasetLabelStats, formatLabelStats } from '../../src/ingest/stats.js';
 import { QUEUE_ORDERS } from '../../src/review/verbs.js';
-import { resolveDataset } from '../../src/store/datasets.js';
 import { reportRun } from '../../src/scn/index.js';
 import { formatReport } from '../../src/scn/report.js';
 import { resolveRun } from '../../src/store/runs.js';
@@ -13,14 +12,15 @@ import { err, out } from '../io.js';
 import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
-const USAGE = `usage: fer-clean report [--run ID] [--json] [--sheet FILE.png [--sheet-count N] [--order ORDER]]
+const USAGE = `usage: fer-clean report [--run ID] [--dataset NAME] [--json] [--sheet FILE.png [--sheet-count N] [--order ORDER]]
 
 Scores a training run from what it stored: test accuracy against the reference and the given labels, noise
 detection (against the run's injected flips, or against reference labels that differ from the given ones),
 relabel accuracy, an importance histogram and the class pairs of the proposals.
 
-  --run ID        the run (default: the latest finished run)
-  --dataset NAME  with no --run: the latest run on this dataset
+  --run ID        the run (it names its dataset; default: the latest finished run of the dataset)
+  --dataset NAME  with no --run: this dataset's latest finished run (needed when the database holds several);
+                  with --run: must be the run's dataset
   --json          print the same figures as JSON
   --sheet FILE    also write a contact sheet (PNG): the first undecided faces of the review queue, each with
                   given -> proposed, its estimate and margin, then the training faces of lowest importance
@@ -42,23 +42,27 @@ export const reportCommand: Command = {
   async run({ values }, io) {
     const db = openExisting(values, io);
     try {
-      const runId =
-        parseIntFlag(values['run'], '--run') ??
-        resolveRun(db, {
-          dataset: values['dataset'] !== undefined ? resolveDataset(db, values['dataset'] as string) : undefined,
-          purpose: 'to report',
-        }).id;
-      const report = reportRun(db, runId);
-      if (report.status !== 'done') throw new FerCleanError(`run ${runId} is ${report.status}: nothing to report`);
+      // the run and its dataset, resolved once (--run wins and names its dataset; --dataset alone: its latest finished run)
+      const runId = parseIntFlag(values['run'], '--run');
+      // a run asked for by id is found whatever its status, to say why it has nothing to report
+      const run = resolveRun(db, { runId, dataset: values['dataset'] as string | undefined, done: runId === undefined, purpose: 'to report' });
+      if (run.status !== 'done') throw new FerCleanError(`run ${run.id} is ${run.status}: nothing to report`);
+      const report = reportRun(db, run);
       // images ingest flagged (no face, several faces): left out of embedding and training, listed by name
-      const run = resolveRun(db, { runId, purpose: 'to report' });
       const flagged = flaggedImages(db, run.dataset_id);
       const estimate = summarizeEstimates(db, run);
       const labels = datasetLabelStats(db, { datasetId: run.dataset_id });
-      if (values['json']) out(io, JSON.stringify({ ...report, estimate, flagged_images: flagged, dataset_labels: labels }, null, 2));
+      const changed = changedSinceRun(db, run);
+      if (values['json']) {
+        out(io, JSON.stringify({ ...report, estimate, flagged_images: flagged, dataset_labels: labels, images_changed_since_run: changed }, null, 2));
+      }
       else {
         for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
         for (const line of formatLabelStats(labels)) out(io, line);
+        if (changed) {
+          out(io, `${changed} image${changed > 1 ? 's' : ''} of this run changed since it was trained (new pixels at the same path, ` +
+            're-ingested): faces detected again, old embeddings dropped; `fer-clean embed` then `train` to score the new pictures');
+        }
         if (estimate.proposals > 0) for (const line of ['', ...formatEstimateSummary(estimate)]) out(io, line);
         if (flagged.length) {
           out(io, '');

@@ -16,7 +16,8 @@ Every decision is saved when the key is pressed; run it again to resume at the f
 Several annotators can review the same run at once (each item is leased to one session).
 
   --run ID          run to review (default: the dataset's latest finished run)
-  --dataset NAME    dataset whose latest run to review (needed when the database holds several)
+  --dataset NAME    dataset whose latest finished run to review (needed when the database holds several
+                    and no --run is given; with --run: must be the run's dataset)
   --annotator NAME  who is deciding, written to the audit trail (default: FER_CLEAN_ANNOTATOR, else your login)
   --order ORDER     estimate (default: highest estimated P(accept) first, refitted every few decisions, with
                     exploration), margin (largest margin first), importance (least important first),

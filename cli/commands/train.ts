@@ -21,7 +21,7 @@ Trains a head on the cached embeddings and stores the run (config, epochs, per-i
 label proposals). Prints the run id on standard output; progress and a summary go to standard error.
 
   --method M             scn (Self-Cure Network, default) | ce (plain cross-entropy) | cl (confident learning)
-  --dataset NAME         dataset (default: the only one in the database)
+  --dataset NAME         dataset (default: the run's dataset with --label-source run:ID, else the only one)
   --backbone NAME        embeddings to train on (default ${DEFAULT_BACKBONE}; a+b concatenates)
   --backend B            ${BACKEND_PREFERENCES.join(' | ')} (default auto)
   --label-source S       given (default) | reference (e.g. FER+ majority; images without one are not trained on)

@@ -10,7 +10,7 @@ Undoes your last decision in the run (from \`review\`, \`decide\` or \`accept\`)
 The undo is a row of its own in the audit trail. Repeat to go further back.
 
   --run ID          the run (default: the dataset's latest finished run)
-  --dataset NAME    with no --run: the latest run of this dataset
+  --dataset NAME    with no --run: its latest finished run; with --run: must be the run's dataset
   --annotator NAME  whose decision (default: FER_CLEAN_ANNOTATOR)
   --db PATH         database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 

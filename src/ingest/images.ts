@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { FileReadError, MAX_IMAGE_PIXELS, readChecked } from '../files.js';
 
 export interface ImageInfo {
@@ -51,7 +51,8 @@ export async function inspectImage(file: string): Promise<ImageResult> {
   try {
     // the pixel cap is checked by hand from the header below (sharp's own check would fail metadata() with a vaguer message)
     const image = sharp(bytes, { failOn: 'truncated', limitInputPixels: false });
-    const meta = await image.metadata(); // channels as stored (sharp's raw output would be sRGB)
+    // channels as stored (sharp's raw output would be sRGB); a plain PNG's header says it without a trip into libvips
+    const meta = plainPngHeader(bytes) ?? (await image.metadata());
     if (!DECODED_FORMATS.includes(meta.format ?? '')) {
       return { ok: false, error: `cannot decode image: ${meta.format ?? 'unknown'} is not a supported image format (PNG, JPEG, WebP, TIFF, GIF, HEIF)` };
     }
@@ -72,6 +73,41 @@ export async function inspectImage(file: string): Promise<ImageResult> {
   } catch (e) {
     return { ok: false, error: decodeError((e as Error).message) };
   }
+}
+
+/** What sharp's metadata() reports of an image, as far as inspectImage uses it. */
+type HeaderInfo = Pick<Metadata, 'format' | 'pages' | 'width' | 'height' | 'channels' | 'space' | 'autoOrient'>;
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+/** Channels and libvips interpretation of an 8-bit PNG by IHDR colour type (palette images are left to sharp). */
+const PNG_COLOUR_TYPES: Record<number, { channels: number; space: string }> = {
+  0: { channels: 1, space: 'b-w' },
+  2: { channels: 3, space: 'srgb' },
+  4: { channels: 2, space: 'b-w' },
+  6: { channels: 4, space: 'srgb' },
+};
+
+/**
+ * What sharp's metadata() says of a plain PNG (8 bits; grey, grey+alpha, RGB or RGBA; no eXIf chunk, so no
+ * orientation), read from its IHDR chunk (PNG spec 11.2.2); undefined for anything else, which asks sharp. Skipping
+ * that second call into libvips is about a fifth of the cost of inspecting a small face (docs/BENCHMARKS.md, Ingest).
+ * The full decode that follows still checks every byte.
+ */
+export function plainPngHeader(bytes: Buffer): HeaderInfo | undefined {
+  if (bytes.length < 33 || !bytes.subarray(0, 8).equals(PNG_SIGNATURE) || bytes.toString('latin1', 12, 16) !== 'IHDR') return undefined;
+  const type = PNG_COLOUR_TYPES[bytes[25]!];
+  if (bytes[24] !== 8 || !type) return undefined;
+  // chunks: length (4 bytes), type (4), data, CRC (4); an orientation (eXIf) anywhere, or a cut chunk list, asks sharp
+  for (let at = 8; ; ) {
+    if (at + 8 > bytes.length) return undefined;
+    const chunk = bytes.toString('latin1', at + 4, at + 8);
+    if (chunk === 'eXIf') return undefined;
+    if (chunk === 'IEND') break;
+    at += 12 + bytes.readUInt32BE(at);
+  }
+  const width = bytes.readUInt32BE(16);
+  const height = bytes.readUInt32BE(20);
+  return { format: 'png', pages: undefined, width, height, channels: type.channels as Metadata['channels'], space: type.space as Metadata['space'], autoOrient: { width, height } };
 }
 
 /**

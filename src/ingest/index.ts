@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../errors.js';
-import { boxProblem } from '../features/facebox.js';
+import { boxProblem, UNUSABLE_QUALITIES } from '../features/facebox.js';
 import { imageFile } from '../store/datasets.js';
 import { nowIso, type DB } from '../store/db.js';
 import {
@@ -296,7 +296,7 @@ function sourceRowOf(item: SourceItem, repeats: SourceItem[] = []): string | nul
  * flag changed. A face box or quality flag the source says nothing about (undefined) is left as stored (e.g. a box
  * found by face detection). Returns the counts and how many stored images the source no longer lists.
  */
-function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<IngestSummary, 'added' | 'updated' | 'unchanged' | 'missingFromSource'> {
+function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<IngestSummary, 'added' | 'updated' | 'newPixels' | 'unchanged' | 'missingFromSource'> {
   const existing = new Map<string, StoredImage>();
   for (const row of db
     .prepare(
@@ -315,6 +315,13 @@ function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<Ingest
   );
   const setBox = db.prepare(`UPDATE images SET crop_x = ?, crop_y = ?, crop_w = ?, crop_h = ?, crop_source = 'annotation' WHERE id = ?`);
   const setQuality = db.prepare(`UPDATE images SET quality = ? WHERE id = ?`);
+  // new pixels: the detected face may have moved or gone, and the embeddings describe the old picture
+  const markChanged = db.prepare(`UPDATE images SET pixels_changed_at = ? WHERE id = ?`);
+  const now = nowIso();
+  const clearDetectedBox = db.prepare(
+    `UPDATE images SET crop_x = NULL, crop_y = NULL, crop_w = NULL, crop_h = NULL, crop_source = NULL WHERE id = ? AND crop_source = 'detected'`,
+  );
+  const dropEmbeddings = db.prepare(`DELETE FROM embeddings WHERE image_id = ?`);
   const upsertLabel = db.prepare(
     `INSERT INTO labels (image_id, given, given_raw, reference, reference_votes, trainable) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (image_id) DO UPDATE SET given = excluded.given, given_raw = excluded.given_raw,
@@ -322,6 +329,7 @@ function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<Ingest
   );
   let added = 0;
   let updated = 0;
+  let newPixels = 0;
   let unchanged = 0;
   const seen = new Set<string>();
   for (const r of good) {
@@ -348,8 +356,13 @@ function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<Ingest
       old.given === r.given && old.given_raw === item.labelRaw && old.trainable === trainable && old.reference === r.reference && old.reference_votes === votes;
     const sameBox =
       !box || (old.crop_source === 'annotation' && old.crop_x === box.x && old.crop_y === box.y && old.crop_w === box.w && old.crop_h === box.h);
-    // null: the source implies no flag; it clears the one it implies (no-face), never a flag set elsewhere
-    const quality = item.quality === undefined ? old.quality : (item.quality ?? (old.quality === NO_FACE ? null : old.quality));
+    const changedPixels = old.sha256 !== info.sha256;
+    // null: the source implies no flag; it clears the one it implies (no-face), never a flag set elsewhere. A source
+    // that says nothing (undefined) keeps the stored flag, except a detection flag on new pixels: detected again.
+    const quality =
+      item.quality === undefined
+        ? changedPixels && old.quality !== null && UNUSABLE_QUALITIES.includes(old.quality) ? null : old.quality
+        : (item.quality ?? (old.quality === NO_FACE ? null : old.quality));
     const sameQuality = old.quality === quality;
     if (sameImage && sameLabel && sameBox && sameQuality) {
       unchanged++;
@@ -357,12 +370,18 @@ function upsertImages(db: DB, ds: { id: number }, good: Resolved[]): Pick<Ingest
     }
     updateImage.run(info.sha256, info.width, info.height, info.channels, item.split, line, sourceRow, old.id);
     upsertLabel.run(old.id, r.given, item.labelRaw, r.reference, votes, trainable);
+    if (changedPixels) {
+      markChanged.run(now, old.id);
+      clearDetectedBox.run(old.id);
+      dropEmbeddings.run(old.id);
+      newPixels++;
+    }
     if (!sameBox) setBox.run(box!.x, box!.y, box!.w, box!.h, old.id);
     if (!sameQuality) setQuality.run(quality, old.id);
     updated++;
   }
   const missingFromSource = [...existing.keys()].filter((p) => !seen.has(p)).length;
-  return { added, updated, unchanged, missingFromSource };
+  return { added, updated, newPixels, unchanged, missingFromSource };
 }
 
 /** The ingest summary's figures over the images written: classes, non-expression labels, splits, agreement, duplicates. */

@@ -38,3 +38,18 @@ export function formatLabelStats(s: DatasetLabelStats): string[] {
   if (total(s.quality)) lines.push(`data-quality flags: ${list(s.quality)}`);
   return lines;
 }
+
+/**
+ * Images of a run that a later re-ingest found with new bytes at the same path (images.pixels_changed_at after the
+ * run started): the run scored and proposed on the old pictures, and their old embeddings no longer count.
+ */
+export function changedSinceRun(db: DB, run: { id: number; started_at: string }): number {
+  return (
+    db
+      .prepare(
+        `SELECT count(*) AS n FROM run_images ri JOIN images i ON i.id = ri.image_id
+         WHERE ri.run_id = ? AND i.pixels_changed_at IS NOT NULL AND i.pixels_changed_at >= ?`,
+      )
+      .get(run.id, run.started_at) as { n: number }
+  ).n;
+}

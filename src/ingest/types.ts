@@ -90,6 +90,12 @@ export interface IngestSummary {
   images: number;
   added: number;
   updated: number;
+  /**
+   * Of the updated images, those with new bytes at the same path: a face box found by detection and a detection flag
+   * (no-face, several-faces) are dropped so the face is detected again, and their embeddings are dropped (embed
+   * computes them again; runs trained before no longer count them as current).
+   */
+  newPixels: number;
   unchanged: number;
   /** Images in the database that the source no longer lists (left in place). */
   missingFromSource: number;

@@ -22,6 +22,7 @@ import {
   saveRunResults,
   setRunMetrics,
   type Method,
+  type ResolvedRun,
   type RunImageRow,
 } from '../store/runs.js';
 import { chooseHeadEngine, type HeadEngine, type HeadEngineName } from './engine.js';
@@ -84,7 +85,12 @@ export async function trainRun(
   const head: HeadOptions = { ...HEAD_DEFAULTS, ...opts.head, seed: opts.seed };
   const scn: ScnOptions = { ...SCN_DEFAULTS, ...opts.scn };
   const propose = opts.propose ?? 'margin';
-  const dataset = resolveDataset(db, opts.dataset);
+  // --label-source run:ID names its dataset, as --run does (resolveRun's rule): --dataset, when given too, must agree
+  const source = opts.labelSource;
+  const dataset =
+    source.kind === 'run'
+      ? resolveRun(db, { runId: source.runId, dataset: opts.dataset, purpose: 'as a label source', runFlag: `--label-source run:${source.runId}` }).dataset
+      : resolveDataset(db, opts.dataset);
   const backbone = resolveBackbone(opts.backbone).name;
   const view = loadDatasetView(db, dataset, backbone, opts.labelSource);
   const backend = await initBackend(opts.backend);
@@ -299,10 +305,10 @@ export const PROPOSAL_RULE: Record<Method, string> = {
   cl: 'training images flagged by confident learning (prune_by_noise_rate), with their most likely out-of-fold class',
 };
 
-/** The scores of a stored run, recomputed from its stored rows. */
-export function reportRun(db: DB, runId: number): RunReport {
-  const run = resolveRun(db, { runId, done: false });
-  return scoreRun(run, runImagesForScoring(db, runId), runEpochs(db, runId).length);
+/** The scores of a stored run (a run id, or a run already resolved by the caller), recomputed from its stored rows. */
+export function reportRun(db: DB, which: number | ResolvedRun): RunReport {
+  const run = typeof which === 'number' ? resolveRun(db, { runId: which, done: false }) : which;
+  return scoreRun(run, runImagesForScoring(db, run.id), runEpochs(db, run.id).length);
 }
 
 /** The headline figures kept in runs.metrics. */

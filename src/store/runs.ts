@@ -4,7 +4,7 @@
  */
 import { FerCleanError } from '../errors.js';
 import { nowIso, type DB } from './db.js';
-import { getDatasetById, type DatasetRow } from './datasets.js';
+import { getDatasetById, listDatasets, resolveDataset, type DatasetRow } from './datasets.js';
 
 export type Method = 'scn' | 'ce' | 'cl';
 export const METHODS: readonly Method[] = ['scn', 'ce', 'cl'];
@@ -135,12 +135,31 @@ export function failRun(db: DB, runId: number, message: string, durationS: numbe
 /** A run with its dataset. */
 export type ResolvedRun = RunRow & { dataset: DatasetRow };
 
+/** `--run ID` names a run of one dataset and `--dataset NAME` another: the command refuses rather than guess. */
+export class RunDatasetMismatchError extends FerCleanError {
+  constructor(
+    readonly runId: number,
+    /** The dataset the run belongs to. */
+    readonly runDataset: string,
+    /** The dataset that was asked for. */
+    readonly asked: string,
+    /** How the run was named on the command line. */
+    readonly runFlag = `--run ${runId}`,
+  ) {
+    super(`${runFlag} is a run of dataset '${runDataset}' but --dataset names '${asked}': give one of them, or both naming the same dataset`);
+  }
+}
+
 /** What a caller requires of the run it works on. */
 export interface RunQuery {
-  /** The run asked for; without it, the latest run that meets the other requirements. */
+  /** The run asked for (`--run ID`); it names its dataset. Without it, the latest run that meets the other requirements. */
   runId?: number;
-  /** The run must belong to this dataset (without runId: the latest run of this dataset, else of any dataset). */
-  dataset?: DatasetRow;
+  /**
+   * The dataset asked for (`--dataset NAME`, or a dataset already looked up). With runId it must be the run's own
+   * dataset (else RunDatasetMismatchError); without runId, the run is this dataset's latest; when neither is given,
+   * the dataset is the only one in the database (several: an error asking for --dataset or --run).
+   */
+  dataset?: DatasetRow | string;
   /** Only a finished run (status 'done'); default true. */
   done?: boolean;
   /** Only a run of this method. */
@@ -149,17 +168,22 @@ export interface RunQuery {
   purpose?: string;
   /** Without runId, no matching run gives null instead of an error. */
   optional?: boolean;
+  /** How runId was given on the command line, for messages (default `--run ID`). */
+  runFlag?: string;
 }
 
 /**
- * The run a command works on: the one asked for (refused with a reason when it does not meet the requirements),
- * else the latest (highest id) run that meets them.
+ * The run a command works on, by the one rule every command follows (resolve it once, at the door, and pass the
+ * result on): `--run ID` wins and names its dataset; `--dataset NAME` alone picks that dataset's latest finished
+ * run; both, naming different datasets, is a RunDatasetMismatchError; neither picks the only dataset's latest
+ * finished run. A run asked for that does not meet the requirements is refused with the reason.
  */
 export function resolveRun(db: DB, q: RunQuery & { optional: true }): ResolvedRun | null;
 export function resolveRun(db: DB, q?: RunQuery): ResolvedRun;
 export function resolveRun(db: DB, q: RunQuery = {}): ResolvedRun | null {
   const done = q.done ?? true;
   const purpose = q.purpose ? ` ${q.purpose}` : '';
+  const asked = typeof q.dataset === 'string' ? resolveDataset(db, q.dataset) : q.dataset;
   if (q.runId !== undefined) {
     const r = db.prepare(`SELECT * FROM runs WHERE id = ?`).get(q.runId) as RawRun | undefined;
     if (!r) {
@@ -169,9 +193,7 @@ export function resolveRun(db: DB, q: RunQuery = {}): ResolvedRun | null {
       );
     }
     const dataset = getDatasetById(db, r.dataset_id);
-    if (q.dataset && r.dataset_id !== q.dataset.id) {
-      throw new FerCleanError(`run ${r.id} is on dataset '${dataset.name}', not '${q.dataset.name}'`);
-    }
+    if (asked && r.dataset_id !== asked.id) throw new RunDatasetMismatchError(r.id, dataset.name, asked.name, q.runFlag);
     if (q.method && r.method !== q.method) {
       throw new FerCleanError(`run ${r.id} is a ${r.method} run: only a ${q.method} run can be used${purpose}`);
     }
@@ -180,12 +202,9 @@ export function resolveRun(db: DB, q: RunQuery = {}): ResolvedRun | null {
     }
     return { ...decode(r), dataset };
   }
-  const where = [done ? `status = 'done'` : '1'];
-  const args: unknown[] = [];
-  if (q.dataset) {
-    where.push('dataset_id = ?');
-    args.push(q.dataset.id);
-  }
+  const dataset = asked ?? onlyDataset(db);
+  const where = [done ? `status = 'done'` : '1', 'dataset_id = ?'];
+  const args: unknown[] = [dataset.id];
   if (q.method) {
     where.push('method = ?');
     args.push(q.method);
@@ -193,12 +212,22 @@ export function resolveRun(db: DB, q: RunQuery = {}): ResolvedRun | null {
   const r = db.prepare(`SELECT * FROM runs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT 1`).get(...args) as RawRun | undefined;
   if (!r) {
     if (q.optional) return null;
-    const of = q.dataset ? `dataset '${q.dataset.name}' has` : 'the database holds';
     throw new FerCleanError(
-      `${of} no ${done ? 'finished ' : ''}${q.method ? `${q.method} ` : ''}run${purpose}: run \`fer-clean train\` first`,
+      `dataset '${dataset.name}' has no ${done ? 'finished ' : ''}${q.method ? `${q.method} ` : ''}run${purpose}: run \`fer-clean train\` first`,
     );
   }
-  return { ...decode(r), dataset: q.dataset ?? getDatasetById(db, r.dataset_id) };
+  return { ...decode(r), dataset };
+}
+
+/** The dataset when none was named: the only one (several: ask for --dataset or --run). */
+function onlyDataset(db: DB): DatasetRow {
+  const all = listDatasets(db);
+  if (all.length > 1) {
+    throw new FerCleanError(
+      `the database holds ${all.length} datasets (${all.map((x) => x.name).join(', ')}): pick one with --dataset NAME or --run ID`,
+    );
+  }
+  return resolveDataset(db);
 }
 
 export interface RunEpochRow {

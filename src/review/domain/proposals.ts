@@ -1,16 +1,17 @@
 import { FerCleanError } from '../../errors.js';
 import { boxOfRow, type FaceBox } from '../../features/facebox.js';
 import type { DB } from '../../store/db.js';
-import { imageFile, resolveDataset } from '../../store/datasets.js';
+import { imageFile } from '../../store/datasets.js';
 import { resolveRun, type ResolvedRun } from '../../store/runs.js';
 import { compareItems } from './order.js';
 
 /**
- * The finished run a review works on (the Ink session and the scripted verbs alike): `runId` when given, else the
- * latest finished run of `dataset` (by name; without one, the only dataset).
+ * The finished run a review works on (the Ink session and the scripted verbs alike), by resolveRun's rule: `runId`
+ * when given (it names its dataset; a `dataset` that differs is an error), else the latest finished run of `dataset`
+ * (by name; without one, the only dataset).
  */
 export function reviewRun(db: DB, runId: number | undefined, dataset: string | undefined): ResolvedRun {
-  return resolveRun(db, { runId, dataset: runId === undefined ? resolveDataset(db, dataset) : undefined, purpose: 'to review' });
+  return resolveRun(db, { runId, dataset, purpose: 'to review' });
 }
 
 /** Review order: highest proposal margin first, least important (lowest alpha) first, or by given class. */
