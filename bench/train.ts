@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { openStore } from '../src/store/db.js';
@@ -45,7 +45,12 @@ export async function main(): Promise<void> {
   write('train.i32', Int32Array.from(train));
   write('valid.i32', Int32Array.from(valid));
   writeFileSync(join(dir, 'meta.json'), JSON.stringify({ dim: view.dim, classes: C, options }));
-  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  // One thread on the PyTorch side too: the BLAS under it (OpenBLAS, when Debian's alternative points there) would
+  // otherwise start a thread per core.
+  const torchEnv = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+  const probe = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', env: torchEnv });
+  const blasLink = '/usr/lib/x86_64-linux-gnu/libblas.so.3';
+  const blas = existsSync(blasLink) ? realpathSync(blasLink) : 'unknown';
   const torchVersion = probe.status === 0 ? probe.stdout.trim() : null;
 
   console.log(`## Head training: fer-clean vs PyTorch (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC)`);
@@ -58,6 +63,7 @@ export async function main(): Promise<void> {
   if (!torchVersion) {
     console.log(`\nPyTorch half skipped: ${python} cannot import torch (${(probe.stderr || probe.error?.message || '').trim().split('\n').pop()}). ` + 'Set TORCH_PYTHON to a python with torch.');
   }
+  if (torchVersion) console.log(`PyTorch's BLAS (Debian's libblas.so.3 alternative): ${blas}`);
   if (baseline) console.log(`baseline: trainHead of ${baselinePath}`);
   const baseCols = baseline ? ' baseline trainHead: wall (CPU) | baseline / fer-clean |' : '';
   console.log(`\n| round | fer-clean trainHead (${kernels}, 1 thread): wall (CPU) |${baseCols} PyTorch ${torchVersion ?? '-'} (1 thread): wall (CPU) | fer-clean / PyTorch | final valid acc fer-clean${baseline ? ' / baseline' : ''} / PyTorch |`);
@@ -95,7 +101,7 @@ export async function main(): Promise<void> {
     let torchCpu = NaN;
     let torchVal: number | null = null;
     if (torchVersion) {
-      const p = spawnSync(python, [resolve('bench/scn_torch.py'), dir], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      const p = spawnSync(python, [resolve('bench/scn_torch.py'), dir], { encoding: 'utf8', maxBuffer: 1 << 26, env: torchEnv });
       if (p.status !== 0) throw new Error(`bench/scn_torch.py failed: ${p.stderr}`);
       const out = JSON.parse(p.stdout.trim().split('\n').pop()!) as { seconds: number; cpuSeconds: number; epochs: { valAccuracy: number }[] };
       torchS = out.seconds;
