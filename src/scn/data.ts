@@ -41,12 +41,17 @@ export interface DatasetView {
  */
 export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource): DatasetView {
   const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone });
-  const all = db
+  let all = db
     .prepare(
       `SELECT i.id, i.split, l.given, l.reference, coalesce(l.trainable, 1) AS trainable FROM images i LEFT JOIN labels l ON l.image_id = i.id
        WHERE i.dataset_id = ? AND ${usableSql('i')} ORDER BY i.id`,
     )
     .all(dataset.id) as { id: number; split: string; given: string | null; reference: string | null; trainable: number }[];
+  if (emb.imageIds.length < all.length) {
+    // An imported backbone that covers only some images (embed --from ... --skip-bad): the others sit this run out.
+    const covered = new Set(emb.imageIds);
+    all = all.filter((r) => covered.has(r.id));
+  }
   if (all.length !== emb.imageIds.length) {
     throw new FerCleanError(`dataset '${dataset.name}': ${all.length} images but ${emb.imageIds.length} embeddings`);
   }

@@ -6,7 +6,7 @@ import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import { resolveDataset } from '../store/datasets.js';
 import { initBackend, type BackendPreference } from '../features/backend.js';
-import { resolveBackbone } from '../features/store.js';
+import { resolveStoredBackbone } from '../features/import.js';
 import { argmax } from './argmax.js';
 import { confidentLearning } from './cl.js';
 import { proposeLabels } from './losses.js';
@@ -83,7 +83,7 @@ export async function trainRun(
   const scn: ScnOptions = { ...SCN_DEFAULTS, ...opts.scn };
   const propose = opts.propose ?? 'margin';
   const dataset = resolveDataset(db, opts.dataset);
-  const backbone = resolveBackbone(opts.backbone).name;
+  const backbone = resolveStoredBackbone(db, dataset.id, opts.backbone).name;
   const view = loadDatasetView(db, dataset, backbone, opts.labelSource);
   const backend = await initBackend(opts.backend);
   const tax = dataset.taxonomy;
