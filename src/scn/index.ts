@@ -28,7 +28,8 @@ import { HEAD_DEFAULTS, SCN_DEFAULTS, trainHead, type EpochStats, type HeadOptio
 
 export interface TrainRunOptions {
   dataset?: string;
-  method: Method;
+  /** What to train ('probs' runs are made by probsRun in probs.ts, from a file). */
+  method: Exclude<Method, 'probs'>;
   backbone: string;
   backend: BackendPreference;
   labelSource: LabelSource;
@@ -162,7 +163,7 @@ export async function trainRun(
  * Applies the review decisions in force (any annotator, any run) to the training rows' labels, in place, and marks
  * those rows trusted. Returns the mask (1 = trusted), per row.
  */
-function trustedLabels(db: DB, datasetId: number, imageIds: number[], train: number[], labels: Int32Array, tax: readonly string[]): Uint8Array {
+export function trustedLabels(db: DB, datasetId: number, imageIds: number[], train: number[], labels: Int32Array, tax: readonly string[]): Uint8Array {
   const decided = new Map(
     (
       db
@@ -218,7 +219,7 @@ function runConfig(
 }
 
 /** What training says about every row, and the proposals drawn from it (class index, -1 for none). */
-interface Trained {
+export interface Trained {
   epochs: EpochStats[];
   probs: Float32Array;
   trainedLabels: Int32Array;
@@ -231,7 +232,7 @@ interface Trained {
 /** Trains with the method and turns its output into proposals (on training rows only). */
 async function trainAndPropose(
   data: TrainData,
-  m: { method: Method; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number },
+  m: { method: Exclude<Method, 'probs'>; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number },
   tick: (s: EpochStats) => void,
   signal?: AbortSignal,
 ): Promise<Trained> {
@@ -262,7 +263,7 @@ async function trainAndPropose(
 }
 
 /** The rows stored per image: labels, importance, probabilities, prediction and proposal with its margin. */
-function imageRows(view: DatasetView, labels: Int32Array, t: Trained, tax: readonly string[]): RunImageRow[] {
+export function imageRows(view: Pick<DatasetView, 'imageIds' | 'given'>, labels: Int32Array, t: Trained, tax: readonly string[]): RunImageRow[] {
   const C = tax.length;
   const images: RunImageRow[] = [];
   for (let i = 0; i < view.imageIds.length; i++) {
@@ -296,6 +297,8 @@ export const PROPOSAL_RULE: Record<Method, string> = {
   scn: SCN_PROPOSAL_RULE.margin,
   ce: 'training images whose predicted class beats the given one by more than delta2 (in-sample)',
   cl: 'training images flagged by confident learning (prune_by_noise_rate), with their most likely out-of-fold class',
+  probs:
+    "training images flagged by cleanlab's default rule (find_label_issues, prune_by_noise_rate) on the imported out-of-fold probabilities, with their argmax class",
 };
 
 /** The scores of a stored run, recomputed from its stored rows. */
