@@ -60,7 +60,7 @@ label proposals). Prints the run id on standard output; progress and a summary g
   --probs FILE           FILE.csv: a 'path' column (each image's path as the dataset's source wrote it) and one
                          column per class, named as the dataset's classes (any order; happy/happiness alike); or
                          FILE.npy: an images x classes float16/32/64 array, columns in the dataset's class order
-                         (see \`fer-clean report\`), with --paths. Each row: probabilities in [0, 1] summing to 1
+                         (FER: anger, disgust, fear, happiness, sadness, surprise, neutral[, contempt]), with --paths. Each row: probabilities in [0, 1] summing to 1
                          (within ${PROBS_TOLERANCE}; 1e-2 for float16), e.g. sklearn's cross_val_predict(...,
                          method='predict_proba'). Proposals follow cleanlab's find_label_issues default
                          (prune_by_noise_rate), each proposing its argmax class. Every labelled image needs a row.
