@@ -158,6 +158,14 @@ describe('embed --from: imported embeddings', () => {
     expect(halfToFloat(0x7e00)).toBeNaN();
   }, 60_000);
 
+  it('matches paths written absolute (under the dataset root) or with ./ in front', async () => {
+    const root = (db.prepare(`SELECT root FROM datasets WHERE id = ?`).get(datasetId) as { root: string }).root;
+    const rows = allRows().map((r, k) => ({ ...r, path: k % 2 ? join(root, r.path) : `./${r.path}` }));
+    const r = await cli('embed', '--from', file('paths_forms.csv', csvOf(rows)));
+    expect(r.code, r.stderr).toBe(0);
+    expect(loadEmbeddings(db, { datasetId, backbone: 'paths_forms' }).imageIds.length).toBe(images.length);
+  });
+
   describe('every bad input is named, and nothing is written', () => {
     const rows = (): { path: string; values: number[] }[] => allRows();
     const csvCase = (edit: (lines: string[]) => void): string => {

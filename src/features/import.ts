@@ -80,21 +80,19 @@ export interface ImageIndex {
 
 export function imageIndex(db: DB, datasetId: number): ImageIndex {
   const dataset = getDatasetById(db, datasetId);
-  const ids = new Map<string, number>();
-  let maxId = 0;
-  for (const r of db.prepare(`SELECT id, path FROM images WHERE dataset_id = ?`).iterate(datasetId) as IterableIterator<{ id: number; path: string }>) {
-    ids.set(r.path, r.id);
-    if (r.id > maxId) maxId = r.id;
-  }
+  // One indexed lookup per row (images has UNIQUE (dataset_id, path)): no map of every path held in memory.
+  const byPath = db.prepare(`SELECT id FROM images WHERE dataset_id = ? AND path = ?`).pluck();
+  const maxId = (db.prepare(`SELECT coalesce(max(id), 0) FROM images WHERE dataset_id = ?`).pluck().get(datasetId) as number) ?? 0;
+  const find = (p: string): number | undefined => byPath.get(datasetId, p) as number | undefined;
   return {
     maxId,
     lookup(path) {
       let p = path.replace(/\\/g, '/');
-      const direct = ids.get(p);
+      const direct = find(p);
       if (direct !== undefined) return direct;
       if (isAbsolute(p)) p = relative(dataset.root, resolve(p)).replace(/\\/g, '/');
-      p = p.replace(/^(\.\/)+/, '');
-      return ids.get(p);
+      const stripped = p.replace(/^(\.\/)+/, '');
+      return stripped === path ? undefined : find(stripped);
     },
   };
 }
@@ -125,8 +123,8 @@ export async function importEmbeddings(
     `INSERT INTO embeddings (image_id, backbone, backbone_version, dim, vector, backend, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
   );
   const now = nowIso();
-  const seenAt: (string | undefined)[] = [];
-  const seen = new Uint8Array(index.maxId + 1);
+  // Per image: the line (CSV) or row (.npy) that gave its embedding, 0 for none yet.
+  const seen = new Int32Array(index.maxId + 1);
   const unmatched: string[] = [];
   let unmatchedCount = 0;
   let rows = 0;
@@ -150,9 +148,10 @@ export async function importEmbeddings(
         if (unmatched.length < 10) unmatched.push(`${row.where}: ${row.path}`);
         continue;
       }
-      if (seen[id]) throw new FerCleanError(`${row.where}: second row for image '${row.path}' (first at ${seenAt[id] ?? '?'})`);
-      seen[id] = 1;
-      seenAt[id] = row.where;
+      if (seen[id]) {
+        throw new FerCleanError(`${row.where}: second row for image '${row.path}' (first at ${input.format === 'csv' ? `${basename(opts.file)}:` : 'row '}${seen[id]})`);
+      }
+      seen[id] = row.line;
       vector.set(row.values);
       insert.run(id, name, version, input.dim, bytes, IMPORTED_BACKEND, now);
       rows++;

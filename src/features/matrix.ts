@@ -23,6 +23,8 @@ export interface MatrixRow {
   path: string;
   /** Where the row is, for errors: `file.csv:12` or `file.npy row 11 (paths.txt:11)`. */
   where: string;
+  /** The CSV line, or the .npy row (1-based). */
+  line: number;
   values: Float64Array;
 }
 
@@ -118,7 +120,7 @@ async function openCsvMatrix(file: string): Promise<MatrixInput> {
             }
             values[k++] = v;
           }
-          yield { path: record[pathCol]!, where, values };
+          yield { path: record[pathCol]!, where, line: info.lines, values };
         }
       } catch (e) {
         parser.destroy();
@@ -158,7 +160,7 @@ async function openNpyMatrix(file: string, pathsFile: string): Promise<MatrixInp
             for (let j = 0; j < cols; j++) {
               if (!Number.isFinite(values[j]!)) throw new FerCleanError(`${where}: value ${j + 1} is ${values[j]}: every value must be a finite number`);
             }
-            yield { path: next.value.trim(), where, values };
+            yield { path: next.value.trim(), where, line: row + 1, values };
           }
         }
         // Extra lines: a blank last line is allowed (a file ending in a newline gives none anyway).
