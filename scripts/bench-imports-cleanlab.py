@@ -1,7 +1,7 @@
 """cleanlab's own ranking on the same out-of-fold file, beside a fer-clean `--probs` run (docs/BENCHMARKS.md, imports).
 
-Usage: PYTHONPATH=CLEANLAB_SRC python3 scripts/bench-imports-cleanlab.py PREFIX DB RUN
-Reads PREFIX.oof.npy and PREFIX.labels.csv, runs cleanlab.filter.find_label_issues (defaults; ranked by
+Usage: PYTHONPATH=CLEANLAB_SRC python3 scripts/bench-imports-cleanlab.py PREFIX DB RUN [PROBS.csv]
+Reads PREFIX.oof.npy (or PROBS.csv: path + one column per class, rows in PREFIX.labels.csv's order) and PREFIX.labels.csv, runs cleanlab.filter.find_label_issues (defaults; ranked by
 self_confidence, cleanlab's default ranking) on the train split, and compares its flagged set with the proposals of
 fer-clean run RUN in DB. Precision of the first N: proposals (argmax class) equal to the FER+ majority, among the
 first N of the order; images without a majority count as wrong.
@@ -16,7 +16,11 @@ from cleanlab.filter import find_label_issues
 
 prefix, db, run = sys.argv[1], sys.argv[2], int(sys.argv[3])
 classes = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
-P = np.load(f"{prefix}.oof.npy").astype(np.float64)
+if len(sys.argv) > 4:
+    table = list(csv.DictReader(open(sys.argv[4])))
+    P = np.array([[float(r[c]) for c in classes] for r in table])
+else:
+    P = np.load(f"{prefix}.oof.npy").astype(np.float64)
 P = P / P.sum(axis=1, keepdims=True)
 rows = list(csv.DictReader(open(f"{prefix}.labels.csv")))
 y = np.array([classes.index(r["given"]) for r in rows])
