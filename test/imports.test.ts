@@ -190,6 +190,8 @@ describe('embed --from: imported embeddings', () => {
       ['a second row for an image', () => ['--from', file('bad6.csv', csvCase((l) => l.push(l[1]!)))], () => new RegExp(`bad6\\.csv:${images.length + 2}: second row for image '[^']+' \\(first at bad6\\.csv:2\\)`)],
       ['no path column', () => ['--from', file('bad7.csv', csvCase((l) => (l[0] = l[0]!.replace('path', 'file'))))], /bad7\.csv:1: no 'path' column/],
       ['a built-in backbone name', () => ['--from', file('ok.csv', csvOf(rows())), '--name', 'faceexpr'], /backbone name 'faceexpr' is a built-in backbone/],
+      ['--paths with a CSV', () => ['--from', file('ok2.csv', csvOf(rows())), '--paths', file('p0.txt', pathsText())], /--paths goes with a \.npy file only: ok2\.csv names its images in its 'path' column/],
+      ['a name that is not a word', () => ['--from', file('ok3.csv', csvOf(rows())), '--name', 'my model'], /backbone name 'my model': use letters, digits/],
       ['not a .npy file', () => ['--from', file('bad8.npy', 'hello, world, this is text'), '--paths', file('p8.txt', pathsText())], /bad8\.npy: not a \.npy file/],
       ['an integer dtype', () => ['--from', file('bad9.npy', npy('<i4', [n(), DIM], goodF32())), '--paths', file('p9.txt', pathsText())], /bad9\.npy: \.npy dtype '<i4' is not supported/],
       ['Fortran order', () => ['--from', file('bad10.npy', npy('<f4', [n(), DIM], goodF32(), true)), '--paths', file('p10.txt', pathsText())], /bad10\.npy: \.npy array is in Fortran/],
