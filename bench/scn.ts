@@ -32,7 +32,7 @@ export async function main(): Promise<void> {
     noiseType: 'symmetric',
     folds: 5,
   };
-  const run = async (method: Method, seed: number, extra: Partial<TrainRunOptions> = {}): Promise<RunReport & { id: number }> => {
+  const run = async (method: Exclude<Method, 'probs'>, seed: number, extra: Partial<TrainRunOptions> = {}): Promise<RunReport & { id: number }> => {
     const t0 = performance.now();
     const { runId, report } = await trainRun(db, { ...base, method, seed, ...extra });
     const d = report.detection;

@@ -6,6 +6,8 @@ import { out } from '../io.js';
 import { ProgressBar } from '../progress.js';
 import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
+import { IMPORT_USAGE, runEmbedImport } from './embed-import.js';
+import { FerCleanError } from '../../src/errors.js';
 
 const USAGE = `usage: fer-clean embed [options]
 
@@ -24,7 +26,8 @@ ${Object.values(BACKBONES)
                      per core, at most 8; 0 runs in the main thread)
   --split NAME       only images of this split (default: all)
   --dataset NAME     dataset to embed (default: the only one in the database)
-  --db PATH          database (default ./fer-clean.db, or FER_CLEAN_DB)`;
+  --db PATH          database (default ./fer-clean.db, or FER_CLEAN_DB)
+${IMPORT_USAGE}`;
 
 export const embedCommand: Command = {
   name: 'embed',
@@ -36,8 +39,15 @@ export const embedCommand: Command = {
     workers: { type: 'string' },
     dataset: { type: 'string' },
     split: { type: 'string' },
+    from: { type: 'string' },
+    paths: { type: 'string' },
+    name: { type: 'string' },
+    'skip-bad': { type: 'boolean' },
   },
   async run({ values }, io) {
+    if (values['from'] !== undefined) return runEmbedImport(values, io);
+    const importOnly = ['paths', 'name', 'skip-bad'].filter((k) => values[k] !== undefined);
+    if (importOnly.length) throw new FerCleanError(`${importOnly.map((k) => `--${k}`).join(', ')} go${importOnly.length > 1 ? '' : 'es'} with --from FILE`);
     const backbone = resolveBackbone((values['backbone'] as string | undefined) ?? DEFAULT_BACKBONE);
     const backend = choiceFlag(values['backend'], '--backend', EMBED_BACKENDS);
     const batch = parseIntFlag(values['batch'], '--batch');

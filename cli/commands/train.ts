@@ -11,6 +11,7 @@ import { ProgressBar } from '../progress.js';
 import type { Command } from '../command.js';
 import { choiceFlag, openExisting, parseNumberFlag, parseWholeFlag } from './shared.js';
 import { formatReportSummary } from '../../src/scn/report.js';
+import { PROBS_TOLERANCE, probsRun } from '../../src/scn/probs.js';
 
 const H = HEAD_DEFAULTS;
 const S = SCN_DEFAULTS;
@@ -53,7 +54,19 @@ label proposals). Prints the run id on standard output; progress and a summary g
                          label (never relabeled, never in the low-importance group) and get no new proposal
  cl:
   --folds K              folds of the out-of-fold probabilities (default ${CL_DEFAULT_FOLDS})
-  --db PATH              database (default ./fer-clean.db, or FER_CLEAN_DB)`;
+  --db PATH              database (default ./fer-clean.db, or FER_CLEAN_DB)
+
+ Bring your own model's out-of-fold predictions instead of training (a run of method 'probs'):
+  --probs FILE           FILE.csv: a 'path' column (each image's path as the dataset's source wrote it) and one
+                         column per class, named as the dataset's classes (any order; happy/happiness alike); or
+                         FILE.npy: an images x classes float16/32/64 array, columns in the dataset's class order
+                         (FER: anger, disgust, fear, happiness, sadness, surprise, neutral[, contempt]), with --paths. Each row: probabilities in [0, 1] summing to 1
+                         (within ${PROBS_TOLERANCE}; 1e-2 for float16), e.g. sklearn's cross_val_predict(...,
+                         method='predict_proba'). Proposals follow cleanlab's find_label_issues default
+                         (prune_by_noise_rate), each proposing its argmax class. Every labelled image needs a row.
+  --paths PATHS.txt      for a .npy file: one image path per line, line k naming row k
+  --skip-bad             leave out images with no row and skip rows naming no image (default: an error)
+  (--dataset and --trust-decisions apply; the training options above do not)`;
 
 export const trainCommand: Command = {
   name: 'train',
@@ -85,9 +98,15 @@ export const trainCommand: Command = {
     propose: { type: 'string' },
     'trust-decisions': { type: 'boolean' },
     folds: { type: 'string' },
+    probs: { type: 'string' },
+    paths: { type: 'string' },
+    'skip-bad': { type: 'boolean' },
   },
   async run({ values }, io) {
     const v = values;
+    if (v['probs'] !== undefined) return runProbs(v, io);
+    const probsOnly = ['paths', 'skip-bad'].filter((k) => v[k] !== undefined);
+    if (probsOnly.length) throw new FerCleanError(`${probsOnly.map((k) => `--${k}`).join(', ')} go${probsOnly.length > 1 ? '' : 'es'} with --probs FILE`);
     // Types here; ranges (and which options go with which method) are checked by trainRun, named as in
     // TrainRunOptions, and its complaints are told back in flags (FLAG_OF).
     const num = (k: string): number | undefined => parseNumberFlag(v[k], `--${k}`);
@@ -177,6 +196,29 @@ export const trainCommand: Command = {
     }
   },
 };
+
+/** `train --probs FILE`: a run from imported out-of-fold probabilities. */
+async function runProbs(v: Record<string, unknown>, io: Parameters<Command['run']>[1]): Promise<number> {
+  const allowed = new Set(['probs', 'paths', 'skip-bad', 'dataset', 'trust-decisions', 'db']);
+  const other = Object.keys(v).filter((k) => v[k] !== undefined && !allowed.has(k));
+  if (other.length) throw new FerCleanError(`--probs makes a run from the file's probabilities: it takes no ${other.map((k) => `--${k}`).join(', ')}`);
+  const db = openExisting(v, io);
+  try {
+    const { runId, report } = await probsRun(db, {
+      file: v['probs'] as string,
+      paths: v['paths'] as string | undefined,
+      dataset: v['dataset'] as string | undefined,
+      skipBad: Boolean(v['skip-bad']),
+      trustDecisions: Boolean(v['trust-decisions']),
+    });
+    out(io, String(runId));
+    for (const line of formatReportSummary(report)) err(io, line);
+    err(io, `details: fer-clean report --run ${runId}`);
+    return 0;
+  } finally {
+    db.close();
+  }
+}
 
 /** The flag of each of trainRun's options, to tell its complaints in the user's words. */
 const FLAG_OF: Record<string, string> = {

@@ -3,6 +3,7 @@ import { nowIso, type DB } from '../store/db.js';
 import { getDatasetById } from '../store/datasets.js';
 import { backboneVersion, resolveBackbone, type BackboneInfo } from './backbones.js';
 import { boxOfRow, usableSql, type FaceBox } from './facebox.js';
+import { resolveStoredBackbone } from './import.js';
 
 export { BACKBONES, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo, type ResolvedBackbone } from './backbones.js';
 
@@ -106,17 +107,24 @@ export interface LoadedEmbeddings {
 }
 
 /**
- * Every image's embedding for a backbone (`a` or `a+b`, concatenated per image in that order), at the version
- * the installed package and preprocessing give. Missing embeddings for any image of the dataset are an error
- * that says how many are missing and which command computes them.
+ * Every image's embedding for a backbone (`a` or `a+b`, concatenated per image in that order; each part built in or
+ * imported with `embed --from`), at the version the installed package and preprocessing give (an imported one: the
+ * version of its latest import). Missing embeddings for any image of the dataset are an error that says how many are
+ * missing and which command computes them; only a single imported backbone that was imported with --skip-bad may
+ * cover fewer images, and then `imageIds` lists the ones it covers.
  */
 export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: string }): LoadedEmbeddings {
-  const resolved = resolveBackbone(opts.backbone);
+  const resolved = resolveStoredBackbone(db, opts.datasetId, opts.backbone);
   const dataset = getDatasetById(db, opts.datasetId);
   const total = countImages(db, opts.datasetId);
-  const versions = resolved.parts.map(backboneVersion);
-  const hint = `run \`fer-clean embed --backbone ${resolved.name} --dataset ${dataset.name}\``;
+  const versions = resolved.parts.map((p) => p.version);
+  const hintOf = (b: { id: string; imported?: unknown }): string =>
+    b.imported
+      ? `import it again: \`fer-clean embed --from FILE --name ${b.id} --dataset ${dataset.name}\``
+      : `run \`fer-clean embed --backbone ${resolved.name} --dataset ${dataset.name}\``;
   if (total === 0) throw new FerCleanError(`dataset '${dataset.name}' has no images`);
+  // A lone imported backbone may cover only some images (--skip-bad); the others are then left out.
+  const mayBePartial = resolved.parts.length === 1 && resolved.parts[0]!.imported !== undefined;
 
   const select = db.prepare(
     `SELECT e.image_id AS id, e.dim, e.vector FROM embeddings e JOIN images i ON i.id = e.image_id
@@ -129,6 +137,7 @@ export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: stri
   const data = new Float32Array(total * dim);
   const bytes = new Uint8Array(data.buffer);
   let offset = 0;
+  let covered = total;
   resolved.parts.forEach((b, k) => {
     let i = 0;
     for (const r of select.iterate(opts.datasetId, b.id, versions[k]) as IterableIterator<{ id: number; dim: number; vector: Buffer }>) {
@@ -136,18 +145,20 @@ export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: stri
       else if (r.id !== imageIds[i]) throw new Error(`loadEmbeddings: image ids of ${b.id} do not line up`);
       if (r.dim !== b.dim || r.vector.byteLength !== b.dim * 4) {
         throw new FerCleanError(
-          `embedding of image ${r.id} for ${b.id} has ${r.vector.byteLength / 4} values, expected ${b.dim}: delete it and ${hint}`,
+          `embedding of image ${r.id} for ${b.id} has ${r.vector.byteLength / 4} values, expected ${b.dim}: delete it and ${hintOf(b)}`,
         );
       }
       bytes.set(r.vector, (i * dim + offset) * 4);
       i++;
     }
-    if (i < total) {
+    if (i < total && !(mayBePartial && i > 0)) {
       throw new FerCleanError(
-        `backbone ${b.id} (${versions[k]}): embeddings missing for ${total - i} of ${total} images of dataset '${dataset.name}': ${hint}`,
+        `backbone ${b.id} (${versions[k]}): embeddings missing for ${total - i} of ${total} images of dataset '${dataset.name}': ${hintOf(b)}` +
+          (b.imported && resolved.parts.length > 1 ? ` (an import made with --skip-bad can only be trained on alone)` : ''),
       );
     }
+    covered = i;
     offset += b.dim;
   });
-  return { imageIds, dim, data, backboneVersion: versions.join('+') };
+  return { imageIds, dim, data: covered < total ? data.slice(0, covered * dim) : data, backboneVersion: versions.join('+') };
 }

@@ -1,8 +1,9 @@
 /**
  * Confident learning (Northcutt, Jiang & Chuang, JAIR 2021), the method of cleanlab's find_label_issues with its
  * default filter (prune_by_noise_rate): out-of-fold predicted probabilities from the ce head, the calibrated
- * confident joint, then per (given i, true j) pair prune the round(Q[i][j]) examples of class i with the largest
- * margin p_j - p_i; examples whose predicted class is their given label are never flagged.
+ * confident joint, then per (given i, true j) pair prune the C[i][j] examples of class i with the largest
+ * margin p_j - p_i; examples whose predicted class is their given label are never flagged. Each step follows
+ * cleanlab 2.x (filter.py, count.py) rule for rule, including its rounding; test/cl-cleanlab.test.ts checks it.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -14,7 +15,10 @@ import { chooseHeadEngine, type HeadEngine, type HeadEngineName } from './engine
 import { permutation, Rng } from './prng.js';
 import { standardize, trainHead, type EpochStats, type HeadOptions, type TrainData } from './train.js';
 
-/** Per-class thresholds t_j = mean p_j over the examples labelled j (the classes' average self-confidence). */
+/**
+ * Per-class thresholds t_j = mean p_j over the examples labelled j (the classes' average self-confidence), at least
+ * 2e-6; a class with no example gets 2, so no example counts towards it (cleanlab's get_confident_thresholds).
+ */
 export function classThresholds(labels: ArrayLike<number>, probs: ArrayLike<number>, C: number): Float64Array {
   const sum = new Float64Array(C);
   const count = new Float64Array(C);
@@ -23,12 +27,39 @@ export function classThresholds(labels: ArrayLike<number>, probs: ArrayLike<numb
     sum[y]! += probs[i * C + y]!;
     count[y]!++;
   }
-  return Float64Array.from(sum, (s, j) => (count[j]! > 0 ? s / count[j]! : Infinity));
+  return Float64Array.from(sum, (s, j) => (count[j]! > 0 ? Math.max(s / count[j]!, 2e-6) : 2));
+}
+
+/** numpy's round: halves go to the even neighbour. */
+const roundHalfEven = (v: number): number => {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
+
+/**
+ * Rounds to whole numbers keeping the (rounded) sum: the entries rounded furthest the wrong way move by one until the
+ * sum matches (cleanlab's round_preserving_sum, which rounds every row of the confident joint).
+ */
+export function roundPreservingSum(values: readonly number[]): number[] {
+  const ints = values.map(roundHalfEven);
+  const target = roundHalfEven(values.reduce((a, b) => a + b, 0));
+  for (let sum = ints.reduce((a, b) => a + b, 0); Math.abs(sum - target) > 1e-6; sum = ints.reduce((a, b) => a + b, 0)) {
+    const diff = target - sum;
+    const step = diff < 0 ? -1 : 1;
+    // Largest (value - int) first when adding, smallest first when taking away; ties as numpy's reversed or plain
+    // stable argsort of a short row leaves them (last index first when adding).
+    const order = values
+      .map((_, i) => i)
+      .sort((i, j) => step * (values[j]! - ints[j]! - (values[i]! - ints[i]!)) || (step === 1 ? j - i : i - j));
+    for (const i of order.slice(0, Math.min(Math.abs(Math.round(diff)), values.length))) ints[i]! += step;
+  }
+  return ints;
 }
 
 /**
- * The confident joint C[i][j]: examples labelled i whose probability reaches the threshold of class j (the largest
- * such p_j when several do), then calibrated so that each row sums to the count of label i.
+ * The confident joint C[i][j]: examples labelled i whose probability reaches the threshold of class j (the row's
+ * argmax when several classes do), calibrated so that each row sums to the count of label i and the whole to the
+ * number of examples, then rounded keeping each row's total (cleanlab's compute_confident_joint, calibrate=True).
  */
 export function confidentJoint(labels: ArrayLike<number>, probs: ArrayLike<number>, C: number): number[][] {
   const t = classThresholds(labels, probs, C);
@@ -37,46 +68,83 @@ export function confidentJoint(labels: ArrayLike<number>, probs: ArrayLike<numbe
   for (let i = 0; i < labels.length; i++) {
     const y = labels[i]!;
     n[y]!++;
-    let best = -1;
+    let first = -1;
+    let confident = 0;
     for (let j = 0; j < C; j++) {
-      const p = probs[i * C + j]!;
-      if (p >= t[j]! - 1e-6 && (best < 0 || p > probs[i * C + best]!)) best = j;
+      if (probs[i * C + j]! >= t[j]! - 1e-6) {
+        if (first < 0) first = j;
+        confident++;
+      }
     }
-    if (best >= 0) cj[y]![best]!++;
+    if (confident === 1) cj[y]![first]!++;
+    else if (confident > 1) cj[y]![argmax(probs, i, C)]!++;
   }
-  // Calibrate: rows sum to the label counts (cleanlab's calibrate_confident_joint).
-  return cj.map((row, i) => {
+  // Calibrate: rows sum to the label counts, the whole to N (cleanlab's calibrate_confident_joint).
+  const rows = cj.map((row, i) => {
     const s = row.reduce((a, b) => a + b, 0);
-    return s > 0 ? row.map((v) => (v * n[i]!) / s) : row.map((_, j) => (j === i ? n[i]! : 0));
+    return row.map((v) => (v / Math.max(s, 1e-100)) * n[i]!);
   });
+  const total = rows.flat().reduce((a, b) => a + b, 0);
+  const N = labels.length;
+  return rows.map((row) => roundPreservingSum(row.map((v) => (v / Math.max(total, 1e-100)) * N)));
 }
 
-/** Flags label issues (prune by noise rate). Returns a 0/1 mask over the examples. */
+/**
+ * How many examples to prune per (true j, given k), transposed from the confident joint, with at least `n` examples
+ * of each given class kept: a diagonal below n is raised to n and the rest of its column lowered evenly (never below
+ * 0), then rows are rounded keeping their totals (cleanlab's _keep_at_least_n_per_class, frac_noise = 1).
+ */
+export function pruneCounts(cj: readonly (readonly number[])[], n = 1): number[][] {
+  const C = cj.length;
+  const pcm = Array.from({ length: C }, (_, j) => Array.from({ length: C }, (_, k) => cj[k]![j]!));
+  const next = pcm.map((row) => row.slice());
+  for (let k = 0; k < C; k++) {
+    const d = pcm[k]![k]!;
+    const raised = Math.max(d, n);
+    let nonzero = 0;
+    for (let j = 0; j < C; j++) if (pcm[j]![k] !== 0) nonzero++;
+    const per = (raised - d) / Math.max(nonzero - 1, 1);
+    for (let j = 0; j < C; j++) next[j]![k] = j === k ? raised : Math.max(0, pcm[j]![k]! - per);
+  }
+  return next.map((row) => roundPreservingSum(row));
+}
+
+/**
+ * Flags label issues with cleanlab's default rule (find_label_issues, filter_by='prune_by_noise_rate'): for each
+ * given class k with more than one example and each other class j, the pruneCounts[j][k] examples labelled k with the
+ * largest margin p_j - p_k; then any whose given label is still the argmax (p_k counted 1e-6 higher) is let go.
+ * Returns a 0/1 mask over the examples.
+ */
 export function findLabelIssues(labels: ArrayLike<number>, probs: ArrayLike<number>, C: number): Uint8Array {
   const N = labels.length;
-  const cj = confidentJoint(labels, probs, C);
+  const prune = pruneCounts(confidentJoint(labels, probs, C));
   const byClass: number[][] = Array.from({ length: C }, () => []);
   for (let i = 0; i < N; i++) byClass[labels[i]!]!.push(i);
   const mask = new Uint8Array(N);
-  for (let i = 0; i < C; i++) {
-    const members = byClass[i]!;
-    // Keep at least one example per class (cleanlab's min_examples_per_class = 1).
-    const offDiag = cj[i]!.reduce((s, v, j) => (j === i ? s : s + Math.round(v)), 0);
-    const room = Math.max(0, members.length - 1);
-    const scale = offDiag > room ? room / offDiag : 1;
+  for (let k = 0; k < C; k++) {
+    const members = byClass[k]!;
+    if (members.length <= 1) continue; // min_examples_per_class = 1
     for (let j = 0; j < C; j++) {
-      if (j === i) continue;
-      const num = Math.floor(Math.round(cj[i]![j]!) * scale);
-      if (num <= 0) continue;
+      const num = prune[j]![k]!;
+      if (j === k || num <= 0) continue;
       const ranked = members
-        .map((e) => ({ e, margin: probs[e * C + j]! - probs[e * C + i]! }))
+        .map((e) => ({ e, margin: probs[e * C + j]! - probs[e * C + k]! }))
         .sort((a, b) => b.margin - a.margin || a.e - b.e);
-      for (let k = 0; k < Math.min(num, ranked.length); k++) mask[ranked[k]!.e] = 1;
+      for (let r = 0; r < Math.min(num, ranked.length); r++) mask[ranked[r]!.e] = 1;
     }
   }
-  // Never flag an example whose predicted class is its given label.
+  // Let go of an example whose given label is (within 1e-6) its predicted class (cleanlab's _reduce_issues).
   for (let e = 0; e < N; e++) {
-    if (mask[e] && argmax(probs, e, C) === labels[e]) mask[e] = 0;
+    if (!mask[e]) continue;
+    const y = labels[e]!;
+    const py = probs[e * C + y]! + 1e-6;
+    let top = true;
+    for (let j = 0; j < C && top; j++) if (j !== y && probs[e * C + j]! > py) top = false;
+    if (!top) continue;
+    // argmax with ties to the first class: the label wins a tie only if no earlier class has the same value.
+    let tieBefore = false;
+    for (let j = 0; j < y; j++) if (probs[e * C + j]! === py) tieBefore = true;
+    if (!tieBefore) mask[e] = 0;
   }
   return mask;
 }

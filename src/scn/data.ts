@@ -35,30 +35,24 @@ export interface DatasetView {
   backboneVersion: string;
 }
 
+/** A dataset's labelled images (usable, with an expression label), in image-id order, and the labels a run is given. */
+export type LabelView = Pick<DatasetView, 'imageIds' | 'splits' | 'given' | 'reference' | 'source'>;
+
 /**
- * Loads the dataset's images, labels and embeddings (rows in image-id order) and resolves the label source. Images
- * flagged unusable (no face, several faces) are left out.
+ * The images a run can use, without their embeddings: every image not flagged unusable (no face, several faces) whose
+ * label is an expression class, in id order, with the label source resolved. `--probs` runs start from here.
  */
-export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource): DatasetView {
-  const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone });
+export function loadLabelView(db: DB, dataset: DatasetRow, labelSource: LabelSource): LabelView {
   const all = db
     .prepare(
       `SELECT i.id, i.split, l.given, l.reference, coalesce(l.trainable, 1) AS trainable FROM images i LEFT JOIN labels l ON l.image_id = i.id
        WHERE i.dataset_id = ? AND ${usableSql('i')} ORDER BY i.id`,
     )
     .all(dataset.id) as { id: number; split: string; given: string | null; reference: string | null; trainable: number }[];
-  if (all.length !== emb.imageIds.length) {
-    throw new FerCleanError(`dataset '${dataset.name}': ${all.length} images but ${emb.imageIds.length} embeddings`);
-  }
-  all.forEach((r, i) => {
-    if (r.id !== emb.imageIds[i]) throw new Error(`loadDatasetView: image ids of embeddings and images do not line up`);
-  });
   // Labels that are not expression classes (labels.trainable = 0: AffectNet none, uncertain, no-face) are kept in the
   // store for export but left out of the run: no training, no proposals.
   const rows = all.filter((r) => r.trainable !== 0);
   if (rows.length === 0) throw new FerCleanError(`dataset '${dataset.name}' has no image with an expression label to train on`);
-  const features = rows.length === all.length ? emb.data : keepRows(emb.data, emb.dim, all.map((r) => r.trainable !== 0));
-  const imageIds = rows.map((r) => r.id);
   const tax = dataset.taxonomy;
   const index = (cls: string | null, id: number): number => {
     if (cls === null) return -1;
@@ -80,26 +74,44 @@ export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, l
     if (!reference.some((v) => v >= 0)) throw new FerCleanError(`dataset '${dataset.name}' has no reference labels (label source 'reference')`);
     source = Int32Array.from(reference);
   } else source = runCorrectedLabels(db, dataset, labelSource.runId, rows.map((r) => r.id), given);
-  return {
-    imageIds,
-    splits: rows.map((r) => r.split),
-    given,
-    reference,
-    source,
-    features,
-    dim: emb.dim,
-    backboneVersion: emb.backboneVersion,
-  };
+  return { imageIds: rows.map((r) => r.id), splits: rows.map((r) => r.split), given, reference, source };
 }
 
-/** The rows of a row-major N x dim matrix where `keep` is true. */
-function keepRows(data: Float32Array, dim: number, keep: boolean[]): Float32Array {
-  const out = new Float32Array(keep.filter(Boolean).length * dim);
-  let k = 0;
-  keep.forEach((yes, i) => {
-    if (yes) out.set(data.subarray(i * dim, (i + 1) * dim), k++ * dim);
+/**
+ * Loads the dataset's images, labels and embeddings (rows in image-id order) and resolves the label source. Images
+ * flagged unusable (no face, several faces) are left out, and so are images an imported backbone has no row for
+ * (an import made with --skip-bad).
+ */
+export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource): DatasetView {
+  const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone });
+  let labels = loadLabelView(db, dataset, labelSource);
+  const same = emb.imageIds.length === labels.imageIds.length && labels.imageIds.every((id, i) => emb.imageIds[i] === id);
+  if (same) return { ...labels, features: emb.data, dim: emb.dim, backboneVersion: emb.backboneVersion };
+  // Embeddings of unlabelled (non-expression) images are dropped; labelled images with no embedding sit out (only an
+  // import made with --skip-bad lacks some: loadEmbeddings refuses any other gap).
+  const rowOf = new Map<number, number>();
+  emb.imageIds.forEach((id, r) => rowOf.set(id, r));
+  const keep = labels.imageIds.map((id) => rowOf.has(id));
+  if (!keep.every(Boolean)) labels = pickRows(labels, keep);
+  if (labels.imageIds.length === 0) throw new FerCleanError(`dataset '${dataset.name}': no labelled image has a '${backbone}' embedding`);
+  const features = new Float32Array(labels.imageIds.length * emb.dim);
+  labels.imageIds.forEach((id, i) => {
+    const r = rowOf.get(id)!;
+    features.set(emb.data.subarray(r * emb.dim, (r + 1) * emb.dim), i * emb.dim);
   });
-  return out;
+  return { ...labels, features, dim: emb.dim, backboneVersion: emb.backboneVersion };
+}
+
+/** The entries of a label view where `keep` is true. */
+function pickRows(v: LabelView, keep: boolean[]): LabelView {
+  const pick = <T>(xs: ArrayLike<T>): T[] => Array.from(xs).filter((_, i) => keep[i]);
+  return {
+    imageIds: pick(v.imageIds),
+    splits: pick(v.splits),
+    given: Int32Array.from(pick(v.given)),
+    reference: Int32Array.from(pick(v.reference)),
+    source: Int32Array.from(pick(v.source)),
+  };
 }
 
 /** Another run's labels with its proposals applied (coalesce(proposed, given)); images it did not see keep labels.given. */

@@ -6,7 +6,7 @@ import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import { resolveDataset } from '../store/datasets.js';
 import { initBackend, type BackendPreference } from '../features/backend.js';
-import { resolveBackbone } from '../features/store.js';
+import { resolveStoredBackbone } from '../features/import.js';
 import { argmax } from './argmax.js';
 import { confidentLearning } from './cl.js';
 import { proposeLabels } from './losses.js';
@@ -31,7 +31,8 @@ import { decisionsInForce } from '../review/domain/decisions.js';
 
 export interface TrainRunOptions {
   dataset?: string;
-  method: Method;
+  /** What to train ('probs' runs are made by probsRun in probs.ts, from a file). */
+  method: Exclude<Method, 'probs'>;
   backbone: string;
   backend: BackendPreference;
   labelSource: LabelSource;
@@ -91,7 +92,7 @@ export async function trainRun(
     source.kind === 'run'
       ? resolveRun(db, { runId: source.runId, dataset: opts.dataset, purpose: 'as a label source', runFlag: `--label-source run:${source.runId}` }).dataset
       : resolveDataset(db, opts.dataset);
-  const backbone = resolveBackbone(opts.backbone).name;
+  const backbone = resolveStoredBackbone(db, dataset.id, opts.backbone).name;
   const view = loadDatasetView(db, dataset, backbone, opts.labelSource);
   const backend = await initBackend(opts.backend);
   // The head trains on onnxruntime's native kernels under --backend auto; a tfjs backend asked for by name trains it.
@@ -173,7 +174,7 @@ export async function trainRun(
  * Applies the review decisions in force (any annotator, any run) to the training rows' labels, in place, and marks
  * those rows trusted. Returns the mask (1 = trusted), per row.
  */
-function trustedLabels(db: DB, datasetId: number, imageIds: number[], train: number[], labels: Int32Array, tax: readonly string[]): Uint8Array {
+export function trustedLabels(db: DB, datasetId: number, imageIds: number[], train: number[], labels: Int32Array, tax: readonly string[]): Uint8Array {
   const decided = decisionsInForce(db, { datasetId });
   const mask = new Uint8Array(imageIds.length);
   for (const i of train) {
@@ -225,7 +226,7 @@ function runConfig(
 }
 
 /** What training says about every row, and the proposals drawn from it (class index, -1 for none). */
-interface Trained {
+export interface Trained {
   epochs: EpochStats[];
   probs: Float32Array;
   trainedLabels: Int32Array;
@@ -238,7 +239,7 @@ interface Trained {
 /** Trains with the method and turns its output into proposals (on training rows only). */
 async function trainAndPropose(
   data: TrainData,
-  m: { method: Method; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number; engine: HeadEngine },
+  m: { method: Exclude<Method, 'probs'>; head: HeadOptions; scn: ScnOptions; propose: ScnProposal; folds: number; engine: HeadEngine },
   tick: (s: EpochStats) => void,
   signal?: AbortSignal,
 ): Promise<Trained> {
@@ -269,7 +270,7 @@ async function trainAndPropose(
 }
 
 /** The rows stored per image: labels, importance, probabilities, prediction and proposal with its margin. */
-function imageRows(view: DatasetView, labels: Int32Array, t: Trained, tax: readonly string[]): RunImageRow[] {
+export function imageRows(view: Pick<DatasetView, 'imageIds' | 'given'>, labels: Int32Array, t: Trained, tax: readonly string[]): RunImageRow[] {
   const C = tax.length;
   const images: RunImageRow[] = [];
   for (let i = 0; i < view.imageIds.length; i++) {
@@ -303,6 +304,8 @@ export const PROPOSAL_RULE: Record<Method, string> = {
   scn: SCN_PROPOSAL_RULE.margin,
   ce: 'training images whose predicted class beats the given one by more than delta2 (in-sample)',
   cl: 'training images flagged by confident learning (prune_by_noise_rate), with their most likely out-of-fold class',
+  probs:
+    "training images flagged by cleanlab's default rule (find_label_issues, prune_by_noise_rate) on the imported out-of-fold probabilities, with their argmax class",
 };
 
 /** The scores of a stored run (a run id, or a run already resolved by the caller), recomputed from its stored rows. */

@@ -6,8 +6,10 @@ import { FerCleanError } from '../errors.js';
 import { nowIso, type DB } from './db.js';
 import { getDatasetById, listDatasets, resolveDataset, type DatasetRow } from './datasets.js';
 
-export type Method = 'scn' | 'ce' | 'cl';
-export const METHODS: readonly Method[] = ['scn', 'ce', 'cl'];
+/** How a run was made: trained here (scn, ce, cl), or imported out-of-fold probabilities (`train --probs FILE`). */
+export type Method = 'scn' | 'ce' | 'cl' | 'probs';
+/** The methods `train --method` trains. */
+export const METHODS: readonly Exclude<Method, 'probs'>[] = ['scn', 'ce', 'cl'];
 
 export interface RunRow {
   id: number;
