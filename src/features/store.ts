@@ -3,6 +3,7 @@ import { nowIso, type DB } from '../store/db.js';
 import { getDatasetById } from '../store/datasets.js';
 import { backboneVersion, resolveBackbone, type BackboneInfo } from './backbones.js';
 import { boxOfRow, usableSql, type FaceBox } from './facebox.js';
+import { DEFAULT_TTA, ttaVersion, type Tta } from './tta.js';
 
 export { BACKBONES, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo, type ResolvedBackbone } from './backbones.js';
 
@@ -107,15 +108,17 @@ export interface LoadedEmbeddings {
 
 /**
  * Every image's embedding for a backbone (`a` or `a+b`, concatenated per image in that order), at the version
- * the installed package and preprocessing give. Missing embeddings for any image of the dataset are an error
- * that says how many are missing and which command computes them.
+ * the installed package and preprocessing give, made with test-time augmentation `tta` (default DEFAULT_TTA; see tta.ts).
+ * Missing embeddings for any image of the dataset are an error that says how many are missing and which command
+ * computes them.
  */
-export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: string }): LoadedEmbeddings {
+export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: string; tta?: Tta }): LoadedEmbeddings {
   const resolved = resolveBackbone(opts.backbone);
   const dataset = getDatasetById(db, opts.datasetId);
   const total = countImages(db, opts.datasetId);
-  const versions = resolved.parts.map(backboneVersion);
-  const hint = `run \`fer-clean embed --backbone ${resolved.name} --dataset ${dataset.name}\``;
+  const tta = opts.tta ?? DEFAULT_TTA;
+  const versions = resolved.parts.map((b) => ttaVersion(backboneVersion(b), tta));
+  const hint = `run \`fer-clean embed --backbone ${resolved.name}${tta === DEFAULT_TTA ? '' : ` --tta ${tta}`} --dataset ${dataset.name}\``;
   if (total === 0) throw new FerCleanError(`dataset '${dataset.name}' has no images`);
 
   const select = db.prepare(

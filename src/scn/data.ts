@@ -7,6 +7,7 @@ import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
 import { resolveRun } from '../store/runs.js';
 import { loadEmbeddings } from '../features/store.js';
+import { DEFAULT_TTA, type Tta } from '../features/tta.js';
 import { usableSql } from '../features/facebox.js';
 
 /** Where a run's labels come from: the dataset's labels, the reference labels, or another run's corrections. */
@@ -36,11 +37,11 @@ export interface DatasetView {
 }
 
 /**
- * Loads the dataset's images, labels and embeddings (rows in image-id order) and resolves the label source. Images
+ * Loads the dataset's images, labels and embeddings (rows in image-id order; `tta`: which kind of embedding) and resolves the label source. Images
  * flagged unusable (no face, several faces) are left out.
  */
-export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource): DatasetView {
-  const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone });
+export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource, tta: Tta = DEFAULT_TTA): DatasetView {
+  const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone, tta });
   const all = db
     .prepare(
       `SELECT i.id, i.split, l.given, l.reference, coalesce(l.trainable, 1) AS trainable FROM images i LEFT JOIN labels l ON l.image_id = i.id

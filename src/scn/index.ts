@@ -6,7 +6,9 @@ import { FerCleanError } from '../errors.js';
 import type { DB } from '../store/db.js';
 import { resolveDataset } from '../store/datasets.js';
 import { initBackend, type BackendPreference } from '../features/backend.js';
-import { resolveBackbone } from '../features/store.js';
+import { countImages, countStored, resolveBackbone } from '../features/store.js';
+import { backboneVersion } from '../features/backbones.js';
+import { DEFAULT_TTA, ttaVersion, type Tta } from '../features/tta.js';
 import { argmax } from './argmax.js';
 import { confidentLearning } from './cl.js';
 import { proposeLabels } from './losses.js';
@@ -30,6 +32,11 @@ export interface TrainRunOptions {
   dataset?: string;
   method: Method;
   backbone: string;
+  /**
+   * Which embeddings to train on: 'flip' (each face's features averaged with its mirror's) or 'none'. Left out:
+   * DEFAULT_TTA when those are stored for every image, else the other kind when that one is (resolveTta).
+   */
+  tta?: Tta;
   backend: BackendPreference;
   labelSource: LabelSource;
   noiseRate: number;
@@ -84,7 +91,8 @@ export async function trainRun(
   const propose = opts.propose ?? 'margin';
   const dataset = resolveDataset(db, opts.dataset);
   const backbone = resolveBackbone(opts.backbone).name;
-  const view = loadDatasetView(db, dataset, backbone, opts.labelSource);
+  const tta = opts.tta ?? resolveTta(db, dataset.id, backbone);
+  const view = loadDatasetView(db, dataset, backbone, opts.labelSource, tta);
   const backend = await initBackend(opts.backend);
   const tax = dataset.taxonomy;
   const C = tax.length;
@@ -115,6 +123,7 @@ export async function trainRun(
 
   const config = {
     ...runConfig(opts, { dataset: dataset.name, backbone, view, backend, head, scn, propose, flips: noise.flips.length, train, valid }),
+    tta,
     ...(trusted ? { trusted_decisions: trusted.reduce((a, b) => a + b, 0) } : {}),
   };
   const runId = createRun(db, {
@@ -156,6 +165,19 @@ export async function trainRun(
     failRun(db, runId, (e as Error).message, durationS);
     throw e;
   }
+}
+
+/**
+ * The embeddings a run uses when not told: DEFAULT_TTA's when every usable image has them, else the other kind's when
+ * every image has those (a database embedded before the default changed keeps training), else DEFAULT_TTA (whose
+ * loading then names what is missing and the command that computes it).
+ */
+export function resolveTta(db: DB, datasetId: number, backbone: string): Tta {
+  const total = countImages(db, datasetId);
+  const complete = (tta: Tta): boolean =>
+    resolveBackbone(backbone).parts.every((b) => countStored(db, datasetId, b.id, ttaVersion(backboneVersion(b), tta)) >= total);
+  const other: Tta = DEFAULT_TTA === 'flip' ? 'none' : 'flip';
+  return complete(DEFAULT_TTA) || !complete(other) ? DEFAULT_TTA : other;
 }
 
 /**
