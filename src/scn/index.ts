@@ -10,6 +10,7 @@ import { countImages, countStored, resolveBackbone } from '../features/store.js'
 import { backboneVersion } from '../features/backbones.js';
 import { DEFAULT_TTA, ttaVersion, type Tta } from '../features/tta.js';
 import { argmax } from './argmax.js';
+import { calibrateOnHeldOut, MIN_CALIBRATION_ROWS, type Temperature } from './calibrate.js';
 import { confidentLearning } from './cl.js';
 import { proposeLabels } from './losses.js';
 import { formatLabelSource, loadDatasetView, type DatasetView, type LabelSource } from './data.js';
@@ -126,6 +127,12 @@ export async function trainRun(
     tta,
     ...(trusted ? { trusted_decisions: trusted.reduce((a, b) => a + b, 0) } : {}),
   };
+  const calibrationOf = (t: Temperature | null | undefined): Record<string, unknown> =>
+    t === undefined
+      ? { method: 'none', why: 'out-of-fold probabilities' }
+      : t === null
+        ? { method: 'none', why: `fewer than ${MIN_CALIBRATION_ROWS} labelled valid images` }
+        : { method: 'temperature', T: t.T, fitted_on: 'valid', rows: t.rows, nll_before: t.nllBefore, nll_after: t.nllAfter };
   const runId = createRun(db, {
     datasetId: dataset.id,
     method: opts.method,
@@ -146,6 +153,8 @@ export async function trainRun(
     const out = await trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds }, tick, opts.signal);
     if (trusted) for (let i = 0; i < N; i++) if (trusted[i]) out.proposed[i] = -1; // decided: keeps its decision
     const durationS = (performance.now() - t0) / 1000;
+    // Known only now: how the stored probabilities were calibrated (runs.config.calibration).
+    db.prepare(`UPDATE runs SET config = json_set(config, '$.calibration', json(?)) WHERE id = ?`).run(JSON.stringify(calibrationOf(out.temperature)), runId);
     saveRunResults(db, runId, {
       epochs: out.epochs,
       noise: noise.flips.map((f) => ({ imageId: view.imageIds[f.index]!, original: tax[f.original]!, noisy: tax[f.noisy]! })),
@@ -248,6 +257,8 @@ interface Trained {
   importanceMean: Float32Array | null;
   proposed: Int32Array;
   isTrain: Uint8Array;
+  /** scn and ce: the temperature the stored probabilities were calibrated with (null: too few valid rows); cl: absent. */
+  temperature?: Temperature | null;
 }
 
 /** Trains with the method and turns its output into proposals (on training rows only). */
@@ -280,7 +291,11 @@ async function trainAndPropose(
     // (For ce, the same rule with the paper's delta2 on the baseline's in-sample predictions.)
     proposed = proposeLabels(r.probs, labels, isTrain, m.method === 'scn' ? m.scn.delta2 : SCN_DEFAULTS.delta2, C);
   }
-  return { ...r, proposed, isTrain };
+  // Which images get a proposal is decided above on the head's own probabilities (Eq. 4 as in training); what is
+  // stored, and read by every reader (queue order, margins, estimates, report, export), is the calibrated
+  // probabilities: temperature scaling fitted on the valid split (calibrate.ts), after training.
+  const { probs, temperature } = calibrateOnHeldOut(r.logits, C, labels, data.valid ?? []);
+  return { ...r, probs, proposed, isTrain, temperature };
 }
 
 /** The rows stored per image: labels, importance, probabilities, prediction and proposal with its margin. */
