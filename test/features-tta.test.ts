@@ -12,7 +12,8 @@ import type { RgbImage } from '../src/features/facebox.js';
 import { ingest } from '../src/ingest/index.js';
 import { resolveTta } from '../src/scn/index.js';
 import { openStore, type DB } from '../src/store/db.js';
-import { fixture, tempDir } from './helpers.js';
+import { run } from '../cli/run.js';
+import { captureIo, fixture, tempDir } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend('auto');
@@ -130,5 +131,44 @@ describe('embed --tta: both kinds kept apart in the cache', () => {
       plain.dispose();
     }
     expect(resolveTta(db, datasetId, 'faceexpr')).toBe(DEFAULT_TTA); // both stored: the default
+  });
+
+  it('worker threads (the compiled pipeline) store the same flip vectors as this thread', async () => {
+    // the worker script exists only in dist/ (npm ci builds it); from the sources embedding runs in this thread
+    const compiled = (await import(['..', 'dist', 'src', 'features/embed.js'].join('/'))) as typeof import('../src/features/embed.js');
+    const vectors = (): Buffer[] => (db.prepare(`SELECT vector FROM embeddings WHERE backbone_version LIKE '%/flip' ORDER BY image_id`).all() as { vector: Buffer }[]).map((r) => r.vector);
+    await embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'flip', batch: 3 });
+    const local = vectors();
+    db.prepare(`DELETE FROM embeddings`).run();
+    const r = await compiled.embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'flip', batch: 2, workers: 2 });
+    expect(r).toMatchObject({ workers: 2, computed: 4, tta: 'flip' });
+    const remote = vectors();
+    expect(remote).toHaveLength(4);
+    remote.forEach((v, i) => {
+      const a = new Float32Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+      const b = new Float32Array(local[i]!.buffer.slice(local[i]!.byteOffset, local[i]!.byteOffset + local[i]!.byteLength));
+      expect(maxAbsDiff(a, b)).toBeLessThan(1e-4);
+    });
+  });
+
+  it('CLI: embed --tta flip says so; a bad --tta and a train on missing flip embeddings are clear errors, nothing written', async () => {
+    db.close();
+    const path = join(tmp.dir, 'test.db');
+    let io = captureIo();
+    expect(await run(['embed', '--db', path, '--tta', 'mirror'], io)).toBe(1);
+    expect(io.stderr.text).toMatch(/--tta must be one of none, flip, got 'mirror'/);
+    io = captureIo();
+    expect(await run(['embed', '--db', path, '--tta', 'none'], io)).toBe(0);
+    expect(io.stdout.text).toMatch(/embed faceexpr \(256-d\) on dataset 'small': computed 4/);
+    io = captureIo();
+    expect(await run(['train', '--db', path, '--tta', 'flip'], io)).toBe(1);
+    expect(io.stderr.text).toMatch(/embeddings missing for 4 of 4 images.*--tta flip|embeddings missing for 4 of 4 images.*`fer-clean embed --backbone faceexpr --dataset small`/);
+    db = openStore(path);
+    expect(db.prepare(`SELECT count(*) AS n FROM runs`).get()).toEqual({ n: 0 });
+    db.close();
+    io = captureIo();
+    expect(await run(['embed', '--db', path, '--tta', 'flip'], io)).toBe(0);
+    expect(io.stdout.text).toMatch(/embed faceexpr \(256-d, flip TTA\) on dataset 'small': computed 4, already stored 0/);
+    db = openStore(path);
   });
 });
