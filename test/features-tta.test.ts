@@ -131,6 +131,9 @@ describe('embed --tta: both kinds kept apart in the cache', () => {
       plain.dispose();
     }
     expect(resolveTta(db, datasetId, 'faceexpr')).toBe(DEFAULT_TTA); // both stored: the default
+    // an unknown kind is refused at the door, nothing written
+    await expect(embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'mirror' as 'flip' })).rejects.toThrow(/tta must be one of none, flip \(got mirror\)/);
+    expect(db.prepare(`SELECT count(*) AS n FROM embeddings`).get()).toEqual({ n: 8 });
   });
 
   it('worker threads (the compiled pipeline) store the same flip vectors as this thread', async () => {

@@ -19,8 +19,8 @@ ${Object.values(BACKBONES)
   .map((b) => `                       ${b.id.padEnd(9)}${b.dim}-d, ${b.description}`)
   .join('\n')}
   --tta T            ${TTAS.join(' | ')} (default ${DEFAULT_TTA}): flip stores the mean of each face's and its
-                     mirror image's features (test-time augmentation, about half the speed); each kind
-                     is stored apart, and train picks one with its own --tta
+                     mirror image's features (test-time augmentation, about 1.8x the CPU per face); each
+                     kind is stored apart, and train picks one with its own --tta
   --backend B        ${EMBED_BACKENDS.join(' | ')} (default auto: onnxruntime when it loads, else
                      tfjs-node-gpu, tfjs-node, wasm, cpu; all give the same features)
   --batch N          images per batch and per database commit (default ${DEFAULT_BATCH})

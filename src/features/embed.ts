@@ -15,7 +15,7 @@ import { buildOnnxModel } from './onnx-graph.js';
 import { OnnxEmbedder } from './onnx-embedder.js';
 import type { FaceSource } from './preprocess.js';
 import { countImages, countStored, countUnusable, missingImages, saveEmbeddings } from './store.js';
-import { DEFAULT_TTA, ttaVersion, withTta, type Tta } from './tta.js';
+import { DEFAULT_TTA, TTAS, ttaVersion, withTta, type Tta } from './tta.js';
 
 export interface EmbedOptions {
   datasetId: number;
@@ -111,6 +111,7 @@ export async function embedDataset(
   const resolved = resolveBackbone(opts.backbone ?? DEFAULT_BACKBONE);
   const batch = opts.batch ?? DEFAULT_BATCH;
   const tta = opts.tta ?? DEFAULT_TTA;
+  if (!TTAS.includes(tta)) throw new FerCleanError(`tta must be one of ${TTAS.join(', ')} (got ${String(tta)})`);
   if (!Number.isInteger(batch) || batch < 1) throw new FerCleanError(`--batch must be a positive integer (got ${batch})`);
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 0)) {
     throw new FerCleanError(`--workers must be 0 or a positive integer (got ${opts.workers})`);

@@ -8,7 +8,7 @@ import { resolveDataset } from '../store/datasets.js';
 import { initBackend, type BackendPreference } from '../features/backend.js';
 import { countImages, countStored, resolveBackbone } from '../features/store.js';
 import { backboneVersion } from '../features/backbones.js';
-import { DEFAULT_TTA, ttaVersion, type Tta } from '../features/tta.js';
+import { DEFAULT_TTA, TTAS, ttaVersion, type Tta } from '../features/tta.js';
 import { argmax } from './argmax.js';
 import { calibrateOnHeldOut, MIN_CALIBRATION_ROWS, type Temperature } from './calibrate.js';
 import { confidentLearning } from './cl.js';
@@ -406,5 +406,6 @@ export function validateTrainOptions(opts: TrainRunOptions): void {
   check(opts.noiseType === 'symmetric' || opts.noiseType === 'asymmetric', 'noiseType', opts.noiseType, 'symmetric or asymmetric');
   check(whole(opts.seed, 0), 'seed', opts.seed, 'a whole number >= 0');
   check(opts.propose === undefined || SCN_PROPOSALS.includes(opts.propose), 'propose', opts.propose, SCN_PROPOSALS.join(', '));
+  check(opts.tta === undefined || TTAS.includes(opts.tta), 'tta', opts.tta, TTAS.join(' or '));
   if (bad.length) throw new InvalidOptionsError(bad);
 }
