@@ -24,7 +24,7 @@ import { BENCH_DB, DATA_DIR, machine, mb, peakRss } from './common.js';
  * 2. The shared benchmark database gets faceexpr for every image (SCN needs all splits), copied from the scratch run.
  * 3. Quality probe: a softmax-regression head on standardised train-split features, FER+ majority labels, scored
  *    against the FER+ majority on the test split.
- * EMBED_BENCH=quick runs smaller subsets.
+ * EMBED_BENCH=quick runs smaller subsets. EMBED_BENCH=tta runs only the flip TTA side-by-side (ttaSideBySide).
  */
 const SCRATCH = join(BENCH_DB, '..', 'embed-scratch.db');
 const DATASET = 'fer2013plus';
@@ -269,6 +269,36 @@ function probe(db: DB, dsId: number, backbone: string, subset?: Set<number>): { 
 
 // ------------------------------------------------------------------------------------------------ main
 
+/**
+ * Flip TTA against none on the same `count` train faces, default settings (onnxruntime, workers), alternated
+ * none, flip, none, flip so that a change of load on a shared machine shows in both; the ratio uses the means.
+ */
+function ttaSideBySide(
+  say: (s: string) => void,
+  header: () => void,
+  row: (label: string, c: Config, r: ChildResult) => void,
+  clearAndRun: (c: Config) => ChildResult,
+  count: number,
+): void {
+  say(`Flip TTA side by side: faceexpr on the same ${count} train faces, default settings, alternated none / flip twice.`);
+  say('');
+  header();
+  const cfg = (tta: 'none' | 'flip'): Config => ({ label: `tta ${tta}`, opts: { backbone: 'faceexpr', backend: 'onnxruntime', split: 'train', limit: count, tta } });
+  const rates: Record<string, number[]> = { none: [], flip: [] };
+  for (const k of [0, 1]) {
+    for (const tta of ['none', 'flip'] as const) {
+      const c = cfg(tta);
+      const r = clearAndRun(c);
+      row(`${c.label} (${'ab'[k]})`, c, r);
+      rates[tta]!.push(rate(r));
+    }
+  }
+  const mean = (a: number[]): number => a.reduce((x, y) => x + y, 0) / a.length;
+  say('');
+  say(`**flip / none**: ${(mean(rates['flip']!) / mean(rates['none']!)).toFixed(2)}x images/s (means ${mean(rates['flip']!).toFixed(0)} vs ${mean(rates['none']!).toFixed(0)}); load average at the end ${os.loadavg().map((x) => x.toFixed(1)).join(', ')}.`);
+  say('');
+}
+
 export async function main(): Promise<void> {
   const db = openStore(BENCH_DB);
   const labels = join(DATA_DIR, 'labels.csv');
@@ -310,6 +340,13 @@ export async function main(): Promise<void> {
     s.close();
     return runChild(c);
   };
+
+  if (process.env['EMBED_BENCH'] === 'tta') {
+    ttaSideBySide(say, header, row, clearAndRun, 3000);
+    db.close();
+    for (const f of [SCRATCH, `${SCRATCH}-wal`, `${SCRATCH}-shm`]) rmSync(f, { force: true });
+    return;
+  }
 
   // 1. the side-by-side: the same faces, default settings, onnxruntime then wasm then onnxruntime again
   const sideN = n(10_000, 1000);

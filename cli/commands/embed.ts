@@ -1,6 +1,7 @@
 import { BACKBONES, DEFAULT_BACKBONE, resolveBackbone } from '../../src/features/backbones.js';
 import { DEFAULT_BATCH, embedDataset, type EmbedResult } from '../../src/features/embed.js';
 import { chooseEmbedBackend, EMBED_BACKENDS } from '../../src/features/engine.js';
+import { DEFAULT_TTA, TTAS } from '../../src/features/tta.js';
 import { resolveDataset } from '../../src/store/datasets.js';
 import { out } from '../io.js';
 import { ProgressBar } from '../progress.js';
@@ -19,6 +20,9 @@ so an interrupted run picks up where it stopped.
 ${Object.values(BACKBONES)
   .map((b) => `                       ${b.id.padEnd(9)}${b.dim}-d, ${b.description}`)
   .join('\n')}
+  --tta T            ${TTAS.join(' | ')} (default ${DEFAULT_TTA}): flip stores the mean of each face's and its
+                     mirror image's features (test-time augmentation, about 1.8x the CPU per face); each
+                     kind is stored apart, and train picks one with its own --tta
   --backend B        ${EMBED_BACKENDS.join(' | ')} (default auto: onnxruntime when it loads, else
                      tfjs-node-gpu, tfjs-node, wasm, cpu; all give the same features)
   --batch N          images per batch and per database commit (default ${DEFAULT_BATCH})
@@ -34,6 +38,7 @@ export const embedCommand: Command = {
   usage: USAGE,
   options: {
     backbone: { type: 'string' },
+    tta: { type: 'string' },
     backend: { type: 'string' },
     batch: { type: 'string' },
     workers: { type: 'string' },
@@ -50,6 +55,7 @@ export const embedCommand: Command = {
     if (importOnly.length) throw new FerCleanError(`${importOnly.map((k) => `--${k}`).join(', ')} go${importOnly.length > 1 ? '' : 'es'} with --from FILE`);
     const backbone = resolveBackbone((values['backbone'] as string | undefined) ?? DEFAULT_BACKBONE);
     const backend = choiceFlag(values['backend'], '--backend', EMBED_BACKENDS);
+    const tta = choiceFlag(values['tta'], '--tta', TTAS);
     const batch = parseIntFlag(values['batch'], '--batch');
     const workers = parseIntFlag(values['workers'], '--workers', 0);
     const db = openExisting(values, io);
@@ -60,7 +66,7 @@ export const embedCommand: Command = {
       let started = false;
       const result = await embedDataset(
         db,
-        { datasetId: dataset.id, backbone: backbone.name, backend, batch, workers, split: values['split'] as string | undefined },
+        { datasetId: dataset.id, backbone: backbone.name, backend, batch, workers, split: values['split'] as string | undefined, tta },
         (done, total) => {
           if (!started) out(io, `backend: ${choice.name} (${choice.provider}): ${choice.reason}`);
           started = true;
@@ -85,7 +91,7 @@ export const embedCommand: Command = {
 export function formatEmbedResult(result: EmbedResult, backbone: { name: string; dim: number }, dataset: string): string {
   const rate = result.computed > 0 ? `, ${(result.computed / result.seconds).toFixed(0)} images/s` : '';
   return (
-    `embed ${backbone.name} (${backbone.dim}-d) on dataset '${dataset}': computed ${result.computed}, ` +
+    `embed ${backbone.name} (${backbone.dim}-d${result.tta === 'flip' ? ', flip TTA' : ''}) on dataset '${dataset}': computed ${result.computed}, ` +
     `already stored ${result.skipped}, in ${result.seconds.toFixed(1)}s${rate} ` +
     `[${result.backend.name}, ${result.workers ? `${result.workers} worker threads` : 'main thread'}]`
   );

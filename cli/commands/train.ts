@@ -1,6 +1,7 @@
 import { FerCleanError, isFerCleanError } from '../../src/errors.js';
 import { BACKEND_PREFERENCES } from '../../src/features/backend.js';
 import { DEFAULT_BACKBONE } from '../../src/features/store.js';
+import { DEFAULT_TTA, TTAS } from '../../src/features/tta.js';
 import { CL_DEFAULT_FOLDS, RunInterruptedError, SCN_PROPOSALS, trainRun, validateTrainOptions, type TrainRunOptions } from '../../src/scn/index.js';
 import { parseLabelSource } from '../../src/scn/data.js';
 import { NOISE_TYPES } from '../../src/scn/noise.js';
@@ -24,6 +25,8 @@ label proposals). Prints the run id on standard output; progress and a summary g
   --method M             scn (Self-Cure Network, default) | ce (plain cross-entropy) | cl (confident learning)
   --dataset NAME         dataset (default: the run's dataset with --label-source run:ID, else the only one)
   --backbone NAME        embeddings to train on (default ${DEFAULT_BACKBONE}; a+b concatenates)
+  --tta T                which embeddings: flip (face and mirror averaged) | none (default ${DEFAULT_TTA} when
+                         stored for every image, else the other kind when it is)
   --backend B            ${BACKEND_PREFERENCES.join(' | ')} (default auto)
   --label-source S       given (default) | reference (e.g. FER+ majority; images without one are not trained on)
                          | run:ID (another run's labels with its proposals applied)
@@ -75,6 +78,7 @@ export const trainCommand: Command = {
     method: { type: 'string' },
     dataset: { type: 'string' },
     backbone: { type: 'string' },
+    tta: { type: 'string' },
     backend: { type: 'string' },
     'label-source': { type: 'string' },
     noise: { type: 'string' },
@@ -140,6 +144,7 @@ export const trainCommand: Command = {
       dataset: v['dataset'] as string | undefined,
       method,
       backbone: (v['backbone'] as string | undefined) ?? DEFAULT_BACKBONE,
+      tta: choiceFlag(v['tta'], '--tta', TTAS),
       backend: choiceFlag(v['backend'], '--backend', BACKEND_PREFERENCES) ?? 'auto',
       labelSource: parseLabelSource((v['label-source'] as string | undefined) ?? 'given'),
       noiseRate,

@@ -10,6 +10,7 @@ import type { BackendChoice, BackendPreference } from './backend.js';
 import { BACKBONES } from './backbones.js';
 import type { DecodedBatch, FaceEmbedder } from './decode.js';
 import type { ChunkMessage, ParentMessage, WorkerInit, WorkerReply } from './embed.js';
+import { withTta } from './tta.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -25,13 +26,13 @@ async function start(): Promise<{ backend: BackendChoice; embedders: Map<string,
   const onnx = init.onnx;
   if (onnx) {
     const { OnnxEmbedder } = await import('./onnx-embedder.js');
-    for (const id of init.backbones) embedders.set(id, await OnnxEmbedder.create(BACKBONES[id]!, onnx.models[id]!, onnx.threads));
+    for (const id of init.backbones) embedders.set(id, withTta(await OnnxEmbedder.create(BACKBONES[id]!, onnx.models[id]!, onnx.threads), init.tta ?? 'none'));
     return { backend: { name: 'onnxruntime', provider: 'onnxruntime-node', reason: 'native CPU kernels' }, embedders };
   }
   const { initBackend } = await import('./backend.js');
   const { Embedder } = await import('./embedder.js');
   const backend = await initBackend(init.backend as BackendPreference);
-  for (const id of init.backbones) embedders.set(id, new Embedder(BACKBONES[id]!));
+  for (const id of init.backbones) embedders.set(id, withTta(new Embedder(BACKBONES[id]!), init.tta ?? 'none'));
   return { backend, embedders };
 }
 

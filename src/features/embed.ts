@@ -15,6 +15,7 @@ import { buildOnnxModel } from './onnx-graph.js';
 import { OnnxEmbedder } from './onnx-embedder.js';
 import type { FaceSource } from './preprocess.js';
 import { countImages, countStored, countUnusable, missingImages, saveEmbeddings } from './store.js';
+import { DEFAULT_TTA, TTAS, ttaVersion, withTta, type Tta } from './tta.js';
 
 export interface EmbedOptions {
   datasetId: number;
@@ -34,6 +35,8 @@ export interface EmbedOptions {
   split?: string;
   /** At most this many missing images per backbone part, in image id order (benchmarks, trials). */
   limit?: number;
+  /** Test-time augmentation: 'flip' stores the mean of each face's and its mirror's features (tta.ts); default DEFAULT_TTA. */
+  tta?: Tta;
 }
 
 export interface EmbedResult {
@@ -47,6 +50,8 @@ export interface EmbedResult {
   /** Images left out because their quality flag makes them unusable (no face, several faces): see `report`. */
   unusable: number;
   seconds: number;
+  /** The test-time augmentation the embeddings were computed (or found stored) with. */
+  tta: Tta;
 }
 
 /** 16 is as fast as 32 or 64 on wasm and keeps each worker's activations (and wasm heap) small. */
@@ -69,6 +74,8 @@ export interface WorkerInit {
   backbones: string[];
   /** onnxruntime only: each backbone's serialised graph, and intra-op threads per session. */
   onnx?: { models: Record<string, Uint8Array>; threads: number };
+  /** Test-time augmentation each embedder applies (absent: none). */
+  tta?: Tta;
 }
 export type WorkerReply =
   | { type: 'ready'; backend: BackendChoice }
@@ -103,6 +110,8 @@ export async function embedDataset(
   const started = performance.now();
   const resolved = resolveBackbone(opts.backbone ?? DEFAULT_BACKBONE);
   const batch = opts.batch ?? DEFAULT_BATCH;
+  const tta = opts.tta ?? DEFAULT_TTA;
+  if (!TTAS.includes(tta)) throw new FerCleanError(`tta must be one of ${TTAS.join(', ')} (got ${String(tta)})`);
   if (!Number.isInteger(batch) || batch < 1) throw new FerCleanError(`--batch must be a positive integer (got ${batch})`);
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 0)) {
     throw new FerCleanError(`--workers must be 0 or a positive integer (got ${opts.workers})`);
@@ -117,7 +126,7 @@ export async function embedDataset(
   let skipped = 0;
   let total = 0;
   for (const part of resolved.parts) {
-    const version = backboneVersion(part);
+    const version = ttaVersion(backboneVersion(part), tta);
     const pending = missingImages(db, dataset.id, part.id, version, { split: opts.split, limit: opts.limit });
     skipped += countStored(db, dataset.id, part.id, version, opts.split);
     total += pending.length;
@@ -148,8 +157,8 @@ export async function embedDataset(
         }
       : undefined;
   const make = onnx
-    ? (part: BackboneInfo): Promise<FaceEmbedder> => OnnxEmbedder.create(part, onnx.models[part.id]!, onnx.threads)
-    : async (part: BackboneInfo): Promise<FaceEmbedder> => new Embedder(part);
+    ? async (part: BackboneInfo): Promise<FaceEmbedder> => withTta(await OnnxEmbedder.create(part, onnx.models[part.id]!, onnx.threads), tta)
+    : async (part: BackboneInfo): Promise<FaceEmbedder> => withTta(new Embedder(part), tta);
   const threads = onnx ? `, ${onnx.threads} onnxruntime thread${onnx.threads > 1 ? 's' : ''} each` : '';
   if (jobs.length === 0) {
     // nothing to do
@@ -158,12 +167,12 @@ export async function embedDataset(
     if (opts.workers && !script) choice = { ...backend, reason: `${backend.reason}; in this thread (worker script not built)` };
     else if (onnx) choice = { ...backend, reason: `${backend.reason}; in this thread${threads}` };
   } else {
-    await runInWorkers(jobs, { backend: backend.name, backbones: resolved.parts.map((p) => p.id), onnx }, workers, save);
+    await runInWorkers(jobs, { backend: backend.name, backbones: resolved.parts.map((p) => p.id), onnx, tta }, workers, save);
     const why = backend.name === 'wasm' ? ' (tfjs switches wasm threads off in Node)' : '';
     choice = { ...backend, reason: `${backend.reason}; ${workers} worker thread${workers > 1 ? 's' : ''}, each with its own ${backend.name} ${onnx ? 'session' : 'backend'}${threads}${why}` };
   }
   const unusable = countUnusable(db, dataset.id, opts.split);
-  return { computed: done, skipped, backend: choice, workers, unusable, seconds: (performance.now() - started) / 1000 };
+  return { computed: done, skipped, backend: choice, workers, unusable, seconds: (performance.now() - started) / 1000, tta };
 }
 
 /** In this thread: decode batch k+1 (sharp, libuv threads) while batch k runs through the network. */

@@ -4,6 +4,7 @@ import { getDatasetById } from '../store/datasets.js';
 import { backboneVersion, resolveBackbone, type BackboneInfo } from './backbones.js';
 import { boxOfRow, usableSql, type FaceBox } from './facebox.js';
 import { resolveStoredBackbone } from './import.js';
+import { DEFAULT_TTA, ttaVersion, type Tta } from './tta.js';
 
 export { BACKBONES, DEFAULT_BACKBONE, resolveBackbone, type BackboneInfo, type ResolvedBackbone } from './backbones.js';
 
@@ -108,20 +109,22 @@ export interface LoadedEmbeddings {
 
 /**
  * Every image's embedding for a backbone (`a` or `a+b`, concatenated per image in that order; each part built in or
- * imported with `embed --from`), at the version the installed package and preprocessing give (an imported one: the
- * version of its latest import). Missing embeddings for any image of the dataset are an error that says how many are
- * missing and which command computes them; only a single imported backbone that was imported with --skip-bad may
- * cover fewer images, and then `imageIds` lists the ones it covers.
+ * imported with `embed --from`), at the version the installed package and preprocessing give, made with test-time
+ * augmentation `tta` (default DEFAULT_TTA; see tta.ts; built-in parts only), or for an imported part the version of
+ * its latest import. Missing embeddings for any image of the dataset are an error that says how many are missing and
+ * which command computes them; only a single imported backbone that was imported with --skip-bad may cover fewer
+ * images, and then `imageIds` lists the ones it covers.
  */
-export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: string }): LoadedEmbeddings {
+export function loadEmbeddings(db: DB, opts: { datasetId: number; backbone: string; tta?: Tta }): LoadedEmbeddings {
   const resolved = resolveStoredBackbone(db, opts.datasetId, opts.backbone);
   const dataset = getDatasetById(db, opts.datasetId);
   const total = countImages(db, opts.datasetId);
-  const versions = resolved.parts.map((p) => p.version);
+  const tta = opts.tta ?? DEFAULT_TTA;
+  const versions = resolved.parts.map((p) => (p.imported ? p.version : ttaVersion(p.version, tta)));
   const hintOf = (b: { id: string; imported?: unknown }): string =>
     b.imported
       ? `import it again: \`fer-clean embed --from FILE --name ${b.id} --dataset ${dataset.name}\``
-      : `run \`fer-clean embed --backbone ${resolved.name} --dataset ${dataset.name}\``;
+      : `run \`fer-clean embed --backbone ${resolved.name}${tta === DEFAULT_TTA ? '' : ` --tta ${tta}`} --dataset ${dataset.name}\``;
   if (total === 0) throw new FerCleanError(`dataset '${dataset.name}' has no images`);
   // A lone imported backbone may cover only some images (--skip-bad); the others are then left out.
   const mayBePartial = resolved.parts.length === 1 && resolved.parts[0]!.imported !== undefined;

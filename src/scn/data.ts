@@ -7,6 +7,7 @@ import type { DB } from '../store/db.js';
 import type { DatasetRow } from '../store/datasets.js';
 import { resolveRun } from '../store/runs.js';
 import { loadEmbeddings } from '../features/store.js';
+import { DEFAULT_TTA, type Tta } from '../features/tta.js';
 import { usableSql } from '../features/facebox.js';
 
 /** Where a run's labels come from: the dataset's labels, the reference labels, or another run's corrections. */
@@ -82,8 +83,8 @@ export function loadLabelView(db: DB, dataset: DatasetRow, labelSource: LabelSou
  * flagged unusable (no face, several faces) are left out, and so are images an imported backbone has no row for
  * (an import made with --skip-bad).
  */
-export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource): DatasetView {
-  const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone });
+export function loadDatasetView(db: DB, dataset: DatasetRow, backbone: string, labelSource: LabelSource, tta: Tta = DEFAULT_TTA): DatasetView {
+  const emb = loadEmbeddings(db, { datasetId: dataset.id, backbone, tta });
   let labels = loadLabelView(db, dataset, labelSource);
   const same = emb.imageIds.length === labels.imageIds.length && labels.imageIds.every((id, i) => emb.imageIds[i] === id);
   if (same) return { ...labels, features: emb.data, dim: emb.dim, backboneVersion: emb.backboneVersion };

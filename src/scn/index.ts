@@ -7,7 +7,10 @@ import type { DB } from '../store/db.js';
 import { resolveDataset } from '../store/datasets.js';
 import { initBackend, type BackendPreference } from '../features/backend.js';
 import { resolveStoredBackbone } from '../features/import.js';
+import { countImages, countStored } from '../features/store.js';
+import { DEFAULT_TTA, TTAS, ttaVersion, type Tta } from '../features/tta.js';
 import { argmax } from './argmax.js';
+import { calibrateOnHeldOut, MIN_CALIBRATION_ROWS, type Temperature } from './calibrate.js';
 import { confidentLearning } from './cl.js';
 import { proposeLabels } from './losses.js';
 import { formatLabelSource, loadDatasetView, type DatasetView, type LabelSource } from './data.js';
@@ -34,6 +37,11 @@ export interface TrainRunOptions {
   /** What to train ('probs' runs are made by probsRun in probs.ts, from a file). */
   method: Exclude<Method, 'probs'>;
   backbone: string;
+  /**
+   * Which embeddings to train on: 'flip' (each face's features averaged with its mirror's) or 'none'. Left out:
+   * DEFAULT_TTA when those are stored for every image, else the other kind when that one is (resolveTta).
+   */
+  tta?: Tta;
   backend: BackendPreference;
   labelSource: LabelSource;
   noiseRate: number;
@@ -93,7 +101,8 @@ export async function trainRun(
       ? resolveRun(db, { runId: source.runId, dataset: opts.dataset, purpose: 'as a label source', runFlag: `--label-source run:${source.runId}` }).dataset
       : resolveDataset(db, opts.dataset);
   const backbone = resolveStoredBackbone(db, dataset.id, opts.backbone).name;
-  const view = loadDatasetView(db, dataset, backbone, opts.labelSource);
+  const tta = opts.tta ?? resolveTta(db, dataset.id, backbone);
+  const view = loadDatasetView(db, dataset, backbone, opts.labelSource, tta);
   const backend = await initBackend(opts.backend);
   // The head trains on onnxruntime's native kernels under --backend auto; a tfjs backend asked for by name trains it.
   const engine = await chooseHeadEngine(opts.backend === 'auto' ? 'auto' : 'tfjs');
@@ -126,8 +135,15 @@ export async function trainRun(
 
   const config = {
     ...runConfig(opts, { dataset: dataset.name, backbone, view, backend, engine: engine.name, head, scn, propose, flips: noise.flips.length, train, valid }),
+    tta,
     ...(trusted ? { trusted_decisions: trusted.reduce((a, b) => a + b, 0) } : {}),
   };
+  const calibrationOf = (t: Temperature | null | undefined): Record<string, unknown> =>
+    t === undefined
+      ? { method: 'none', why: 'out-of-fold probabilities' }
+      : t === null
+        ? { method: 'none', why: `fewer than ${MIN_CALIBRATION_ROWS} labelled valid images` }
+        : { method: 'temperature', T: t.T, fitted_on: 'valid', rows: t.rows, nll_before: t.nllBefore, nll_after: t.nllAfter };
   const runId = createRun(db, {
     datasetId: dataset.id,
     method: opts.method,
@@ -149,6 +165,8 @@ export async function trainRun(
     const out = await trainAndPropose(data, { method: opts.method, head, scn, propose, folds: opts.folds, engine }, tick, opts.signal);
     if (trusted) for (let i = 0; i < N; i++) if (trusted[i]) out.proposed[i] = -1; // decided: keeps its decision
     const durationS = (performance.now() - t0) / 1000;
+    // Known only now: how the stored probabilities were calibrated (runs.config.calibration).
+    db.prepare(`UPDATE runs SET config = json_set(config, '$.calibration', json(?)) WHERE id = ?`).run(JSON.stringify(calibrationOf(out.temperature)), runId);
     saveRunResults(db, runId, {
       epochs: out.epochs,
       noise: noise.flips.map((f) => ({ imageId: view.imageIds[f.index]!, original: tax[f.original]!, noisy: tax[f.noisy]! })),
@@ -168,6 +186,20 @@ export async function trainRun(
     failRun(db, runId, (e as Error).message, durationS);
     throw e;
   }
+}
+
+/**
+ * The embeddings a run uses when not told: DEFAULT_TTA's when every usable image has them, else the other kind's when
+ * every image has those (a database embedded before the default changed keeps training), else DEFAULT_TTA (whose
+ * loading then names what is missing and the command that computes it).
+ */
+export function resolveTta(db: DB, datasetId: number, backbone: string): Tta {
+  const total = countImages(db, datasetId);
+  // TTA applies to the built-in parts only: an imported part is stored as it was imported
+  const builtIn = resolveStoredBackbone(db, datasetId, backbone).parts.filter((p) => !p.imported);
+  const complete = (tta: Tta): boolean => builtIn.every((b) => countStored(db, datasetId, b.id, ttaVersion(b.version, tta)) >= total);
+  const other: Tta = DEFAULT_TTA === 'flip' ? 'none' : 'flip';
+  return complete(DEFAULT_TTA) || !complete(other) ? DEFAULT_TTA : other;
 }
 
 /**
@@ -234,6 +266,8 @@ export interface Trained {
   importanceMean: Float32Array | null;
   proposed: Int32Array;
   isTrain: Uint8Array;
+  /** scn and ce: the temperature the stored probabilities were calibrated with (null: too few valid rows); cl: absent. */
+  temperature?: Temperature | null;
 }
 
 /** Trains with the method and turns its output into proposals (on training rows only). */
@@ -266,7 +300,11 @@ async function trainAndPropose(
     // (For ce, the same rule with the paper's delta2 on the baseline's in-sample predictions.)
     proposed = proposeLabels(r.probs, labels, isTrain, m.method === 'scn' ? m.scn.delta2 : SCN_DEFAULTS.delta2, C);
   }
-  return { ...r, proposed, isTrain };
+  // Which images get a proposal is decided above on the head's own probabilities (Eq. 4 as in training); what is
+  // stored, and read by every reader (queue order, margins, estimates, report, export), is the calibrated
+  // probabilities: temperature scaling fitted on the valid split (calibrate.ts), after training.
+  const { probs, temperature } = calibrateOnHeldOut(r.logits, C, labels, data.valid ?? []);
+  return { ...r, probs, proposed, isTrain, temperature };
 }
 
 /** The rows stored per image: labels, importance, probabilities, prediction and proposal with its margin. */
@@ -379,5 +417,6 @@ export function validateTrainOptions(opts: TrainRunOptions): void {
   check(opts.noiseType === 'symmetric' || opts.noiseType === 'asymmetric', 'noiseType', opts.noiseType, 'symmetric or asymmetric');
   check(whole(opts.seed, 0), 'seed', opts.seed, 'a whole number >= 0');
   check(opts.propose === undefined || SCN_PROPOSALS.includes(opts.propose), 'propose', opts.propose, SCN_PROPOSALS.join(', '));
+  check(opts.tta === undefined || TTAS.includes(opts.tta), 'tta', opts.tta, TTAS.join(' or '));
   if (bad.length) throw new InvalidOptionsError(bad);
 }

@@ -104,6 +104,8 @@ export interface TrainResult {
   epochs: EpochStats[];
   /** Softmax of the classifier logits for every row, [N, classes] (evaluation mode). */
   probs: Float32Array;
+  /** The classifier logits themselves, [N, classes] (evaluation mode): what calibration (calibrate.ts) rescales. */
+  logits: Float32Array;
   /** Final alpha per row (scn), evaluation mode. */
   importance: Float32Array | null;
   /** alpha per row averaged over the last importanceWindow epochs (scn). */
@@ -165,20 +167,24 @@ export async function predict(
   dim: number,
   rows: ArrayLike<number>,
   chunk = 4096,
-): Promise<{ probs: Float32Array; alpha: Float32Array | null }> {
+): Promise<{ probs: Float32Array; logits: Float32Array; alpha: Float32Array | null }> {
   const { C, K } = head.layout;
   const attention = K > C;
   const probs = new Float32Array(rows.length * C);
+  const logits = new Float32Array(rows.length * C);
   const alpha = attention ? new Float32Array(rows.length) : null;
   let buf: Float32Array<ArrayBuffer> = new Float32Array(0);
   for (let s = 0; s < rows.length; s += chunk) {
     const e = Math.min(rows.length, s + chunk);
     buf = gatherRows(x, dim, rows, s, e, buf);
     const out = await engine.outputs(head.theta, head.layout, buf, e - s);
-    for (let i = 0; i < e - s; i++) softmaxRow(out, i * K, 1, C, probs, (s + i) * C);
+    for (let i = 0; i < e - s; i++) {
+      softmaxRow(out, i * K, 1, C, probs, (s + i) * C);
+      logits.set(out.subarray(i * K, i * K + C), (s + i) * C);
+    }
     if (alpha) alpha.set(importanceOf(out, C), s); // Eq. 1
   }
-  return { probs, alpha };
+  return { probs, logits, alpha };
 }
 
 /** What a training step works with: the parameters, their optimiser, the dropout generator and the working labels. */
@@ -410,7 +416,7 @@ export async function trainHead(
   const allRows = Int32Array.from({ length: N }, (_, i) => i);
   const alphaSum = scn ? new Float64Array(N) : null;
   let alphaEpochs = 0;
-  let last: { probs: Float32Array; alpha: Float32Array | null } | null = null;
+  let last: Awaited<ReturnType<typeof predict>> | null = null;
   const epochs: EpochStats[] = [];
   let lr = o.lr;
   let lastPause = performance.now();
@@ -441,5 +447,5 @@ export async function trainHead(
   }
   const final = last ?? (await predict(engine, head, x, dim, allRows));
   const importanceMean = alphaSum ? Float32Array.from(alphaSum, (v) => v / Math.max(1, alphaEpochs)) : null;
-  return { epochs, probs: final.probs, importance: final.alpha, importanceMean, trainedLabels: t.working };
+  return { epochs, probs: final.probs, logits: final.logits, importance: final.alpha, importanceMean, trainedLabels: t.working };
 }
