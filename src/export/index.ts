@@ -8,6 +8,7 @@ import { resolveRun } from '../store/runs.js';
 import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
 import { openOutput } from './output.js';
 import { loadEstimates, refit } from '../review/estimates.js';
+import { lastQualityCheck, redundantImageIds } from '../quality/index.js';
 
 export const EXPORT_COLUMNS = [
   'path',
@@ -40,6 +41,11 @@ export interface ExportOptions {
   format?: ExportFormat;
   /** Leave out images whose label is not an expression class (labels.trainable = 0: AffectNet none, uncertain, no-face); kept by default. */
   dropNonExpression?: boolean;
+  /**
+   * Duplicate images as `fer-clean quality` last grouped them: 'keep' (default) writes every image, 'drop' writes one
+   * image per group (a test image first, then valid, then train; see redundantImageIds).
+   */
+  dedupe?: 'keep' | 'drop';
 }
 
 export interface ExportRow {
@@ -94,6 +100,7 @@ function exportRunIdOf(db: DB, opts: Pick<ExportOptions, 'runId' | 'dataset'>): 
 export function* finalLabelRows(db: DB, runId: number | null, opts: Omit<ExportOptions, 'out' | 'format' | 'runId'>): Generator<ExportRow> {
   // Read before the rows are streamed (the connection runs no other statement while an iterator is open).
   const estimates = runId === null ? new Map<number, number>() : proposalEstimates(db, runId);
+  const dropped = opts.dedupe === 'drop' ? duplicatesToDrop(db, opts.dataset) : null;
   const raw = db
     .prepare(
       `SELECT i.id AS image_id, i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.trainable, l.reference AS reference_label,
@@ -111,6 +118,7 @@ export function* finalLabelRows(db: DB, runId: number | null, opts: Omit<ExportO
   >;
   for (const r of raw) {
     if (opts.onlyDecided && !r.action) continue;
+    if (dropped?.has(r.image_id)) continue;
     let final = r.original_label;
     if (r.action === 'accepted' || r.action === 'manual') final = r.new_label!;
     else if (!r.action && opts.includeUndecidedProposals && r.proposed_label) final = r.proposed_label;
@@ -124,6 +132,14 @@ export function* finalLabelRows(db: DB, runId: number | null, opts: Omit<ExportO
       decision: (action ?? 'none') as ExportRow['decision'],
     };
   }
+}
+
+/** The images `--dedupe drop` leaves out; an error when the dataset's duplicates were never looked for. */
+function duplicatesToDrop(db: DB, dataset: DatasetRow): Set<number> {
+  if (!lastQualityCheck(db, dataset.id)) {
+    throw new FerCleanError(`dataset '${dataset.name}' has not been checked for duplicates: run \`fer-clean quality --dataset ${dataset.name}\` first`);
+  }
+  return redundantImageIds(db, dataset.id);
 }
 
 /**

@@ -13,7 +13,7 @@ import { backboneVersion, resolveBackbone } from '../features/backbones.js';
 import { DEFAULT_IMAGE_CHECKS, imageFlags, QUALITY_FLAGS, type FlagFinding, type ImageCheckThresholds, type QualityFlag } from './checks.js';
 import { groupPairs, type DuplicatePair } from './duplicates.js';
 import { classMeans, distanceToClasses } from './outliers.js';
-import { alignedCorrelation, greyFace, matchVector, MATCH_SIDE, pixelStats, shrink } from './pixels.js';
+import { alignedCorrelation, greyFace, pixelStats, shrink, STATS_SIDE } from './pixels.js';
 import { cosinePairs, unitRows } from './similarity.js';
 
 export { QUALITY_FLAGS, DEFAULT_IMAGE_CHECKS, type QualityFlag, type ImageCheckThresholds } from './checks.js';
@@ -24,7 +24,7 @@ export interface QualityOptions {
   backbone?: string;
   /** Embedding cosine at which a pair becomes a near-duplicate candidate, confirmed by its pixels (default 0.85). */
   candidate?: number;
-  /** Aligned pixel correlation that confirms a candidate (default 0.90). */
+  /** Aligned pixel correlation that confirms a candidate (default 0.93). */
   pixelMatch?: number;
   /** Embedding cosine that makes a near-duplicate without pixel confirmation (default 0.98). */
   nearCosine?: number;
@@ -37,10 +37,12 @@ export interface QualityOptions {
 
 /** Side of the coarse first look at a candidate pair, and how far below pixelMatch it may be and still pass. */
 const COARSE_SIDE = 12;
+/** Shifts (pixels at 48 x 48, each way) allowed when two faces are compared. */
+const MAX_SHIFT = 2;
 const COARSE_MARGIN = 0.15;
 
 /** Defaults, calibrated in docs/QUALITY.md. */
-export const DEFAULT_QUALITY = { candidate: 0.85, pixelMatch: 0.9, nearCosine: 0.98, outlier: 0.45 } as const;
+export const DEFAULT_QUALITY = { candidate: 0.85, pixelMatch: 0.93, nearCosine: 0.98, outlier: 0.45 } as const;
 
 export interface QualitySummary {
   dataset_id: number;
@@ -118,7 +120,7 @@ export async function checkQuality(db: DB, opts: QualityOptions, onProgress?: (d
   // 1. pixels: checks and the small grey image each face is compared on
   const t0 = performance.now();
   const findings = new Map<number, FlagFinding[]>();
-  const match: (Float32Array | null)[] = rows.map(() => null);
+  const faces: (Uint8Array | null)[] = rows.map(() => null);
   const coarse: (Float32Array | null)[] = rows.map(() => null);
   const todo = rows.map((_, k) => k).filter((k) => usable[k]);
   let next = 0;
@@ -131,8 +133,8 @@ export async function checkQuality(db: DB, opts: QualityOptions, onProgress?: (d
       const grey = await greyFace(imageFile(dataset.root, r.path), boxOfRow(r));
       const found = imageFlags(pixelStats(grey), o.imageChecks);
       if (found.length) findings.set(k, found);
-      match[k] = matchVector(grey);
-      coarse[k] = shrink(match[k]!, MATCH_SIDE, COARSE_SIDE);
+      faces[k] = Uint8Array.from(grey);
+      coarse[k] = shrink(grey, STATS_SIDE, COARSE_SIDE);
       onProgress?.(++done, todo.length);
     }
   };
@@ -161,10 +163,10 @@ export async function checkQuality(db: DB, opts: QualityOptions, onProgress?: (d
       const j = rowOf[c.j]!;
       if (rows[i]!.sha256 === rows[j]!.sha256) continue; // already an exact pair
       // most candidates are two different photos of similar faces: a 12 x 12 look (shifts of 4 px) turns them away
-      // at a ninth of the cost; a copy correlates higher there than at 24 x 24 (averaging smooths the differences)
-      const quick = c.cos >= o.nearCosine ? 1 : alignedCorrelation(coarse[i]!, coarse[j]!);
+      // at a hundredth of the cost; a copy correlates higher there than at 48 x 48 (averaging smooths the differences)
+      const quick = c.cos >= o.nearCosine ? 1 : alignedCorrelation(coarse[i]!, coarse[j]!, 1);
       if (quick < o.pixelMatch - COARSE_MARGIN) continue;
-      const pixel = alignedCorrelation(match[i]!, match[j]!);
+      const pixel = alignedCorrelation(faces[i]!, faces[j]!, MAX_SHIFT);
       if (c.cos >= o.nearCosine || pixel >= o.pixelMatch) pairs.push({ i, j, cos: c.cos, pixel, exact: false });
     }
     // outliers: far from every class mean (given labels of expression classes)

@@ -142,9 +142,6 @@ function popcount32(x: number): number {
   return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }
 
-/** Side of the small grey image that two faces are compared on (alignedCorrelation). */
-export const MATCH_SIDE = 24;
-
 /** A square grey image (side x side) shrunk to `to` x `to` by box averages (side a multiple of `to`). */
 export function shrink(g: ArrayLike<number>, side: number, to: number): Float32Array {
   const f = side / to;
@@ -159,18 +156,13 @@ export function shrink(g: ArrayLike<number>, side: number, to: number): Float32A
   return v;
 }
 
-/** The 48 x 48 grey face halved to 24 x 24 (2 x 2 averages), for alignedCorrelation. */
-export function matchVector(g: Uint8Array, side = STATS_SIDE): Float32Array {
-  return shrink(g, side, MATCH_SIDE);
-}
-
 /**
  * How alike two faces' pixels are, allowing a small shift: the largest Pearson correlation of the overlapping parts
- * of their small grey images (S x S, S = sqrt(length): 24 from matchVector) over shifts of up to `maxShift` cells each
- * way (one cell of 24 = 2 pixels at 48 x 48).
- * A re-encoded, brightened or 1-2 px shifted copy gives about 0.95 or more; two different photos far less (docs/QUALITY.md).
+ * of their grey images (S x S, S = sqrt(length): 48 from greyFace) over shifts of up to `maxShift` pixels each way.
+ * A re-encoded or brightened copy gives 0.97 or more, a copy shifted by 1-2 px about 0.92-0.98; two photos of
+ * different people with the same pose and expression up to about 0.92 (docs/QUALITY.md).
  */
-export function alignedCorrelation(a: Float32Array, b: Float32Array, maxShift = 1): number {
+export function alignedCorrelation(a: ArrayLike<number>, b: ArrayLike<number>, maxShift = 2): number {
   const S = Math.round(Math.sqrt(a.length));
   let best = -1;
   for (let sy = -maxShift; sy <= maxShift; sy++) {
