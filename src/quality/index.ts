@@ -35,8 +35,10 @@ export interface QualityOptions {
   concurrency?: number;
 }
 
-/** Side of the coarse first look at a candidate pair, and how far below pixelMatch it may be and still pass. */
+/** Sides of the two quick looks at a candidate pair, and how far below pixelMatch each may be and still pass. */
 const COARSE_SIDE = 12;
+const MIDDLE_SIDE = 24;
+const MIDDLE_MARGIN = 0.08;
 /** Shifts (pixels at 48 x 48, each way) allowed when two faces are compared. */
 const MAX_SHIFT = 2;
 const COARSE_MARGIN = 0.15;
@@ -122,6 +124,7 @@ export async function checkQuality(db: DB, opts: QualityOptions, onProgress?: (d
   const findings = new Map<number, FlagFinding[]>();
   const faces: (Uint8Array | null)[] = rows.map(() => null);
   const coarse: (Float32Array | null)[] = rows.map(() => null);
+  const middle: (Float32Array | null)[] = rows.map(() => null);
   const todo = rows.map((_, k) => k).filter((k) => usable[k]);
   let next = 0;
   let done = 0;
@@ -134,7 +137,8 @@ export async function checkQuality(db: DB, opts: QualityOptions, onProgress?: (d
       const found = imageFlags(pixelStats(grey), o.imageChecks);
       if (found.length) findings.set(k, found);
       faces[k] = Uint8Array.from(grey);
-      coarse[k] = shrink(grey, STATS_SIDE, COARSE_SIDE);
+      middle[k] = shrink(grey, STATS_SIDE, MIDDLE_SIDE);
+      coarse[k] = shrink(middle[k]!, MIDDLE_SIDE, COARSE_SIDE);
       onProgress?.(++done, todo.length);
     }
   };
@@ -162,10 +166,13 @@ export async function checkQuality(db: DB, opts: QualityOptions, onProgress?: (d
       const i = rowOf[c.i]!;
       const j = rowOf[c.j]!;
       if (rows[i]!.sha256 === rows[j]!.sha256) continue; // already an exact pair
-      // most candidates are two different photos of similar faces: a 12 x 12 look (shifts of 4 px) turns them away
-      // at a hundredth of the cost; a copy correlates higher there than at 48 x 48 (averaging smooths the differences)
-      const quick = c.cos >= o.nearCosine ? 1 : alignedCorrelation(coarse[i]!, coarse[j]!, 1);
-      if (quick < o.pixelMatch - COARSE_MARGIN) continue;
+      // most candidates are two different photos of similar faces: a 12 x 12 look (shifts of 4 px), then a 24 x 24
+      // one (2 px), turn them away at a hundredth and a tenth of the cost of the 48 x 48 comparison; a copy
+      // correlates higher at a coarser scale (averaging smooths the differences), so the margins lose none of them
+      if (c.cos < o.nearCosine) {
+        if (alignedCorrelation(coarse[i]!, coarse[j]!, 1) < o.pixelMatch - COARSE_MARGIN) continue;
+        if (alignedCorrelation(middle[i]!, middle[j]!, 1) < o.pixelMatch - MIDDLE_MARGIN) continue;
+      }
       const pixel = alignedCorrelation(faces[i]!, faces[j]!, MAX_SHIFT);
       if (c.cos >= o.nearCosine || pixel >= o.pixelMatch) pairs.push({ i, j, cos: c.cos, pixel, exact: false });
     }
