@@ -6,7 +6,7 @@
 import { parse } from 'csv-parse/sync';
 import { copyFileSync, cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { openStore, type DB } from '../src/store/db.js';
@@ -31,7 +31,7 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 }
 
 const W = 48;
-function grey(f: (x: number, y: number) => number): sharp.Sharp {
+function grey(f: (x: number, y: number) => number): Sharp {
   return sharp(Buffer.from(Uint8Array.from({ length: W * W }, (_, k) => Math.max(0, Math.min(255, Math.round(f(k % W, Math.floor(k / W))))))), {
     raw: { width: W, height: W, channels: 1 },
   });

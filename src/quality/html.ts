@@ -67,7 +67,7 @@ figure.face img{display:block;width:${TILE}px;height:${TILE}px;margin:0 auto}
 figure.face figcaption{font-size:11px;line-height:1.3;padding:3px;overflow-wrap:anywhere}
 .missing{width:${TILE}px;height:${TILE}px;margin:0 auto;background:#eee;font-size:11px;display:flex;align-items:center;justify-content:center}
 .group{display:flex;gap:8px;align-items:flex-start;border:1px solid #e3e3e3;border-radius:4px;padding:6px;margin:0 0 8px}
-.group .info{width:170px;font-size:12px;line-height:1.4}
+.group .info{flex:0 0 160px;font-size:12px;line-height:1.4}
 table.cm{border-collapse:collapse;font-size:12px} table.cm td,table.cm th{border:1px solid #ddd;padding:3px 6px;text-align:right}
 table.cm th{background:#f4f4f4} table.cm td.diag{color:#777}
 .hist{display:grid;grid-template-columns:70px 1fr 170px;gap:3px 8px;font-size:12px;align-items:center;max-width:760px}
