@@ -4,7 +4,7 @@
  * on real FER faces from fixtures/imagefolder embedded for real (onnxruntime).
  */
 import { parse } from 'csv-parse/sync';
-import { copyFileSync, cpSync, readFileSync } from 'node:fs';
+import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,7 +155,7 @@ describe('fer-clean quality on planted duplicates and non-faces', () => {
 
   it('says which groups leak across splits and whose labels disagree', () => {
     expect(groupOf(PLANTED.brightened[0])!.splits).toEqual(['test', 'train']);
-    const conflicting = conflictingDuplicateGroups(db, groups[0]!.images[0] ? (db.prepare(`SELECT id FROM datasets`).get() as { id: number }).id : 0);
+    const conflicting = conflictingDuplicateGroups(db, (db.prepare(`SELECT id FROM datasets`).get() as { id: number }).id);
     expect(conflicting.map((g) => g.images.map((m) => m.label).sort())).toEqual(
       expect.arrayContaining([
         ['anger', 'happiness'],
@@ -170,6 +170,28 @@ describe('fer-clean quality on planted duplicates and non-faces', () => {
     const nonFaces = qualityFlags(db, id, { flag: 'non-face' });
     expect(Object.fromEntries(nonFaces.map((f) => [f.path, f.detail.split(':')[0]]))).toEqual(NON_FACES);
   });
+});
+
+describe('fer-clean quality on bad input', () => {
+  it('refuses a threshold out of range and an unreadable image by name, leaving the stored check as it was', async () => {
+    const before = db.prepare(`SELECT count(*) AS n FROM duplicate_members`).get();
+    const checked = db.prepare(`SELECT checked_at FROM quality_checks`).all();
+    const range = await cli('quality', '--dataset', 'planted', '--pixel-match', '2');
+    expect(range.code).not.toBe(0);
+    expect(range.stderr).toMatch(/pixelMatch must be a number from -1 to 1, got 2/);
+    const file = join(data, 'train/anger/fer0025270.png');
+    const bytes = readFileSync(file);
+    writeFileSync(file, bytes.subarray(0, 40)); // truncated
+    try {
+      const r = await cli('quality', '--dataset', 'planted');
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/train\/anger\/fer0025270\.png: cannot decode image/);
+    } finally {
+      writeFileSync(file, bytes);
+    }
+    expect(db.prepare(`SELECT count(*) AS n FROM duplicate_members`).get()).toEqual(before);
+    expect(db.prepare(`SELECT checked_at FROM quality_checks`).all()).toEqual(checked);
+  }, 60_000);
 });
 
 describe('report and export', () => {
