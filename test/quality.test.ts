@@ -216,6 +216,8 @@ describe('report and export', () => {
       ].sort(),
     );
     expect(leak.similarity).toBeGreaterThan(0.85);
+    const text = await cli('report', '--run', String(runId));
+    expect(text.stdout).toMatch(/duplicates \(`fer-clean quality`, [^)]+\): 1 exact and 3 near groups, 1 across splits, 2 whose labels disagree/);
     const paths = j.flagged_images.map((f: { path: string }) => f.path);
     expect(new Set(paths).size).toBe(paths.length);
     for (const p of Object.keys(NON_FACES)) {

@@ -72,6 +72,12 @@ export const reportCommand: Command = {
       else {
         for (const line of formatReport(report, Math.max(20, Math.min(60, (io.stdout.columns ?? 100) - 40)))) out(io, line);
         for (const line of formatLabelStats(labels)) out(io, line);
+        if (check) {
+          const groups = duplicateGroups(db, run.dataset_id);
+          const n = (f: (g: (typeof groups)[number]) => boolean): number => groups.filter(f).length;
+          out(io, `duplicates (\`fer-clean quality\`, ${check.checked_at}): ${n((g) => g.kind === 'exact')} exact and ${n((g) => g.kind === 'near')} near groups, ` +
+            `${n((g) => g.splits.length > 1)} across splits, ${n((g) => g.labels_disagree)} whose labels disagree`);
+        }
         if (estimate.proposals > 0) for (const line of ['', ...formatEstimateSummary(estimate)]) out(io, line);
         if (flagged.length) {
           out(io, '');

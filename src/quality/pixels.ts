@@ -1,6 +1,6 @@
 /**
- * Pixel statistics of a face crop, for the image checks (too dark, too light, blurry, low information, not a face)
- * and a perceptual hash for near-duplicates. Every face is looked at as a 48 x 48 grey image (FER2013's own size; a
+ * Pixel statistics of a face crop, for the image checks (too dark, too light, blurry, low information, not a face),
+ * and the aligned pixel correlation that confirms a near-duplicate. Every face is looked at as a 48 x 48 grey image (FER2013's own size; a
  * larger crop is shrunk to it), so thresholds mean the same on every dataset.
  */
 import sharp from 'sharp';
@@ -23,8 +23,6 @@ export interface PixelStats {
   smoothness: number;
   /** Share of the variance that two grey levels explain (Otsu's between-class variance over the total): near 1 for ink on paper. */
   twoTone: number;
-  /** Difference hash: 64 bits (8 rows of 8 left-right comparisons on a 9 x 8 grey image), as two 32-bit halves. */
-  hash: [number, number];
 }
 
 /** The face (its box, or the whole image) as STATS_SIDE x STATS_SIDE grey levels. A file that cannot be decoded is a FerCleanError naming it. */
@@ -104,42 +102,7 @@ export function pixelStats(g: Uint8Array, side = STATS_SIDE): PixelStats {
     detail: v > 0 ? lapVar / v : 0,
     smoothness: v > 0 ? cov / pairs / v : 1,
     twoTone: v > 0 ? best / v : 1,
-    hash: differenceHash(g, side),
   };
-}
-
-/** dHash: the image shrunk to 9 x 8 by box averages, each bit = left pixel brighter than its right neighbour. */
-export function differenceHash(g: Uint8Array, side = STATS_SIDE): [number, number] {
-  const small = new Float64Array(9 * 8);
-  for (let r = 0; r < 8; r++) {
-    const y0 = Math.floor((r * side) / 8);
-    const y1 = Math.floor(((r + 1) * side) / 8);
-    for (let c = 0; c < 9; c++) {
-      const x0 = Math.floor((c * side) / 9);
-      const x1 = Math.floor(((c + 1) * side) / 9);
-      let s = 0;
-      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) s += g[y * side + x]!;
-      small[r * 9 + c] = s / ((y1 - y0) * (x1 - x0));
-    }
-  }
-  const halves: [number, number] = [0, 0];
-  for (let b = 0; b < 64; b++) {
-    const r = b >> 3;
-    const c = b & 7;
-    if (small[r * 9 + c]! > small[r * 9 + c + 1]!) halves[b >> 5] = (halves[b >> 5]! | (1 << (b & 31))) >>> 0;
-  }
-  return halves;
-}
-
-/** Bits in which two difference hashes differ (0..64). */
-export function hashDistance(a: readonly [number, number], b: readonly [number, number]): number {
-  return popcount32(a[0] ^ b[0]) + popcount32(a[1] ^ b[1]);
-}
-
-function popcount32(x: number): number {
-  x = x - ((x >>> 1) & 0x55555555);
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }
 
 /** A square grey image (side x side) shrunk to `to` x `to` by box averages (side a multiple of `to`). */
