@@ -240,6 +240,8 @@ describe('report and export', () => {
     // the planted copy with another label is framed red, a group that agrees green
     expect(html).toMatch(/border-color:#d22f27"><img[^>]*><figcaption>train\/happiness\/plant-reencoded\.jpg/);
     expect(html).toMatch(/border-color:#2e9d3e"><img[^>]*><figcaption>test\/anger\/plant-brightened\.png/);
+    // flagged images: each non-face says which kind
+    expect(html).toMatch(/<figcaption>train\/neutral\/noise\.png<br>train: neutral<br>non-face: noise<\/figcaption>/);
   });
 
   it('export --dedupe drop writes one image per group, a test image first; keep writes all', async () => {

@@ -126,7 +126,10 @@ async function groupBlock(run: ResolvedRun, g: DuplicateGroup, boxOf: (id: numbe
 }
 
 async function flaggedBlock(run: ResolvedRun, f: FlaggedImage, box: FaceBox | null): Promise<string> {
-  const lines = [f.path, `${f.split}: ${f.label ?? '-'}`, ...f.reasons.map((r) => (r.score === null ? `${r.flag} (${r.source})` : `${r.flag} ${r.score.toFixed(3)}`))];
+  const lines = [f.path, `${f.split}: ${f.label ?? '-'}`, ...f.reasons.map((r) =>
+      r.score === null ? `${r.flag} (${r.source})` : r.flag === 'non-face' ? `non-face: ${r.detail.split(':')[0]}` : `${r.flag} ${r.score.toFixed(3)}`,
+    ),
+  ];
   return tile(imageFile(run.dataset.root, f.path), box, lines, 'unknown');
 }
 
