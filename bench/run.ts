@@ -5,7 +5,7 @@
  */
 const ORDER = ['ingest', 'embed', 'scn', 'train', 'review', 'demo'] as const;
 /** Run only when named: long, and they build databases of their own. */
-const ON_REQUEST = ['team', 'scale', 'yield', 'imports', 'top'] as const;
+const ON_REQUEST = ['team', 'scale', 'yield', 'imports', 'top', 'quality'] as const;
 
 // Benchmark names; `--flag value` and `--flag=value` pairs are left for the benchmarks (e.g. scale --sizes ...).
 const names: string[] = [];

@@ -77,6 +77,14 @@ describe('AffectNet annotation file: embed, train, report, review, export', () =
     expect(r.stdout).toMatch(/data-quality flags: no-face 1/);
     const j = await cli('report', '--run', String(runId), '--json');
     expect(JSON.parse(j.stdout).dataset_labels).toMatchObject({ images: 27, non_expression: { none: 1, uncertain: 1, 'no-face': 1 }, quality: { 'no-face': 1 } });
+    // each flagged image once with all its reasons (issue 21 item 4): the code-10 image was listed under both
+    const flagged = JSON.parse(j.stdout).flagged_images as { path: string; reasons: { source: string; flag: string }[] }[];
+    expect(new Set(flagged.map((f) => f.path)).size).toBe(flagged.length);
+    expect(flagged).toHaveLength(3);
+    const noFace = flagged.filter((f) => f.reasons.some((x) => x.flag === 'no-face'));
+    expect(noFace).toHaveLength(1);
+    expect(noFace[0]!.reasons.map((x) => `${x.source}:${x.flag}`)).toEqual(['ingest:no-face', 'label:no-face']);
+    expect(r.stdout.match(new RegExp(noFace[0]!.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'g'))).toHaveLength(1);
   });
 
   it('the face review shows is the annotated box, not the whole photo', async () => {

@@ -28,6 +28,8 @@ reviewer accepts the proposal, refitted on the decisions so far), reference_labe
                                   affectnet: the annotation file byte for byte, changed expressions rewritten)
   --drop-non-expression           leave out images whose label is not an expression class (AffectNet 8 none,
                                   9 uncertain, 10 no-face); by default they are written with their label unchanged
+  --dedupe keep|drop              duplicate images as \`fer-clean quality\` grouped them: keep all (default) or
+                                  write one per group (a test image first, then valid, then train)
   --db PATH                       database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
 export const exportCommand: Command = {
@@ -41,10 +43,12 @@ export const exportCommand: Command = {
     'include-undecided-proposals': { type: 'boolean' },
     format: { type: 'string' },
     'drop-non-expression': { type: 'boolean' },
+    dedupe: { type: 'string' },
   },
   async run({ values, positionals }, io) {
     if (positionals.length !== 1) throw new UsageError(`expected one output file, got ${positionals.length}`, USAGE);
     const format = choiceFlag(values['format'], '--format', ['csv', 'same'] as const);
+    const dedupe = choiceFlag(values['dedupe'], '--dedupe', ['keep', 'drop'] as const);
     const runId = parseIntFlag(values['run'], '--run');
     const db = openExisting(values, io);
     try {
@@ -62,6 +66,7 @@ export const exportCommand: Command = {
         includeUndecidedProposals: Boolean(values['include-undecided-proposals']),
         format,
         dropNonExpression: Boolean(values['drop-non-expression']),
+        dedupe,
       });
       (toStdout ? err : out)(io, formatExportSummary(s));
       return 0;

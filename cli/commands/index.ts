@@ -12,6 +12,7 @@ export const commands: CommandEntry[] = [
   { name: 'ingest', summary: 'read a dataset (csv, ferplus, imagefolder, rafdb, fer2013) into the database', load: async () => (await import('./ingest.js')).ingestCommand },
   { name: 'embed', summary: 'compute face features with a pretrained network (faceexpr, facerec, faceexpr+facerec)', load: async () => (await import('./embed.js')).embedCommand },
   { name: 'train', summary: 'train SCN (or a ce / confident-learning baseline) and store label proposals', load: async () => (await import('./train.js')).trainCommand },
+  { name: 'quality', summary: 'find near-duplicates (and leakage across splits), outliers, non-faces, dark/light/blurry faces', load: async () => (await import('./quality.js')).qualityCommand },
   { name: 'report', summary: "score a run: test accuracy, noise detection, importance histogram", load: async () => (await import('./report.js')).reportCommand },
   { name: 'review', summary: 'review proposed relabels in the terminal (accept, reject, set by hand)', load: async () => (await import('./review.js')).reviewCommand },
   { name: 'queue', summary: 'print the next undecided proposals with their estimates (scripted review)', load: async () => (await import('./queue.js')).queueCommand },

@@ -12,6 +12,7 @@ import { encodeLabel, type LabelEncoding } from '../taxonomy.js';
 import { openOutput } from '../output.js';
 import { estimatesNow } from '../review/estimates/run-estimates.js';
 import { decisionsInForce } from '../review/domain/decisions.js';
+import { lastQualityCheck, redundantImageIds } from '../quality/index.js';
 
 export const EXPORT_COLUMNS = [
   'path',
@@ -46,6 +47,11 @@ export interface ExportOptions {
   format?: ExportFormat;
   /** Leave out images whose label is not an expression class (labels.trainable = 0: AffectNet none, uncertain, no-face); kept by default. */
   dropNonExpression?: boolean;
+  /**
+   * Duplicate images as `fer-clean quality` last grouped them: 'keep' (default) writes every image, 'drop' writes one
+   * image per group (a test image first, then valid, then train; see redundantImageIds).
+   */
+  dedupe?: 'keep' | 'drop';
 }
 
 export interface ExportRow {
@@ -103,6 +109,7 @@ export function* finalLabelRows(db: DB, run: ResolvedRun | null, opts: Omit<Expo
   // Read before the rows are streamed (the connection runs no other statement while an iterator is open).
   const estimates = run === null ? new Map<number, number>() : proposalEstimates(db, run);
   const inForce = decisionsInForce(db, { datasetId: opts.dataset.id });
+  const dropped = opts.dedupe === 'drop' ? duplicatesToDrop(db, opts.dataset) : null;
   const raw = db
     .prepare(
       `SELECT i.id AS image_id, i.path, i.split, i.source_line, i.source_row, l.given AS original_label, l.given_raw, l.trainable, l.reference AS reference_label,
@@ -120,6 +127,7 @@ export function* finalLabelRows(db: DB, run: ResolvedRun | null, opts: Omit<Expo
     const d = inForce.get(row.image_id);
     const r = { ...row, action: d?.action ?? null, new_label: d?.label ?? null, annotator: d?.annotator ?? null, decided_at: d?.decidedAt ?? null };
     if (opts.onlyDecided && !r.action) continue;
+    if (dropped?.has(r.image_id)) continue;
     let final = r.original_label;
     if (r.action === 'accepted' || r.action === 'manual') final = r.new_label!;
     else if (!r.action && opts.includeUndecidedProposals && r.proposed_label) final = r.proposed_label;
@@ -133,6 +141,14 @@ export function* finalLabelRows(db: DB, run: ResolvedRun | null, opts: Omit<Expo
       decision: (action ?? 'none') as ExportRow['decision'],
     };
   }
+}
+
+/** The images `--dedupe drop` leaves out; an error when the dataset's duplicates were never looked for. */
+function duplicatesToDrop(db: DB, dataset: DatasetRow): Set<number> {
+  if (!lastQualityCheck(db, dataset.id)) {
+    throw new FerCleanError(`dataset '${dataset.name}' has not been checked for duplicates: run \`fer-clean quality --dataset ${dataset.name}\` first`);
+  }
+  return redundantImageIds(db, dataset.id);
 }
 
 /**

@@ -35,6 +35,8 @@ export function isTightCrop(width: number, height: number): boolean {
 
 /** Photos are shrunk to at most this side before detection (the detector works at 512x512 anyway). */
 export const DETECT_MAX_SIDE = 1024;
+/** When nothing is found, the second look pads the image by this share of its longer side on every side (close-ups). */
+export const CLOSE_UP_PAD = 0.5;
 /** Detections below this ssd_mobilenetv1 score are not faces. */
 export const DEFAULT_MIN_SCORE = 0.5;
 
@@ -90,8 +92,11 @@ export function squareBox(box: { x: number; y: number; w: number; h: number }, w
   return { x, y, w: s, h: s };
 }
 
-/** Loads the detector and landmark networks (once per process) on the chosen tfjs backend. */
-export async function createDetector(opts: { backend?: BackendPreference; minScore?: number } = {}): Promise<FaceDetector> {
+/**
+ * Loads the detector and landmark networks (once per process) on the chosen tfjs backend. `closeUps: false` leaves
+ * out the second, padded look at an image where nothing was found (see CLOSE_UP_PAD).
+ */
+export async function createDetector(opts: { backend?: BackendPreference; minScore?: number; closeUps?: boolean } = {}): Promise<FaceDetector> {
   const { initBackend, tf } = await import('./backend.js');
   await initBackend(opts.backend ?? 'auto');
   const faceapi = await loadFaceApi();
@@ -119,19 +124,33 @@ export async function createDetector(opts: { backend?: BackendPreference; minSco
       } catch (e) {
         throw new FerCleanError(`${file}: cannot decode image (${e instanceof FileReadError ? e.reason : (e as Error).message.split('\n')[0]})`);
       }
-      const input = tf.tensor3d(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), [info.height, info.width, 3], 'int32');
-      let results;
-      try {
-        results = await faceapi.detectAllFaces(input as never, options).withFaceLandmarks();
-      } finally {
-        input.dispose();
+      const find = async (pixels: Uint8Array, w: number, h: number) => {
+        const input = tf.tensor3d(pixels, [h, w, 3], 'int32');
+        try {
+          return await faceapi.detectAllFaces(input as never, options).withFaceLandmarks();
+        } finally {
+          input.dispose();
+        }
+      };
+      const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      let results = await find(pixels, info.width, info.height);
+      // A face that fills the frame (a close-up) is missed by ssd_mobilenetv1, which was trained on faces with
+      // surroundings: look again with the image in the middle of a plain border (CLOSE_UP_PAD of its side each way).
+      let pad = 0;
+      if (results.length === 0 && opts.closeUps !== false) {
+        pad = Math.round(CLOSE_UP_PAD * Math.max(info.width, info.height));
+        const padded = await sharp(data, { raw: { width: info.width, height: info.height, channels: 3 } })
+          .extend({ top: pad, bottom: pad, left: pad, right: pad, background: { r: 128, g: 128, b: 128 } })
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        results = await find(new Uint8Array(padded.data.buffer, padded.data.byteOffset, padded.data.byteLength), padded.info.width, padded.info.height);
       }
       const sx = width / info.width;
       const sy = height / info.height;
       const faces = results
         .map((r) => {
           const a = r.alignedRect.box;
-          const box = squareBox({ x: a.x * sx, y: a.y * sy, w: a.width * sx, h: a.height * sy }, width, height);
+          const box = squareBox({ x: (a.x - pad) * sx, y: (a.y - pad) * sy, w: a.width * sx, h: a.height * sy }, width, height);
           return { box, score: r.detection.score };
         })
         .sort((a, b) => b.score - a.score);
