@@ -82,6 +82,21 @@ describe('review order (pure)', () => {
     expect(learningOrder(its, m, new Set(decided)).order).toEqual(order);
   });
 
+  it('before the first decision the learning order spends no place on a random draw: the prior\'s best come first', () => {
+    const its = items(45);
+    const m = modelOf(its);
+    expect(explorationRule(0)).toEqual({ explore: 0.05, every: 0, seed: 0 });
+    const { order, explored } = learningOrder(its, m, new Set());
+    expect(explored.size).toBe(0);
+    // with no decision every pair gets the same bonus, so the order is the estimate's (ties: larger margin, lower index)
+    const byEstimate = its.map((_, i) => i).sort((x, y) => m.estimate(y) - m.estimate(x) || m.proposals[y]!.margin - m.proposals[x]!.margin || x - y);
+    expect(order).toEqual(byEstimate);
+    expect(reviewQueue(input(its, { order: 'estimate', model: m })).some((p) => p.explore)).toBe(false);
+    // the first decision brings the draws in
+    const after = learningOrder(its, m, new Set([its[order[0]!]!.imageId]));
+    expect(after.explored.size).toBe(Math.floor(44 / EXPLORE_EVERY));
+  });
+
   it('the session view: filtered, re-ranked after a place, decided items before or after the undecided ones', () => {
     const its = items(6);
     expect(filteredView(its, null)).toEqual([0, 1, 2, 3, 4, 5]);

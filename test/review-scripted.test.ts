@@ -37,9 +37,9 @@ describe('queue', () => {
     const q = nextItems(s.db, { runId: s.runId });
     expect(q.estimate).toEqual({ prior: 'valid-reference', priorRows: 300, fittedOn: 0 });
     expect([q.total, q.undecided, q.items.length]).toEqual([400, 400, 400]);
-    const ranked = q.items.filter((i) => !i.explore);
-    expect(q.items.filter((i) => i.explore)).toHaveLength(40);
-    for (let i = 1; i < ranked.length; i++) expect(ranked[i - 1]!.estimate).toBeGreaterThanOrEqual(ranked[i]!.estimate - 0.05);
+    // nothing decided yet: no random draw, the prior's estimate alone orders the queue (highest first)
+    expect(q.items.filter((i) => i.explore)).toHaveLength(0);
+    for (let i = 1; i < q.items.length; i++) expect(q.items[i - 1]!.estimate).toBeGreaterThanOrEqual(q.items[i]!.estimate);
     expect(nextItems(s.db, { runId: s.runId, limit: 5 }).items.map((i) => i.path)).toEqual(q.items.slice(0, 5).map((i) => i.path));
     // --order margin is the review session's margin order.
     const margin = nextItems(s.db, { runId: s.runId, order: 'margin' });
@@ -58,6 +58,9 @@ describe('queue', () => {
     expect(mean('anger')).toBeGreaterThan(0.75);
     expect(mean('fear')).toBeLessThan(0.35);
     expect(q.items.slice(0, 100).filter((i) => i.given === 'anger').length).toBeGreaterThan(80);
+    // once decisions exist, every tenth place is a random draw, marked as such
+    expect(q.items.filter((i) => i.explore)).toHaveLength(30);
+    q.items.forEach((it, p) => expect(it.explore).toBe((p + 1) % 10 === 0));
   });
 
   it('leaves out items leased to other annotators', () => {
@@ -211,8 +214,15 @@ describe('CLI: queue, decide, accept, undo', () => {
     expect(q.run).toBe(s.runId);
     expect(q.items).toHaveLength(3);
     expect(Object.keys(q.items[0]!).sort()).toEqual(['estimate', 'explore', 'given', 'imageId', 'importance', 'margin', 'path', 'proposed', 'split']);
+    // text: nothing decided, so no line is a random draw
+    r = await cli('queue', '--run', String(s.runId), '--limit', '10');
+    expect(r.stdout.split('\n').filter((l) => l.endsWith('(random draw)'))).toHaveLength(0);
     const f = csv('cli.csv', [[q.items[0]!.path, 'accepted', '']]);
     r = await cli('decide', '--run', String(s.runId), '--annotator', 'ana', f);
+    // text after a decision: the tenth item is a random draw and says so
+    const lines = (await cli('queue', '--run', String(s.runId), '--limit', '10')).stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(11);
+    expect(lines.slice(1).map((l) => l.endsWith('  (random draw)'))).toEqual([false, false, false, false, false, false, false, false, false, true]);
     expect([r.code, r.stdout]).toEqual([0, `run ${s.runId}: 1 decision(s) by ana (1 accepted, 0 rejected, 0 manual)\n`]);
     r = await cli('decide', '--run', String(s.runId), '--annotator', 'ana', csv('bad.csv', [['nope.png', 'accepted', '']]));
     expect([r.code, r.stderr]).toEqual([1, `fer-clean decide: bad.csv:2: 'nope.png' is not a proposal of run ${s.runId}; nothing was applied\n`]);

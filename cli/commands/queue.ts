@@ -64,7 +64,7 @@ export const queueCommand: Command = {
           `estimate: prior ${q.estimate.prior} (${q.estimate.priorRows} validation images), refitted on ${q.estimate.fittedOn} decision(s)`,
       );
       for (const it of q.items) {
-        out(io, `${it.estimate.toFixed(3)}  ${it.given} -> ${it.proposed}  margin ${fmt(it.margin)}  importance ${fmt(it.importance)}  ${it.path}`);
+        out(io, `${it.estimate.toFixed(3)}  ${it.given} -> ${it.proposed}  margin ${fmt(it.margin)}  importance ${fmt(it.importance)}  ${it.path}${it.explore ? '  (random draw)' : ''}`);
       }
       return 0;
     } finally {
