@@ -1,8 +1,6 @@
 import { resolve } from 'node:path';
 import os from 'node:os';
-import { loadEstimates, refit } from '../src/review/estimates/run-estimates.js';
 import { nextItems, type QueueOrder } from '../src/review/verbs.js';
-import { rankByEstimate, pairCounts } from '../src/estimate/model.js';
 import { trainRun, type TrainRunOptions } from '../src/scn/index.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { resolveDataset } from '../src/store/datasets.js';
@@ -16,9 +14,8 @@ import { machine } from './common.js';
  * orders, the fraction whose proposed label is the reference (rows with no reference counted wrong; in brackets,
  * the fraction with those rows left out):
  * - margin: P(proposed) - P(given), as stored (`fer-clean queue --order margin`);
- * - estimate: the learning order with no decision yet, as `fer-clean review` and `queue` give it today (a random
- *   exploration draw at every 10th place from the 10th on);
- * - estimate, no random draw before the first decision: the rule change proposed for the review queue (issue 17).
+ * - estimate: the learning order with no decision yet, as `fer-clean review` and `queue` give it (no random draw
+ *   before the first decision: explorationRule in src/review/domain/order.ts).
  *
  * `npm run bench -- top --db PATH [--train scn:1,ce:1,...] [--tta none|flip]`: PATH is never trained on unless
  * --train names method:seed pairs to train first (on PATH: use a copy). Prints a markdown table.
@@ -50,16 +47,8 @@ function score(db: DB, ids: { imageId: number; proposed: string }[], k: number):
   return { k: Math.min(k, ids.length), right, scored, rightScored: right };
 }
 
-function orderOf(db: DB, runId: number, which: QueueOrder | 'estimate-no-draw', n: number): { imageId: number; proposed: string }[] {
-  if (which !== 'estimate-no-draw') return nextItems(db, { runId, limit: n, order: which }).items.map((q) => ({ imageId: q.imageId, proposed: q.proposed }));
-  const e = loadEstimates(db, resolveRun(db, { runId }));
-  const decided = refit(db, e);
-  const open: number[] = [];
-  const done: number[] = [];
-  e.items.forEach((it, i) => (decided.has(it.imageId) ? done.push(i) : open.push(i)));
-  // the proposed rule: no random draw while nothing is decided (every = 0); the pair bonus stays
-  const { order } = rankByEstimate(e.model, open, pairCounts(e.model, done), { seed: done.length, every: done.length === 0 ? 0 : undefined });
-  return order.slice(0, n).map((i) => ({ imageId: e.items[i]!.imageId, proposed: e.items[i]!.proposed }));
+function orderOf(db: DB, runId: number, which: QueueOrder, n: number): { imageId: number; proposed: string }[] {
+  return nextItems(db, { runId, limit: n, order: which }).items.map((q) => ({ imageId: q.imageId, proposed: q.proposed }));
 }
 
 export async function main(): Promise<void> {
@@ -101,7 +90,7 @@ export async function main(): Promise<void> {
     if (config.label_source !== 'given' || (config.noise?.rate ?? 0) > 0) continue;
     const metrics = JSON.parse((db.prepare(`SELECT metrics FROM runs WHERE id = ?`).get(id) as { metrics: string }).metrics) as { test_accuracy_reference: number | null; proposals: number };
     const acc = metrics.test_accuracy_reference === null ? '-' : `${(100 * metrics.test_accuracy_reference).toFixed(2)}%`;
-    for (const order of ['margin', 'estimate', 'estimate-no-draw'] as const) {
+    for (const order of ['margin', 'estimate'] as const) {
       const ids = orderOf(db, id, order, Math.max(...KS));
       const cells = KS.map((k) => {
         const t = score(db, ids, k);
