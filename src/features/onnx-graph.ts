@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { FerCleanError } from '../errors.js';
 import { manifestPath, type BackboneInfo } from './backbones.js';
+import { encodeModel, tensorType } from './onnx-model.js';
 
 /**
  * ONNX graphs of the two face-api backbones, built in JavaScript from the weights the installed
@@ -169,26 +170,16 @@ class GraphBuilder {
   }
 
   encode(inputSize: number, output: string, dim: number, docString: string): Uint8Array {
-    const shape = (dims: (number | string)[]) => ({
-      tensorType: {
-        elemType: onnx.TensorProto.DataType.FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    });
-    const model = onnx.ModelProto.create({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 13 }],
-      producerName: 'fer-clean',
-      docString,
-      graph: {
+    return encodeModel(
+      {
         name: 'backbone',
         node: this.nodes,
         initializer: this.initializers,
-        input: [{ name: 'input', type: shape(['N', 3, inputSize, inputSize]) }],
-        output: [{ name: output, type: shape(['N', dim]) }],
+        input: [{ name: 'input', type: tensorType(['N', 3, inputSize, inputSize]) }],
+        output: [{ name: output, type: tensorType(['N', dim]) }],
       },
-    });
-    return onnx.ModelProto.encode(model).finish();
+      docString,
+    );
   }
 }
 

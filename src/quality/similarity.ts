@@ -6,6 +6,7 @@
  */
 import onnxProto from 'onnx-proto';
 import { loadOnnxRuntime } from '../features/onnx-embedder.js';
+import { encodeModel, tensorType } from '../features/onnx-model.js';
 
 const { onnx } = onnxProto;
 
@@ -44,36 +45,26 @@ export function cosinePairsJs(unit: Float32Array, dim: number, threshold: number
 
 /** ONNX model: Y[B, M] = X[B, dim] . E[M, dim]^T, then the places (b, m) and values where Y >= t. */
 function gemmModel(dim: number): Uint8Array {
-  const f = onnx.TensorProto.DataType.FLOAT;
-  const type = (dims: (number | string)[]) => ({
-    tensorType: { elemType: f, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } },
+  return encodeModel({
+    name: 'cosine',
+    node: [
+      { opType: 'Gemm', input: ['x', 'e'], output: ['y'], attribute: [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] },
+      // only the places at or above the threshold leave the graph: scanning B x N floats in JavaScript took longer than the product
+      { opType: 'GreaterOrEqual', input: ['y', 't'], output: ['hit'] },
+      { opType: 'NonZero', input: ['hit'], output: ['where'] },
+      { opType: 'Transpose', input: ['where'], output: ['idx'], attribute: [{ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] }] },
+      { opType: 'GatherND', input: ['y', 'idx'], output: ['cos'] },
+    ],
+    input: [
+      { name: 'x', type: tensorType(['B', dim]) },
+      { name: 'e', type: tensorType(['M', dim]) },
+      { name: 't', type: tensorType([]) },
+    ],
+    output: [
+      { name: 'idx', type: tensorType(['K', 2], onnx.TensorProto.DataType.INT64) },
+      { name: 'cos', type: tensorType(['K']) },
+    ],
   });
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 13 }],
-    producerName: 'fer-clean',
-    graph: {
-      name: 'cosine',
-      node: [
-        { opType: 'Gemm', input: ['x', 'e'], output: ['y'], attribute: [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] },
-        // only the places at or above the threshold leave the graph: scanning B x N floats in JavaScript took longer than the product
-        { opType: 'GreaterOrEqual', input: ['y', 't'], output: ['hit'] },
-        { opType: 'NonZero', input: ['hit'], output: ['where'] },
-        { opType: 'Transpose', input: ['where'], output: ['idx'], attribute: [{ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] }] },
-        { opType: 'GatherND', input: ['y', 'idx'], output: ['cos'] },
-      ],
-      input: [
-        { name: 'x', type: type(['B', dim]) },
-        { name: 'e', type: type(['M', dim]) },
-        { name: 't', type: type([]) },
-      ],
-      output: [
-        { name: 'idx', type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimParam: 'K' }, { dimValue: 2 }] } } } },
-        { name: 'cos', type: type(['K']) },
-      ],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
 }
 
 /**

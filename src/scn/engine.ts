@@ -12,6 +12,7 @@
 import type * as Ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { loadOnnxRuntime } from '../features/onnx-embedder.js';
+import { encodeModel, tensorType } from '../features/onnx-model.js';
 import { headGradients, headOutputs, type HeadBatch, type HeadLayout } from './flathead.js';
 
 const { onnx } = onnxProto;
@@ -65,23 +66,10 @@ class Graph {
   }
 
   encode(name: string, inputs: [string, (number | string)[]][], outputs: [string, (number | string)[]][]): Uint8Array {
-    const value = ([n, dims]: [string, (number | string)[]]) => ({
-      name: n,
-      type: {
-        tensorType: {
-          elemType: onnx.TensorProto.DataType.FLOAT,
-          shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-        },
-      },
-    });
-    const model = onnx.ModelProto.create({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 13 }],
-      producerName: 'fer-clean',
-      graph: { name, node: this.nodes, initializer: this.initializers, input: inputs.map(value), output: outputs.map(value) },
-    });
-    return onnx.ModelProto.encode(model).finish();
+    const value = ([n, dims]: [string, (number | string)[]]) => ({ name: n, type: tensorType(dims) });
+    return encodeModel({ name, node: this.nodes, initializer: this.initializers, input: inputs.map(value), output: outputs.map(value) });
   }
+
 }
 
 /** Evaluation mode: out = relu(X W1 + b1) W2 + b2 (hidden > 0) or X W2 + b2. Inputs theta, X [n, D]; output out. */
