@@ -1,5 +1,7 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { packageRoot } from '../src/paths.js';
 import os from 'node:os';
 
 export const DATA_DIR = resolve(process.env['FER_DATA'] ?? '../shared/data/fer2013plus');
@@ -37,3 +39,25 @@ export function quantile(xs: number[], q: number): number {
 }
 
 export const median = (xs: number[]): number => quantile(xs, 0.5);
+
+/** The built CLI of this checkout. */
+export const cli = (): string => join(packageRoot(), 'dist', 'cli', 'main.js');
+
+/** Runs the CLI under /usr/bin/time: wall seconds, peak RSS, stdout. Throws with stderr on a non-zero exit. */
+export function timed(args: string[], dir: string): { seconds: number; peakRss: number; stdout: string; stderr: string } {
+  const timeFile = join(dir, 'time.txt');
+  const t = performance.now();
+  let stdout = '';
+  let stderr = '';
+  try {
+    stdout = execFileSync('/usr/bin/time', ['-f', '%M', '-o', timeFile, process.execPath, cli(), ...args], {
+      maxBuffer: 1 << 30,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString();
+  } catch (e) {
+    const err = e as { stderr?: Buffer; status?: number };
+    throw new Error(`fer-clean ${args.join(' ')}: exit ${err.status}: ${err.stderr?.toString().slice(-2000)}`);
+  }
+  const seconds = (performance.now() - t) / 1000;
+  return { seconds, peakRss: Number(readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)) * 1024, stdout, stderr };
+}

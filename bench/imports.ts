@@ -6,14 +6,12 @@
  * M = 100,000. Files go to .tmp/imports/ and are removed at the end.
  */
 import Database from 'better-sqlite3';
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { openStore } from '../src/store/db.js';
-import { packageRoot } from '../src/paths.js';
 import { defaultTaxonomy } from '../src/taxonomy.js';
-import { machine } from './common.js';
+import { machine, timed } from './common.js';
 
 function arg(name: string, fallback: number): number {
   const argv = process.argv.slice(2);
@@ -24,22 +22,6 @@ function arg(name: string, fallback: number): number {
   return fallback;
 }
 
-function timed(args: string[], dir: string): { seconds: number; peakMb: number; out: string } {
-  const timeFile = join(dir, 'time.txt');
-  const t = performance.now();
-  let out = '';
-  try {
-    out = execFileSync('/usr/bin/time', ['-f', '%M', '-o', timeFile, process.execPath, join(packageRoot(), 'dist', 'cli', 'main.js'), ...args], {
-      maxBuffer: 1 << 26,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).toString();
-  } catch (e) {
-    const err = e as { stderr?: Buffer; status?: number };
-    throw new Error(`fer-clean ${args.join(' ')}: exit ${err.status}: ${err.stderr?.toString().slice(-2000)}`);
-  }
-  const seconds = (performance.now() - t) / 1000;
-  return { seconds, peakMb: Number(readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)) / 1024, out: out.trim() };
-}
 
 const pathOf = (i: number): string => `images/train/s${String(i).padStart(7, '0')}.png`;
 
@@ -135,7 +117,7 @@ export async function main(): Promise<void> {
   writeNpy(npy, paths, N, D);
   let l0 = load();
   let r = timed(['embed', '--from', npy, '--paths', paths, '--db', big], dir);
-  rows.push(`| embed --from .npy float32 | ${N.toLocaleString('en')} x ${D} (${gb(npy)}) | ${r.seconds.toFixed(1)} s | ${Math.round(N / r.seconds).toLocaleString('en')} | ${r.peakMb.toFixed(0)} MB | ${l0} |`);
+  rows.push(`| embed --from .npy float32 | ${N.toLocaleString('en')} x ${D} (${gb(npy)}) | ${r.seconds.toFixed(1)} s | ${Math.round(N / r.seconds).toLocaleString('en')} | ${(r.peakRss / 2 ** 20).toFixed(0)} MB | ${l0} |`);
   rmSync(npy);
 
   const probs = join(dir, 'oof.npy');
@@ -143,7 +125,7 @@ export async function main(): Promise<void> {
   writeNpy(probs, ppaths, N, 7, true);
   l0 = load();
   r = timed(['train', '--probs', probs, '--paths', ppaths, '--db', big], dir);
-  rows.push(`| train --probs .npy float32 | ${N.toLocaleString('en')} x 7 | ${r.seconds.toFixed(1)} s | ${Math.round(N / r.seconds).toLocaleString('en')} | ${r.peakMb.toFixed(0)} MB | ${l0} |`);
+  rows.push(`| train --probs .npy float32 | ${N.toLocaleString('en')} x 7 | ${r.seconds.toFixed(1)} s | ${Math.round(N / r.seconds).toLocaleString('en')} | ${(r.peakRss / 2 ** 20).toFixed(0)} MB | ${l0} |`);
   for (const f of [big, `${big}-wal`, `${big}-shm`, probs, ppaths, paths]) rmSync(f, { force: true });
 
   const small = join(dir, 'small.db');
@@ -152,7 +134,7 @@ export async function main(): Promise<void> {
   writeCsv(csv, M, D);
   l0 = load();
   r = timed(['embed', '--from', csv, '--db', small], dir);
-  rows.push(`| embed --from CSV | ${M.toLocaleString('en')} x ${D} (${gb(csv)}) | ${r.seconds.toFixed(1)} s | ${Math.round(M / r.seconds).toLocaleString('en')} | ${r.peakMb.toFixed(0)} MB | ${l0} |`);
+  rows.push(`| embed --from CSV | ${M.toLocaleString('en')} x ${D} (${gb(csv)}) | ${r.seconds.toFixed(1)} s | ${Math.round(M / r.seconds).toLocaleString('en')} | ${(r.peakRss / 2 ** 20).toFixed(0)} MB | ${l0} |`);
   for (const f of [small, `${small}-wal`, `${small}-shm`, csv]) rmSync(f, { force: true });
 
   lines.push('| import | rows x values (file) | wall | rows/s | peak RSS | load average before (1, 5, 15 min) |', '|---|---|---|---|---|---|', ...rows);

@@ -22,9 +22,8 @@ import Database from 'better-sqlite3';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { backboneVersion, resolveBackbone } from '../src/features/backbones.js';
-import { packageRoot } from '../src/paths.js';
 import { openStore } from '../src/store/db.js';
-import { BENCH_DB, DATA_DIR, machine, median, quantile } from './common.js';
+import { BENCH_DB, cli, DATA_DIR, machine, median, quantile, timed } from './common.js';
 import { runTeam } from './team-driver.js';
 
 /**
@@ -54,26 +53,6 @@ function arg(name: string): string | undefined {
   return undefined;
 }
 
-const cli = (): string => join(packageRoot(), 'dist', 'cli', 'main.js');
-
-/** Runs the CLI under /usr/bin/time: wall seconds, peak RSS, stdout. Throws with stderr on a non-zero exit. */
-function timed(args: string[], dir: string): { seconds: number; peakRss: number; stdout: string; stderr: string } {
-  const timeFile = join(dir, 'time.txt');
-  const t = performance.now();
-  let stdout = '';
-  let stderr = '';
-  try {
-    stdout = execFileSync('/usr/bin/time', ['-f', '%M', '-o', timeFile, process.execPath, cli(), ...args], {
-      maxBuffer: 1 << 30,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).toString();
-  } catch (e) {
-    const err = e as { stderr?: Buffer; status?: number };
-    throw new Error(`fer-clean ${args.join(' ')}: exit ${err.status}: ${err.stderr?.toString().slice(-2000)}`);
-  }
-  const seconds = (performance.now() - t) / 1000;
-  return { seconds, peakRss: Number(readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)) * 1024, stdout, stderr };
-}
 
 /** The N-row source: labels.csv (FER+ columns) and one symlink per row to its shared face. */
 function makeSource(n: number, dir: string): string {
