@@ -2,38 +2,29 @@ import { parse } from 'csv-parse/sync';
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { EXPORT_COLUMNS, exportLabels } from '../src/export/index.js';
 import { openOutput } from '../src/output.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { resolveDataset } from '../src/store/datasets.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { captureIo, fixture, useStore, useTempDir } from './helpers.js';
 
-let dir: string;
-let cleanup: () => void;
-let db: DB;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir());
-  db = openStore(join(dir, 'test.db'));
-});
-afterEach(() => {
-  db.close();
-  cleanup();
-});
+const t = useTempDir();
+const store = useStore(t, (dir) => ({ db: openStore(join(dir, 'test.db')) }));
 
 const readCsv = (path: string): Record<string, string>[] => parse(readFileSync(path), { columns: true });
 
 /** A finished run with a proposal for the first `n` train images: propose 'neutral' (or 'happiness' if given neutral). */
 function fakeRun(n: number): { runId: number; proposed: { id: number; path: string; given: string; proposed: string }[] } {
   const runId = Number(
-    db
+    store.db
       .prepare(`INSERT INTO runs (dataset_id, method, backbone, backend, seed, config, status, started_at) VALUES (1, 'scn', 'faceexpr', 'cpu', 1, '{}', 'done', 'now')`)
       .run().lastInsertRowid,
   );
-  const imgs = db.prepare(`SELECT i.id, i.path, l.given FROM images i JOIN labels l ON l.image_id = i.id ORDER BY i.id`).all() as { id: number; path: string; given: string }[];
-  const ins = db.prepare(
+  const imgs = store.db.prepare(`SELECT i.id, i.path, l.given FROM images i JOIN labels l ON l.image_id = i.id ORDER BY i.id`).all() as { id: number; path: string; given: string }[];
+  const ins = store.db.prepare(
     `INSERT INTO run_images (run_id, image_id, given_label, trained_label, importance, probs, predicted_label, proposed_label, proposal_margin) VALUES (?, ?, ?, ?, ?, '[]', ?, ?, ?)`,
   );
   const proposed = [];
@@ -47,7 +38,7 @@ function fakeRun(n: number): { runId: number; proposed: { id: number; path: stri
 
 function decide(imageId: number, action: string, prev: string, next: string, undoes: number | null = null): number {
   return Number(
-    db
+    store.db
       .prepare(`INSERT INTO decisions (run_id, image_id, annotator, action, previous_label, new_label, undoes, decided_at) VALUES (1, ?, 'ann', ?, ?, ?, ?, '2026-11-28T10:00:00Z')`)
       .run(imageId, action, prev, next, undoes).lastInsertRowid,
   );
@@ -55,9 +46,9 @@ function decide(imageId: number, action: string, prev: string, next: string, und
 
 describe('export', () => {
   it('round trip: ingest -> export keeps every path, split and label', async () => {
-    await ingest(db, { source: fixture('ferplus', 'labels.csv') });
-    const out = join(dir, 'out.csv');
-    const s = await exportLabels(db, { dataset: resolveDataset(db), out });
+    await ingest(store.db, { source: fixture('ferplus', 'labels.csv') });
+    const out = join(t.dir, 'out.csv');
+    const s = await exportLabels(store.db, { dataset: resolveDataset(store.db), out });
     const src = readCsv(fixture('ferplus', 'labels.csv'));
     const rows = readCsv(out);
     expect(Object.keys(rows[0]!)).toEqual([...EXPORT_COLUMNS]);
@@ -68,7 +59,7 @@ describe('export', () => {
   });
 
   it('final labels follow the decisions in force: accepted, manual, rejected, undone', async () => {
-    await ingest(db, { source: fixture('ferplus', 'labels.csv') });
+    await ingest(store.db, { source: fixture('ferplus', 'labels.csv') });
     const { proposed } = fakeRun(5);
     const [a, b, c, d, e] = proposed as [typeof proposed[0], typeof proposed[0], typeof proposed[0], typeof proposed[0], typeof proposed[0]];
     decide(a.id, 'accepted', a.given, a.proposed);
@@ -77,8 +68,8 @@ describe('export', () => {
     const undone = decide(d.id, 'accepted', d.given, d.proposed);
     decide(d.id, 'undo', d.proposed, d.given, undone);
     decide(e.id, 'skipped', e.given, e.given);
-    const out = join(dir, 'out.csv');
-    const s = await exportLabels(db, { dataset: resolveDataset(db), out });
+    const out = join(t.dir, 'out.csv');
+    const s = await exportLabels(store.db, { dataset: resolveDataset(store.db), out });
     const byPath = new Map(readCsv(out).map((r) => [r['path'], r]));
     expect(byPath.get(a.path)).toMatchObject({ final_label: a.proposed, changed: '1', decision: 'accepted', annotator: 'ann', proposed_label: a.proposed, proposal_margin: '0.4' });
     expect(byPath.get(b.path)).toMatchObject({ final_label: b.given, changed: '0', decision: 'rejected' });
@@ -87,10 +78,10 @@ describe('export', () => {
     expect(byPath.get(e.path)).toMatchObject({ final_label: e.given, decision: 'none' });
     expect(s).toMatchObject({ changed: 2, decisions: { accepted: 1, rejected: 1, manual: 1 } });
 
-    await exportLabels(db, { dataset: resolveDataset(db), out, onlyDecided: true });
+    await exportLabels(store.db, { dataset: resolveDataset(store.db), out, onlyDecided: true });
     expect(readCsv(out).map((r) => r['path']).sort()).toEqual([a.path, b.path, c.path].sort());
 
-    const s2 = await exportLabels(db, { dataset: resolveDataset(db), out, includeUndecidedProposals: true });
+    const s2 = await exportLabels(store.db, { dataset: resolveDataset(store.db), out, includeUndecidedProposals: true });
     const rows2 = new Map(readCsv(out).map((r) => [r['path'], r]));
     expect(rows2.get(d.path)).toMatchObject({ final_label: d.proposed, decision: 'none', changed: '1' });
     expect(rows2.get(e.path)).toMatchObject({ final_label: e.proposed });
@@ -99,11 +90,11 @@ describe('export', () => {
   });
 
   it('--format same writes the source CSV back with the label column replaced', async () => {
-    await ingest(db, { source: fixture('csv', 'labels.csv'), labelEncoding: 'fer2013' });
+    await ingest(store.db, { source: fixture('csv', 'labels.csv'), labelEncoding: 'fer2013' });
     const { proposed } = fakeRun(1);
     decide(proposed[0]!.id, 'accepted', proposed[0]!.given, proposed[0]!.proposed);
-    const out = join(dir, 'same.csv');
-    await exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' });
+    const out = join(t.dir, 'same.csv');
+    await exportLabels(store.db, { dataset: resolveDataset(store.db), out, format: 'same' });
     const src = readCsv(fixture('csv', 'labels.csv'));
     const back = readCsv(out);
     expect(back).toHaveLength(src.length);
@@ -117,24 +108,24 @@ describe('export', () => {
   });
 
   it('--format same writes a RAF-DB list back', async () => {
-    await ingest(db, { source: fixture('rafdb') });
-    const out = join(dir, 'list.txt');
-    await exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' });
+    await ingest(store.db, { source: fixture('rafdb') });
+    const out = join(t.dir, 'list.txt');
+    await exportLabels(store.db, { dataset: resolveDataset(store.db), out, format: 'same' });
     expect(readFileSync(out, 'utf8')).toBe(readFileSync(fixture('rafdb', 'EmoLabel', 'list_patition_label.txt'), 'utf8'));
   });
 
   it('--format same is refused for imagefolder, before anything is written', async () => {
-    await ingest(db, { source: fixture('imagefolder') });
-    const out = join(dir, 'x.csv');
-    await expect(exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' })).rejects.toThrow(/not available for imagefolder/);
+    await ingest(store.db, { source: fixture('imagefolder') });
+    const out = join(t.dir, 'x.csv');
+    await expect(exportLabels(store.db, { dataset: resolveDataset(store.db), out, format: 'same' })).rejects.toThrow(/not available for imagefolder/);
     expect(existsSync(out)).toBe(false);
   });
 
   it('a write that fails (disk full) leaves the old file whole and no temp file behind', async () => {
-    const out = join(dir, 'labels.csv');
+    const out = join(t.dir, 'labels.csv');
     writeFileSync(out, 'old\n');
     // A private stand-in for /dev/full (root may write to read-only folders, not to a full device).
-    const full = join(dir, 'full');
+    const full = join(t.dir, 'full');
     execFileSync('mknod', [full, 'c', '1', '7']);
     const toFullDisk = (_fd: number, buf: Buffer, off: number): number => {
       const f = openSync(full, 'w');
@@ -148,22 +139,22 @@ describe('export', () => {
     await expect(failing.write('new,labels\n'.repeat(1000))).rejects.toThrow(/labels\.csv: cannot write \(no space left on the device\)/);
     failing.abort();
     expect(readFileSync(out, 'utf8')).toBe('old\n');
-    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(t.dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
     // The same write through the real writer replaces the file whole.
     const real = openOutput(out);
     await real.write('new\n');
     await real.commit();
     expect(readFileSync(out, 'utf8')).toBe('new\n');
-    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(t.dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 
   it('--format same writes fer2013.csv back: pixels of each image, the new label code, Usage', async () => {
-    await ingest(db, { source: fixture('fer2013', 'fer2013.csv'), defaultImagesDir: join(dir, 'fer-images') });
+    await ingest(store.db, { source: fixture('fer2013', 'fer2013.csv'), defaultImagesDir: join(t.dir, 'fer-images') });
     const { proposed } = fakeRun(1);
     const p = proposed[0]!;
     decide(p.id, 'accepted', p.given, p.proposed);
-    const out = join(dir, 'fer2013-fixed.csv');
-    await exportLabels(db, { dataset: resolveDataset(db), out, format: 'same' });
+    const out = join(t.dir, 'fer2013-fixed.csv');
+    await exportLabels(store.db, { dataset: resolveDataset(store.db), out, format: 'same' });
     const src = readCsv(fixture('fer2013', 'fer2013.csv'));
     const back = readCsv(out);
     expect(back).toHaveLength(src.length);
@@ -179,14 +170,14 @@ describe('export', () => {
 
   it('CLI: clear errors for a missing database and an unknown run', async () => {
     const io = captureIo();
-    expect(await run(['export', join(dir, 'o.csv'), '--db', join(dir, 'nope.db')], io)).toBe(1);
+    expect(await run(['export', join(t.dir, 'o.csv'), '--db', join(t.dir, 'nope.db')], io)).toBe(1);
     expect(io.stderr.text).toMatch(/nope.db: no such database/);
-    await ingest(db, { source: fixture('bad', 'good.csv') });
+    await ingest(store.db, { source: fixture('bad', 'good.csv') });
     const io2 = captureIo();
-    expect(await run(['export', join(dir, 'o.csv'), '--db', join(dir, 'test.db'), '--run', '42'], io2)).toBe(1);
+    expect(await run(['export', join(t.dir, 'o.csv'), '--db', join(t.dir, 'test.db'), '--run', '42'], io2)).toBe(1);
     expect(io2.stderr.text).toMatch(/no run with id 42/);
     const io3 = captureIo();
-    expect(await run(['export', join(dir, 'o.csv'), '--db', join(dir, 'test.db')], io3)).toBe(0);
+    expect(await run(['export', join(t.dir, 'o.csv'), '--db', join(t.dir, 'test.db')], io3)).toBe(0);
     expect(io3.stdout.text).toMatch(/wrote 2 rows/);
   });
 });

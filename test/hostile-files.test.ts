@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { FILE_LIMITS, FileReadError, readChecked } from '../src/files.js';
 import { exportLabels } from '../src/export/index.js';
@@ -18,23 +18,17 @@ import { openOutput } from '../src/output.js';
 import { ingest } from '../src/ingest/index.js';
 import { resolveDataset } from '../src/store/datasets.js';
 import { inspectImage } from '../src/ingest/images.js';
-import { openStore, type DB } from '../src/store/db.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { openStore } from '../src/store/db.js';
+import { captureIo, fixture, useStore, useTempDir } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 
-let t: ReturnType<typeof tempDir>;
-let db: DB;
+const t = useTempDir();
+const store = useStore(t, (dir) => ({ db: openStore(join(dir, 'x.db')) }));
 let servers: Server[] = [];
-beforeEach(() => {
-  t = tempDir();
-  db = openStore(join(t.dir, 'x.db'));
-});
 afterEach(async () => {
-  db.close();
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   servers = [];
-  t.cleanup();
 });
 
 const fifo = (path: string): string => (execFileSync('mkfifo', [path]), path);
@@ -57,7 +51,7 @@ function csvDataset(extra: [string, string][]): string {
   return join(t.dir, 'p.csv');
 }
 
-const images = (): number => (db.prepare(`SELECT count(*) AS n FROM images`).get() as { n: number }).n;
+const images = (): number => (store.db.prepare(`SELECT count(*) AS n FROM images`).get() as { n: number }).n;
 
 describe('readChecked: the one checked open', () => {
   it('reads a regular file, also through a symlink; refuses a fifo, a socket, a folder and a device by name', async () => {
@@ -99,9 +93,9 @@ describe('issue 20 items 1, 2: a CSV row naming a fifo or a device', () => {
     fifo(join(t.dir, 'p', 'fifo.png'));
     symlinkSync(join(t.dir, 'p', 'fifo.png'), join(t.dir, 'p', 'via-link.png'));
     const csv = csvDataset([['p/fifo.png', 'sad'], ['p/via-link.png', 'happy']]);
-    await expect(ingest(db, { source: csv })).rejects.toThrow(/2 problems/);
+    await expect(ingest(store.db, { source: csv })).rejects.toThrow(/2 problems/);
     expect(images()).toBe(0);
-    const s = await ingest(db, { source: csv, skipBad: true });
+    const s = await ingest(store.db, { source: csv, skipBad: true });
     expect(s.images).toBe(2);
     expect(s.skipped.map((p) => `${p.where}: ${p.message}`)).toEqual([
       'p.csv:4: p/fifo.png: image file is a named pipe (fifo), not a regular file',
@@ -123,7 +117,7 @@ describe('issue 20 items 1, 2: a CSV row naming a fifo or a device', () => {
     await socket(join(t.dir, 'sock.png'));
     mkdirSync(join(t.dir, 'dir.png'));
     const csv = csvDataset([['sock.png', 'sad'], ['dir.png', 'sad']]);
-    const s = await ingest(db, { source: csv, skipBad: true });
+    const s = await ingest(store.db, { source: csv, skipBad: true });
     expect(s.skipped.map((p) => p.message)).toEqual([
       'image file is a socket, not a regular file',
       'image file is a folder, not a regular file',
@@ -132,12 +126,12 @@ describe('issue 20 items 1, 2: a CSV row naming a fifo or a device', () => {
 
   it('the source itself as a fifo or a device is refused by name (format detection reads a bounded head)', async () => {
     const p = fifo(join(t.dir, 'labels.csv'));
-    await expect(ingest(db, { source: p })).rejects.toThrow(`${p}: is a named pipe (fifo), not a regular file`);
-    await expect(ingest(db, { source: p, format: 'csv' })).rejects.toThrow(/is a named pipe \(fifo\), not a regular file/);
+    await expect(ingest(store.db, { source: p })).rejects.toThrow(`${p}: is a named pipe (fifo), not a regular file`);
+    await expect(ingest(store.db, { source: p, format: 'csv' })).rejects.toThrow(/is a named pipe \(fifo\), not a regular file/);
     if (isRoot) {
       const z = charDevice(join(t.dir, 'zero.csv'));
-      await expect(ingest(db, { source: z, format: 'affectnet' })).rejects.toThrow(/zero\.csv: is a character device/);
-      await expect(ingest(db, { source: z, format: 'fer2013' })).rejects.toThrow(/zero\.csv: is a character device/);
+      await expect(ingest(store.db, { source: z, format: 'affectnet' })).rejects.toThrow(/zero\.csv: is a character device/);
+      await expect(ingest(store.db, { source: z, format: 'fer2013' })).rejects.toThrow(/zero\.csv: is a character device/);
     }
   });
 });
@@ -153,7 +147,7 @@ describe('--db naming something that is not a file', () => {
 
 describe('issue 20 item 8: temp files of an interrupted export', () => {
   it('are removed by the next write to the same target; a running export’s temp file is left alone', async () => {
-    await ingest(db, { source: fixture('csv', 'labels.csv'), labelEncoding: 'fer2013' });
+    await ingest(store.db, { source: fixture('csv', 'labels.csv'), labelEncoding: 'fer2013' });
     const out = join(t.dir, 'out.csv');
     writeFileSync(out, 'old\n');
     // an export killed with -9 leaves .out.csv.tmp-PID-MS behind: PID is a process that has ended
@@ -162,7 +156,7 @@ describe('issue 20 item 8: temp files of an interrupted export', () => {
     const live = join(t.dir, `.out.csv.tmp-${process.pid}-1700000000000`);
     const other = join(t.dir, `.other.csv.tmp-${dead}-1700000000000`);
     for (const f of [stale, live, other]) writeFileSync(f, 'partial');
-    await exportLabels(db, { dataset: resolveDataset(db), out });
+    await exportLabels(store.db, { dataset: resolveDataset(store.db), out });
     expect(readFileSync(out, 'utf8')).toMatch(/^path,split,original_label/);
     expect([existsSync(stale), existsSync(live), existsSync(other)]).toEqual([false, true, true]);
   });
@@ -212,7 +206,7 @@ describe('second pass: huge image headers, fer2013 PNGs through links', () => {
     const victim = join(t.dir, 'victim.txt');
     writeFileSync(victim, 'precious\n');
     symlinkSync(victim, join(pngs, "fer0000000.png"));
-    await expect(ingest(db, { source: csv, images: pngs })).rejects.toThrow(/fer0000000\.png: is a symlink, not a regular file: ingest writes the fer2013 PNGs itself/);
+    await expect(ingest(store.db, { source: csv, images: pngs })).rejects.toThrow(/fer0000000\.png: is a symlink, not a regular file: ingest writes the fer2013 PNGs itself/);
     expect(readFileSync(victim, 'utf8')).toBe('precious\n');
     expect(images()).toBe(0);
   });
@@ -228,8 +222,8 @@ describe('second pass: special files in a class folder, and a file where fer2013
     fifo(join(root, 'sadness', 'f.png'));
     await socket(join(root, 'sadness', 's.png'));
     writeFileSync(join(root, 'sadness', 'notes.txt'), 'not an image name: not listed');
-    await expect(ingest(db, { source: root })).rejects.toThrow(/3 problems/);
-    const s = await ingest(db, { source: root, skipBad: true });
+    await expect(ingest(store.db, { source: root })).rejects.toThrow(/3 problems/);
+    const s = await ingest(store.db, { source: root, skipBad: true });
     expect(s.images).toBe(2);
     expect(s.skipped.map((p) => `${p.where}: ${p.message}`).sort()).toEqual([
       'sadness/dir.png: image file is a folder, not a regular file',
@@ -240,7 +234,7 @@ describe('second pass: special files in a class folder, and a file where fer2013
 
   it('fer2013 with --images naming a file: a clear error, not an internal one', async () => {
     writeFileSync(join(t.dir, 'in-the-way'), '');
-    await expect(ingest(db, { source: fixture('fer2013', 'fer2013.csv'), images: join(t.dir, 'in-the-way') })).rejects.toThrow(
+    await expect(ingest(store.db, { source: fixture('fer2013', 'fer2013.csv'), images: join(t.dir, 'in-the-way') })).rejects.toThrow(
       /in-the-way: cannot make the folder for the fer2013 PNGs \(a file is in the way\)/,
     );
   });
@@ -276,7 +270,7 @@ describe('second pass: an image replaced by a fifo after ingest (embed, review)'
 describe('second pass: paths no file can have, and files that are not what their size says', () => {
   it('a NUL in a path is named as such; /proc and /sys files are read within their bound', async () => {
     writeFileSync(join(t.dir, 'l.csv'), `path,label\n${fixture('bad', 'images', 'fer0014103.png')},happy\n"a\0b.png",sad\n/proc/self/mem,sad\n/sys/kernel/mm/transparent_hugepage/enabled,sad\n`);
-    const s = await ingest(db, { source: join(t.dir, 'l.csv'), skipBad: true });
+    const s = await ingest(store.db, { source: join(t.dir, 'l.csv'), skipBad: true });
     expect(s.images).toBe(1);
     expect(s.skipped.map((p) => p.message)).toEqual([
       "image path 'a\0b.png' holds a NUL character: no file can be named so",

@@ -1,24 +1,16 @@
 import { cpSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { run } from '../cli/run.js';
 import { ingest } from '../src/ingest/index.js';
-import { openStore, type DB } from '../src/store/db.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { openStore } from '../src/store/db.js';
+import { captureIo, fixture, useStore, useTempDir } from './helpers.js';
 
-let t: ReturnType<typeof tempDir>;
-let db: DB;
-beforeEach(() => {
-  t = tempDir();
-  db = openStore(join(t.dir, 'x.db'));
-});
-afterEach(() => {
-  db.close();
-  t.cleanup();
-});
+const t = useTempDir();
+const store = useStore(t, (dir) => ({ db: openStore(join(dir, 'x.db')) }));
 
-const paths = (): string[] => (db.prepare(`SELECT path FROM images ORDER BY path`).all() as { path: string }[]).map((r) => r.path);
+const paths = (): string[] => (store.db.prepare(`SELECT path FROM images ORDER BY path`).all() as { path: string }[]).map((r) => r.path);
 
 describe('imagefolder follows symlinks', () => {
   /** ROOT/happiness -> the fixture's class folder (a symlinked class), ROOT/sadness/ with one symlinked image. */
@@ -36,7 +28,7 @@ describe('imagefolder follows symlinks', () => {
 
   it('a symlinked class folder and a symlinked image are ingested like real ones', async () => {
     const { root, happy } = linkedTree();
-    const s = await ingest(db, { source: root, format: 'imagefolder' });
+    const s = await ingest(store.db, { source: root, format: 'imagefolder' });
     expect(s.classes).toEqual({ happiness: happy.length, sadness: 2 });
     expect(paths()).toEqual([...happy.map((f) => `happiness/${f}`), 'sadness/linked.png', 'sadness/plain.png']);
   });
@@ -51,7 +43,7 @@ describe('imagefolder follows symlinks', () => {
     expect(io.stderr.text).toMatch(/sadness\/loop-a\.png: symlink loop \(sadness\/loop-a\.png -> .*loop-b\.png\)/);
     expect(io.stderr.text).toMatch(/sadness\/loop-b\.png: symlink loop/);
     expect(io.stderr.text).toMatch(/anger: broken symlink \(anger -> .*nowhere: no such file or folder\)/);
-    const s = await ingest(db, { source: root, format: 'imagefolder', skipBad: true });
+    const s = await ingest(store.db, { source: root, format: 'imagefolder', skipBad: true });
     expect(s.skipped.map((p) => p.where).sort()).toEqual(['anger', 'sadness/loop-a.png', 'sadness/loop-b.png']);
     expect(s.images).toBe(happy.length + 2);
   });
@@ -66,14 +58,14 @@ describe('images too small to hold a face', () => {
     await grey(1, 1, 'dot.png');
     await grey(15, 40, 'narrow.png');
     await grey(16, 16, 'ok.png');
-    await expect(ingest(db, { source: root })).rejects.toMatchObject({
+    await expect(ingest(store.db, { source: root })).rejects.toMatchObject({
       details: [
         'neutral/dot.png: image is 1x1 px: too small to hold a face (each side must be at least 16 px)',
         'neutral/narrow.png: image is 15x40 px: too small to hold a face (each side must be at least 16 px)',
       ],
     });
     expect(paths()).toEqual([]);
-    const s = await ingest(db, { source: root, skipBad: true });
+    const s = await ingest(store.db, { source: root, skipBad: true });
     expect(s.skipped).toHaveLength(2);
     expect(paths()).toEqual(['neutral/ok.png']);
   });

@@ -1,8 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { InvalidOptionsError, trainRun, validateTrainOptions, type TrainRunOptions } from '../src/scn/index.js';
-import { openStore, type DB } from '../src/store/db.js';
-import { tempDir } from './helpers.js';
+import { openStore } from '../src/store/db.js';
+import { useStore, useTempDir } from './helpers.js';
 
 const base: TrainRunOptions = {
   method: 'scn',
@@ -62,20 +62,12 @@ describe("trainRun's options are validated at the library's door", () => {
   });
 
   describe('trainRun', () => {
-    let t: ReturnType<typeof tempDir>;
-    let db: DB;
-    beforeEach(() => {
-      t = tempDir();
-      db = openStore(join(t.dir, 'x.db'));
-    });
-    afterEach(() => {
-      db.close();
-      t.cleanup();
-    });
+    const t = useTempDir();
+    const store = useStore(t, (dir) => ({ db: openStore(join(dir, 'x.db')) }));
     it('checks before it reads or writes anything', async () => {
       // The empty database would be "no dataset yet"; the options are refused first and no run is created.
-      await expect(trainRun(db, { ...base, scn: { beta: 2 } })).rejects.toThrow(/scn\.beta 2: expected a fraction in \(0, 1\)/);
-      expect(db.prepare('SELECT count(*) AS n FROM runs').get()).toEqual({ n: 0 });
+      await expect(trainRun(store.db, { ...base, scn: { beta: 2 } })).rejects.toThrow(/scn\.beta 2: expected a fraction in \(0, 1\)/);
+      expect(store.db.prepare('SELECT count(*) AS n FROM runs').get()).toEqual({ n: 0 });
     });
   });
 });
