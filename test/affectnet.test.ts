@@ -3,38 +3,30 @@ import { parse } from 'csv-parse/sync';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FerCleanError } from '../src/errors.js';
 import { exportLabels } from '../src/export/index.js';
 import { ingest } from '../src/ingest/index.js';
 import { datasetLabelStats } from '../src/ingest/stats.js';
 import { resolveDataset } from '../src/store/datasets.js';
-import { openStore, type DB } from '../src/store/db.js';
-import { fixture, tempDir, cliRunner } from './helpers.js';
+import { openStore } from '../src/store/db.js';
+import { fixture, cliRunner, useStore, useTempDir } from './helpers.js';
 
 const TRAINING = fixture('affectnet', 'Manually_Annotated_file_lists', 'training.csv');
 const IMAGES = fixture('affectnet', 'Manually_Annotated_Images');
 const records = (file = TRAINING): Record<string, string>[] => parse(readFileSync(file), { columns: true });
 const CODES = ['neutral', 'happiness', 'sadness', 'surprise', 'fear', 'disgust', 'anger', 'contempt'];
 
-let dir: string;
-let cleanup: () => void;
-let db: DB;
-let dbPath: string;
-beforeEach(() => {
-  ({ dir, cleanup } = tempDir());
-  dbPath = join(dir, 'test.db');
-  db = openStore(dbPath);
-});
-afterEach(() => {
-  db.close();
-  cleanup();
+const t = useTempDir();
+const store = useStore(t, (dir) => {
+  const dbPath = join(dir, 'test.db');
+  return { dbPath, db: openStore(dbPath) };
 });
 
 const cli = cliRunner({
-  cwd: () => dir,
-  db: () => dbPath,
-  reopen: { close: () => db.close(), open: () => void (db = openStore(dbPath)) },
+  cwd: () => t.dir,
+  db: () => store.dbPath,
+  reopen: { close: () => store.db.close(), open: () => void (store.db = openStore(store.dbPath)) },
   squashStderr: true,
 });
 
@@ -46,10 +38,10 @@ describe('AffectNet annotation file (--format affectnet)', () => {
     expect(r.stdout).toMatch(new RegExp(`dataset 'affectnet-training' \\(affectnet\\) .*: ${recs.length} images — ${recs.length} added`));
     expect(r.stdout).toMatch(/not an expression \(kept, not trained on\): 3 — /);
     expect(r.stdout).toMatch(/face boxes from the source: 27/);
-    const ds = resolveDataset(db);
+    const ds = resolveDataset(store.db);
     expect(ds.taxonomy).toEqual(['anger', 'disgust', 'fear', 'happiness', 'sadness', 'surprise', 'neutral', 'contempt']);
     expect(ds.root).toBe(IMAGES); // Manually_Annotated_Images/ found beside the file lists
-    const rows = db
+    const rows = store.db
       .prepare(
         `SELECT i.path, i.split, i.crop_x, i.crop_y, i.crop_w, i.crop_h, i.crop_source, i.quality, l.given, l.given_raw, l.trainable
          FROM images i JOIN labels l ON l.image_id = i.id ORDER BY i.source_line`,
@@ -73,51 +65,51 @@ describe('AffectNet annotation file (--format affectnet)', () => {
         quality: code === 10 ? 'no-face' : null,
       });
     });
-    expect(datasetLabelStats(db, { datasetId: ds.id })).toMatchObject({ non_expression: { none: 1, uncertain: 1, 'no-face': 1 }, quality: { 'no-face': 1 } });
+    expect(datasetLabelStats(store.db, { datasetId: ds.id })).toMatchObject({ non_expression: { none: 1, uncertain: 1, 'no-face': 1 }, quality: { 'no-face': 1 } });
     // validation.csv is the valid split; a second ingest changes nothing
-    const v = await ingest(db, { source: fixture('affectnet', 'Manually_Annotated_file_lists', 'validation.csv') });
+    const v = await ingest(store.db, { source: fixture('affectnet', 'Manually_Annotated_file_lists', 'validation.csv') });
     expect(v.splits).toEqual({ valid: records(fixture('affectnet', 'Manually_Annotated_file_lists', 'validation.csv')).length });
-    expect((await ingest(db, { source: TRAINING })).unchanged).toBe(recs.length);
+    expect((await ingest(store.db, { source: TRAINING })).unchanged).toBe(recs.length);
   });
 
   it('a re-ingest follows a changed code and box: no-face cleared when 10 becomes 1, a flag set elsewhere kept', async () => {
-    const lists = join(dir, 'lists');
+    const lists = join(t.dir, 'lists');
     cpSync(fixture('affectnet', 'Manually_Annotated_file_lists'), lists, { recursive: true });
     const csv = join(lists, 'training.csv');
-    await ingest(db, { source: csv, images: IMAGES });
-    const noFace = db.prepare(`SELECT id, source_line FROM images WHERE quality = 'no-face'`).get() as { id: number; source_line: number };
-    const other = db.prepare(`SELECT id, source_line FROM images WHERE quality IS NULL LIMIT 1`).get() as { id: number; source_line: number };
-    db.prepare(`UPDATE images SET quality = 'several-faces' WHERE id = ?`).run(other.id);
+    await ingest(store.db, { source: csv, images: IMAGES });
+    const noFace = store.db.prepare(`SELECT id, source_line FROM images WHERE quality = 'no-face'`).get() as { id: number; source_line: number };
+    const other = store.db.prepare(`SELECT id, source_line FROM images WHERE quality IS NULL LIMIT 1`).get() as { id: number; source_line: number };
+    store.db.prepare(`UPDATE images SET quality = 'several-faces' WHERE id = ?`).run(other.id);
     const ls = readFileSync(csv, 'utf8').split('\n');
     const f = ls[noFace.source_line - 1]!.split(',');
     f[6] = '1';
     f[3] = String(Number(f[3]) - 1);
     ls[noFace.source_line - 1] = f.join(',');
     writeFileSync(csv, ls.join('\n'));
-    const s = await ingest(db, { source: csv, images: IMAGES });
+    const s = await ingest(store.db, { source: csv, images: IMAGES });
     expect(s).toMatchObject({ updated: 1, unchanged: 26 });
-    expect(db.prepare(`SELECT i.quality, i.crop_w, l.given, l.trainable FROM images i JOIN labels l ON l.image_id = i.id WHERE i.id = ?`).get(noFace.id)).toEqual({
+    expect(store.db.prepare(`SELECT i.quality, i.crop_w, l.given, l.trainable FROM images i JOIN labels l ON l.image_id = i.id WHERE i.id = ?`).get(noFace.id)).toEqual({
       quality: null,
       crop_w: Number(f[3]),
       given: 'happiness',
       trainable: 1,
     });
-    expect(db.prepare(`SELECT quality FROM images WHERE id = ?`).get(other.id)).toEqual({ quality: 'several-faces' });
+    expect(store.db.prepare(`SELECT quality FROM images WHERE id = ?`).get(other.id)).toEqual({ quality: 'several-faces' });
   });
 
   it('export --format same gives the file back byte for byte; a changed row changes only its expression', async () => {
-    await ingest(db, { source: TRAINING });
-    const ds = resolveDataset(db);
-    const r = await cli('export', join(dir, 'same.csv'), '--format', 'same');
+    await ingest(store.db, { source: TRAINING });
+    const ds = resolveDataset(store.db);
+    const r = await cli('export', join(t.dir, 'same.csv'), '--format', 'same');
     expect(r.code, r.stderr).toBe(0);
-    expect(readFileSync(join(dir, 'same.csv')).equals(readFileSync(TRAINING))).toBe(true);
+    expect(readFileSync(join(t.dir, 'same.csv')).equals(readFileSync(TRAINING))).toBe(true);
 
     // a manual decision on one image: that row's expression is rewritten in AffectNet's code, nothing else moves
-    const target = db.prepare(`SELECT i.id, i.source_line FROM images i JOIN labels l ON l.image_id = i.id WHERE l.given = 'happiness' LIMIT 1`).get() as { id: number; source_line: number };
-    db.prepare(`INSERT INTO decisions (image_id, annotator, action, previous_label, new_label, decided_at) VALUES (?, 'a', 'manual', 'happiness', 'contempt', '2026-01-01')`).run(target.id);
-    await exportLabels(db, { dataset: ds, out: join(dir, 'changed.csv'), format: 'same' });
+    const target = store.db.prepare(`SELECT i.id, i.source_line FROM images i JOIN labels l ON l.image_id = i.id WHERE l.given = 'happiness' LIMIT 1`).get() as { id: number; source_line: number };
+    store.db.prepare(`INSERT INTO decisions (image_id, annotator, action, previous_label, new_label, decided_at) VALUES (?, 'a', 'manual', 'happiness', 'contempt', '2026-01-01')`).run(target.id);
+    await exportLabels(store.db, { dataset: ds, out: join(t.dir, 'changed.csv'), format: 'same' });
     const before = readFileSync(TRAINING, 'utf8').split('\n');
-    const after = readFileSync(join(dir, 'changed.csv'), 'utf8').split('\n');
+    const after = readFileSync(join(t.dir, 'changed.csv'), 'utf8').split('\n');
     expect(after).toHaveLength(before.length);
     const differ = before.map((l, i) => (l === after[i] ? -1 : i)).filter((i) => i >= 0);
     expect(differ).toEqual([target.source_line - 1]);
@@ -126,25 +118,25 @@ describe('AffectNet annotation file (--format affectnet)', () => {
   });
 
   it('keeps CRLF line endings, a BOM and blank lines byte for byte', async () => {
-    const lists = join(dir, 'lists');
+    const lists = join(t.dir, 'lists');
     cpSync(fixture('affectnet', 'Manually_Annotated_file_lists'), lists, { recursive: true });
     const text = '\ufeff' + readFileSync(TRAINING, 'utf8').replace(/\n/g, '\r\n').replace('\r\n', '\r\n\r\n');
     writeFileSync(join(lists, 'training.csv'), text);
-    await ingest(db, { source: join(lists, 'training.csv'), images: IMAGES });
-    await exportLabels(db, { dataset: resolveDataset(db), out: join(dir, 'same.csv'), format: 'same' });
-    expect(readFileSync(join(dir, 'same.csv'), 'utf8')).toBe(text);
+    await ingest(store.db, { source: join(lists, 'training.csv'), images: IMAGES });
+    await exportLabels(store.db, { dataset: resolveDataset(store.db), out: join(t.dir, 'same.csv'), format: 'same' });
+    expect(readFileSync(join(t.dir, 'same.csv'), 'utf8')).toBe(text);
   });
 
   it('non-expression rows are kept in export, and dropped with --drop-non-expression', async () => {
-    await ingest(db, { source: TRAINING });
-    const all = await cli('export', join(dir, 'all.csv'));
+    await ingest(store.db, { source: TRAINING });
+    const all = await cli('export', join(t.dir, 'all.csv'));
     expect(all.code).toBe(0);
-    const rows = parse(readFileSync(join(dir, 'all.csv')), { columns: true }) as Record<string, string>[];
+    const rows = parse(readFileSync(join(t.dir, 'all.csv')), { columns: true }) as Record<string, string>[];
     expect(rows).toHaveLength(27);
     expect(rows.filter((r) => ['none', 'uncertain', 'no-face'].includes(r['final_label']!))).toHaveLength(3);
-    const dropped = await cli('export', join(dir, 'dropped.csv'), '--format', 'same', '--drop-non-expression');
+    const dropped = await cli('export', join(t.dir, 'dropped.csv'), '--format', 'same', '--drop-non-expression');
     expect(dropped.code).toBe(0);
-    const kept = records(join(dir, 'dropped.csv'));
+    const kept = records(join(t.dir, 'dropped.csv'));
     expect(kept).toHaveLength(24);
     expect(kept.every((r) => Number(r['expression']) <= 7)).toBe(true);
   });
@@ -170,30 +162,30 @@ describe('AffectNet annotation file (--format affectnet)', () => {
     for (const [what, text, message] of cases) {
       it(what, async () => {
         expect(first()).toHaveLength(9);
-        await ingest(db, { source: fixture('bad', 'good.csv'), name: 'existing' });
-        const before = JSON.stringify(db.prepare(`SELECT * FROM images i JOIN labels l ON l.image_id = i.id`).all());
-        const csv = join(dir, 'training.csv');
+        await ingest(store.db, { source: fixture('bad', 'good.csv'), name: 'existing' });
+        const before = JSON.stringify(store.db.prepare(`SELECT * FROM images i JOIN labels l ON l.image_id = i.id`).all());
+        const csv = join(t.dir, 'training.csv');
         writeFileSync(csv, text());
         const r = await cli('ingest', csv, '--format', 'affectnet', '--images', IMAGES);
         expect(r.code).toBe(1);
         expect(r.stderr).toMatch(message);
         expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
-        expect(JSON.stringify(db.prepare(`SELECT * FROM images i JOIN labels l ON l.image_id = i.id`).all())).toBe(before);
-        expect((db.prepare(`SELECT count(*) AS n FROM datasets`).get() as { n: number }).n).toBe(1);
+        expect(JSON.stringify(store.db.prepare(`SELECT * FROM images i JOIN labels l ON l.image_id = i.id`).all())).toBe(before);
+        expect((store.db.prepare(`SELECT count(*) AS n FROM datasets`).get() as { n: number }).n).toBe(1);
       });
     }
   });
 
   it('the box is checked in the EXIF-rotated frame the embedder and review crop in', async () => {
-    const imgs = join(dir, 'imgs');
+    const imgs = join(t.dir, 'imgs');
     // a 40x30 JPEG stored sideways (orientation 6): upright it is 30x40, so a 30x40 box fits and a 40x30 one does not
-    await sharp({ create: { width: 40, height: 30, channels: 3, background: '#777' } }).jpeg().withMetadata({ orientation: 6 }).toFile(join(dir, 'r.jpg'));
-    cpSync(join(dir, 'r.jpg'), join(imgs, '1', 'r.jpg'), { recursive: true });
+    await sharp({ create: { width: 40, height: 30, channels: 3, background: '#777' } }).jpeg().withMetadata({ orientation: 6 }).toFile(join(t.dir, 'r.jpg'));
+    cpSync(join(t.dir, 'r.jpg'), join(imgs, '1', 'r.jpg'), { recursive: true });
     const header = 'subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n';
-    writeFileSync(join(dir, 'ok.csv'), `${header}1/r.jpg,0,0,30,40,1;2,1,0.5,0.5\n`);
-    writeFileSync(join(dir, 'bad.csv'), `${header}1/r.jpg,0,0,40,30,1;2,1,0.5,0.5\n`);
-    expect((await ingest(db, { source: join(dir, 'ok.csv'), images: imgs })).faceBoxes).toBe(1);
-    const e = (await ingest(db, { source: join(dir, 'bad.csv'), images: imgs, name: 'bad' }).catch((x: unknown) => x)) as FerCleanError;
+    writeFileSync(join(t.dir, 'ok.csv'), `${header}1/r.jpg,0,0,30,40,1;2,1,0.5,0.5\n`);
+    writeFileSync(join(t.dir, 'bad.csv'), `${header}1/r.jpg,0,0,40,30,1;2,1,0.5,0.5\n`);
+    expect((await ingest(store.db, { source: join(t.dir, 'ok.csv'), images: imgs })).faceBoxes).toBe(1);
+    const e = (await ingest(store.db, { source: join(t.dir, 'bad.csv'), images: imgs, name: 'bad' }).catch((x: unknown) => x)) as FerCleanError;
     expect(e).toBeInstanceOf(FerCleanError);
     expect(e.details.join('\n')).toMatch(/bad.csv:2: 1\/r.jpg: face box \(x 0, y 0, width 40, height 30\) lies outside the 30x40 image/);
   });
@@ -204,19 +196,19 @@ describe('AffectNet class folders (--label-encoding affectnet)', () => {
     const r = await cli('ingest', fixture('affectnet-folders'));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/numeric label '\d'.*affectnet \(0-10\)/);
-    const s = await ingest(db, { source: fixture('affectnet-folders'), labelEncoding: 'affectnet' });
+    const s = await ingest(store.db, { source: fixture('affectnet-folders'), labelEncoding: 'affectnet' });
     expect(s.images).toBe(24);
     expect(s.splits).toEqual({ train: 16, valid: 8 });
     expect(Object.keys(s.classes).sort()).toEqual([...CODES].sort());
-    const rows = db.prepare(`SELECT i.path, l.given FROM images i JOIN labels l ON l.image_id = i.id`).all() as { path: string; given: string }[];
+    const rows = store.db.prepare(`SELECT i.path, l.given FROM images i JOIN labels l ON l.image_id = i.id`).all() as { path: string; given: string }[];
     for (const row of rows) expect(row.given).toBe(CODES[Number(row.path.split('/')[1])]);
-    expect(resolveDataset(db).taxonomy).toContain('contempt');
+    expect(resolveDataset(store.db).taxonomy).toContain('contempt');
   });
 
   it('numeric labels in a CSV column read as AffectNet codes too, 8-10 kept as not trainable', async () => {
     const faces = readFileSync(fixture('bad', 'good.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
-    writeFileSync(join(dir, 'codes.csv'), `path,label\n${fixture('bad', faces[0]!)},7\n${fixture('bad', faces[1]!)},9\n`);
-    const s = await ingest(db, { source: join(dir, 'codes.csv'), labelEncoding: 'affectnet' });
+    writeFileSync(join(t.dir, 'codes.csv'), `path,label\n${fixture('bad', faces[0]!)},7\n${fixture('bad', faces[1]!)},9\n`);
+    const s = await ingest(store.db, { source: join(t.dir, 'codes.csv'), labelEncoding: 'affectnet' });
     expect(s.classes).toEqual({ contempt: 1 });
     expect(s.nonExpression).toEqual({ uncertain: 1 });
   });
