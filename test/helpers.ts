@@ -70,18 +70,20 @@ export interface CliResult {
  * `cwd`, with stdout and stderr captured. `cwd` and `db` are read on each call (tests set them in beforeEach);
  * `reopen` closes a connection the test holds before the command and opens it again after (for commands that need
  * the database to themselves); `squashStderr` turns every run of whitespace in stderr into one space (for messages
- * that wrap).
+ * that wrap); `env` is the environment the command sees (e.g. FER_CLEAN_ANNOTATOR), empty when not given.
  */
 export function cliRunner(o: {
   cwd: () => string;
   db: () => string;
   reopen?: { close: () => void; open: () => void };
   squashStderr?: boolean;
+  env?: Record<string, string>;
 }): (...args: string[]) => Promise<CliResult> {
   return async (...args) => {
     o.reopen?.close();
     try {
       const io = captureIo(o.cwd());
+      Object.assign(io.env, o.env);
       const code = await run([...args, '--db', o.db()], io);
       return { code, stdout: io.stdout.text, stderr: o.squashStderr ? io.stderr.text.replace(/\s+/g, ' ') : io.stderr.text };
     } finally {

@@ -2,40 +2,25 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
+import { describe, expect, it } from 'vitest';
 import { claimImage } from '../src/review/domain/claims.js';
 import { decisionsOfRun } from '../src/review/domain/decisions.js';
 import { bulkAccept, decideFromCsv, nextItems, previewBulkAccept } from '../src/review/verbs.js';
 import { printable } from '../src/printable.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
-import { seedSynthetic, simulatedAction, type Synthetic } from './learn-helpers.js';
+import { cliRunner, fixture, useStore, useTempDir } from './helpers.js';
+import { seedSynthetic, simulatedAction } from './learn-helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 
-let t: ReturnType<typeof tempDir>;
-let s: Synthetic;
-let dbPath: string;
-beforeEach(() => {
-  t = tempDir();
-  dbPath = join(t.dir, 'r.db');
-  s = seedSynthetic(dbPath);
-});
-afterEach(() => {
-  s.db.close();
-  t.cleanup();
-});
+const t = useTempDir();
+const s = useStore(t, (dir) => seedSynthetic(join(dir, 'r.db')));
 
 const csv = (name: string, rows: string[][]): string => {
   const f = join(t.dir, name);
   writeFileSync(f, ['path,action,label', ...rows.map((r) => r.join(','))].join('\n') + '\n');
   return f;
 };
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIo(t.dir);
-  const code = await run([...args, '--db', dbPath], io);
-  return { code, stdout: io.stdout.text, stderr: io.stderr.text };
-}
+const cli = cliRunner({ cwd: () => t.dir, db: () => join(t.dir, 'r.db') });
 const written = (): number => decisionsOfRun(s.db, s.runId).length;
 
 describe('issue 20 items 4, 13: decide reads labels as ingest does and checks them on every action', () => {

@@ -2,12 +2,11 @@
 // dataset's latest finished run; both, disagreeing, is RunDatasetMismatchError; neither, with several datasets, asks.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { run as cli } from '../cli/run.js';
+import { describe, expect, it } from 'vitest';
 import { nowIso } from '../src/store/db.js';
 import { resolveDataset } from '../src/store/datasets.js';
 import { resolveRun, RunDatasetMismatchError } from '../src/store/runs.js';
-import { captureIo, tempDir } from './helpers.js';
+import { cliRunner, useStore, useTempDir } from './helpers.js';
 import { seedReviewDb, type Seeded } from './review-helpers.js';
 
 /**
@@ -46,25 +45,10 @@ function seedTwoDatasets(dbPath: string): Seeded & { otherRunId: number } {
 }
 
 describe('--run and --dataset: one rule, every command', () => {
-  let t: ReturnType<typeof tempDir>;
-  let s: Seeded & { otherRunId: number };
-  let dbPath: string;
-  beforeEach(() => {
-    t = tempDir();
-    dbPath = join(t.dir, 'two.db');
-    s = seedTwoDatasets(dbPath);
-  });
-  afterEach(() => {
-    s.db.close();
-    t.cleanup();
-  });
+  const t = useTempDir();
+  const s = useStore(t, (dir) => seedTwoDatasets(join(dir, 'two.db')));
 
-  const fer = async (...argv: string[]) => {
-    const io = captureIo(t.dir);
-    io.env['FER_CLEAN_ANNOTATOR'] = 'ann';
-    const code = await cli([...argv, '--db', dbPath], io);
-    return { code, out: io.stdout.text, err: io.stderr.text };
-  };
+  const fer = cliRunner({ cwd: () => t.dir, db: () => join(t.dir, 'two.db'), env: { FER_CLEAN_ANNOTATOR: 'ann' } });
   const MISMATCH = /--run 1 is a run of dataset 'ferplus-fixture' but --dataset names 'other'/;
   const decisions = () => (s.db.prepare(`SELECT count(*) AS n FROM decisions`).get() as { n: number }).n;
 
@@ -82,50 +66,50 @@ describe('--run and --dataset: one rule, every command', () => {
   it('report (and report --sheet) follow it', async () => {
     const byRun = await fer('report', '--run', '3', '--json');
     expect(byRun.code).toBe(0);
-    expect(JSON.parse(byRun.out).run_id).toBe(3);
+    expect(JSON.parse(byRun.stdout).run_id).toBe(3);
     const byDataset = await fer('report', '--dataset', 'ferplus-fixture', '--json');
-    expect(JSON.parse(byDataset.out).run_id).toBe(2);
+    expect(JSON.parse(byDataset.stdout).run_id).toBe(2);
     const both = await fer('report', '--run', '1', '--dataset', 'other');
     expect(both.code).toBe(1);
-    expect(both.err).toMatch(MISMATCH);
-    expect((await fer('report')).err).toMatch(/pick one with --dataset NAME or --run ID/);
+    expect(both.stderr).toMatch(MISMATCH);
+    expect((await fer('report')).stderr).toMatch(/pick one with --dataset NAME or --run ID/);
     // the sheet is drawn from the run chosen once: run 3's ten proposals (its dataset's faces)
     const sheet = await fer('report', '--run', '3', '--sheet', join(t.dir, 's.png'), '--sheet-count', '4', '--json');
     expect(sheet.code).toBe(0);
-    expect(sheet.err).toMatch(/contact sheet: .*s\.png \(4 faces/);
+    expect(sheet.stderr).toMatch(/contact sheet: .*s\.png \(4 faces/);
     const noSheet = await fer('report', '--run', '1', '--dataset', 'other', '--sheet', join(t.dir, 't.png'));
-    expect(noSheet.err).toMatch(MISMATCH);
+    expect(noSheet.stderr).toMatch(MISMATCH);
   });
 
   it('review follows it', async () => {
-    expect((await fer('review', '--run', '2')).out).toMatch(/Nothing to review: run 2 \(ferplus-fixture\)/);
-    expect((await fer('review', '--dataset', 'ferplus-fixture')).out).toMatch(/Nothing to review: run 2 \(ferplus-fixture\)/);
+    expect((await fer('review', '--run', '2')).stdout).toMatch(/Nothing to review: run 2 \(ferplus-fixture\)/);
+    expect((await fer('review', '--dataset', 'ferplus-fixture')).stdout).toMatch(/Nothing to review: run 2 \(ferplus-fixture\)/);
     const both = await fer('review', '--run', '1', '--dataset', 'other');
     expect(both.code).toBe(1);
-    expect(both.err).toMatch(MISMATCH);
-    expect((await fer('review')).err).toMatch(/pick one with --dataset NAME or --run ID/);
+    expect(both.stderr).toMatch(MISMATCH);
+    expect((await fer('review')).stderr).toMatch(/pick one with --dataset NAME or --run ID/);
   });
 
   it('queue follows it', async () => {
-    const q = JSON.parse((await fer('queue', '--run', '3', '--json')).out) as { run: number; dataset: string };
+    const q = JSON.parse((await fer('queue', '--run', '3', '--json')).stdout) as { run: number; dataset: string };
     expect([q.run, q.dataset]).toEqual([3, 'other']);
-    const d = JSON.parse((await fer('queue', '--dataset', 'other', '--json')).out) as { run: number; dataset: string };
+    const d = JSON.parse((await fer('queue', '--dataset', 'other', '--json')).stdout) as { run: number; dataset: string };
     expect([d.run, d.dataset]).toEqual([3, 'other']);
     const both = await fer('queue', '--run', '1', '--dataset', 'other');
-    expect([both.code, both.err]).toEqual([1, expect.stringMatching(MISMATCH)]);
+    expect([both.code, both.stderr]).toEqual([1, expect.stringMatching(MISMATCH)]);
   });
 
   it('decide and undo follow it; a mismatch changes nothing', async () => {
     const csv = join(t.dir, 'd.csv');
     writeFileSync(csv, `path,action,label\n${s.images[0]!.path},accepted,\n`);
     const both = await fer('decide', '--run', '1', '--dataset', 'other', csv);
-    expect([both.code, both.err]).toEqual([1, expect.stringMatching(MISMATCH)]);
+    expect([both.code, both.stderr]).toEqual([1, expect.stringMatching(MISMATCH)]);
     expect(decisions()).toBe(0);
     expect((await fer('decide', '--run', '3', csv)).code).toBe(0); // run 3 names dataset 'other'
     const row = s.db.prepare(`SELECT d.run_id, i.dataset_id FROM decisions d JOIN images i ON i.id = d.image_id`).get();
     expect(row).toEqual({ run_id: 3, dataset_id: 2 });
     const undoBoth = await fer('undo', '--run', '1', '--dataset', 'other');
-    expect([undoBoth.code, undoBoth.err]).toEqual([1, expect.stringMatching(MISMATCH)]);
+    expect([undoBoth.code, undoBoth.stderr]).toEqual([1, expect.stringMatching(MISMATCH)]);
     expect(decisions()).toBe(1);
     const undo = await fer('undo', '--dataset', 'other');
     expect(undo.code).toBe(0);
@@ -134,32 +118,32 @@ describe('--run and --dataset: one rule, every command', () => {
 
   it('accept follows it', async () => {
     // bulk accept needs 200 decisions to estimate from: the refusal names the run chosen
-    expect((await fer('accept', '--run', '3', '--min-estimate', '0.01', '--dry-run')).err).toMatch(/run 3 has 0 reviewer decision/);
-    expect((await fer('accept', '--dataset', 'other', '--min-estimate', '0.01')).err).toMatch(/run 3 has 0 reviewer decision/);
-    expect((await fer('accept', '--dataset', 'ferplus-fixture', '--min-estimate', '0.01')).err).toMatch(/run 2 has 0 reviewer decision/);
+    expect((await fer('accept', '--run', '3', '--min-estimate', '0.01', '--dry-run')).stderr).toMatch(/run 3 has 0 reviewer decision/);
+    expect((await fer('accept', '--dataset', 'other', '--min-estimate', '0.01')).stderr).toMatch(/run 3 has 0 reviewer decision/);
+    expect((await fer('accept', '--dataset', 'ferplus-fixture', '--min-estimate', '0.01')).stderr).toMatch(/run 2 has 0 reviewer decision/);
     const both = await fer('accept', '--run', '1', '--dataset', 'other', '--min-estimate', '0.01');
-    expect([both.code, both.err]).toEqual([1, expect.stringMatching(MISMATCH)]);
+    expect([both.code, both.stderr]).toEqual([1, expect.stringMatching(MISMATCH)]);
     expect(decisions()).toBe(0);
   });
 
   it('export --run names its dataset (it used to ask for --dataset with two datasets)', async () => {
     const byRun = await fer('export', join(t.dir, 'a.csv'), '--run', '3');
     expect(byRun.code).toBe(0);
-    expect(byRun.out).toMatch(/wrote 10 rows .*SCN fields from run 3/);
-    expect((await fer('export', join(t.dir, 'b.csv'), '--dataset', 'ferplus-fixture')).out).toMatch(/SCN fields from run 2/);
+    expect(byRun.stdout).toMatch(/wrote 10 rows .*SCN fields from run 3/);
+    expect((await fer('export', join(t.dir, 'b.csv'), '--dataset', 'ferplus-fixture')).stdout).toMatch(/SCN fields from run 2/);
     const both = await fer('export', join(t.dir, 'c.csv'), '--run', '1', '--dataset', 'other');
-    expect([both.code, both.err]).toEqual([1, expect.stringMatching(MISMATCH)]);
-    expect((await fer('export', join(t.dir, 'd.csv'))).err).toMatch(/pick one with --dataset NAME or --run ID/);
+    expect([both.code, both.stderr]).toEqual([1, expect.stringMatching(MISMATCH)]);
+    expect((await fer('export', join(t.dir, 'd.csv'))).stderr).toMatch(/pick one with --dataset NAME or --run ID/);
   });
 
   it('train --label-source run:ID names its dataset; --trust-decisions trains on the dataset named', async () => {
     const both = await fer('train', '--label-source', 'run:3', '--dataset', 'ferplus-fixture');
     expect(both.code).toBe(1);
-    expect(both.err).toMatch(/--label-source run:3 is a run of dataset 'other' but --dataset names 'ferplus-fixture'/);
+    expect(both.stderr).toMatch(/--label-source run:3 is a run of dataset 'other' but --dataset names 'ferplus-fixture'/);
     // run 3 picks dataset 'other' (which has no embeddings yet: the message names it)
-    expect((await fer('train', '--label-source', 'run:3')).err).toMatch(/--dataset other/);
-    expect((await fer('train', '--trust-decisions')).err).toMatch(/holds 2 datasets .*pick one with --dataset NAME/);
-    expect((await fer('train', '--trust-decisions', '--dataset', 'other')).err).toMatch(/--dataset other/);
+    expect((await fer('train', '--label-source', 'run:3')).stderr).toMatch(/--dataset other/);
+    expect((await fer('train', '--trust-decisions')).stderr).toMatch(/holds 2 datasets .*pick one with --dataset NAME/);
+    expect((await fer('train', '--trust-decisions', '--dataset', 'other')).stderr).toMatch(/--dataset other/);
     expect(s.db.prepare(`SELECT count(*) AS n FROM runs`).get()).toEqual({ n: 3 });
   });
 });

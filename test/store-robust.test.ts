@@ -2,14 +2,12 @@ import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { existsSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openStore, schemaVersion, loadMigrations } from '../src/store/db.js';
 import { packageRoot } from '../src/paths.js';
-import { tempDir } from './helpers.js';
+import { useTempDir } from './helpers.js';
 
-let t: ReturnType<typeof tempDir>;
-beforeEach(() => (t = tempDir()));
-afterEach(() => t.cleanup());
+const t = useTempDir();
 
 /** Runs `node -e code` and resolves with its exit code and output. */
 function node(code: string): Promise<{ code: number | null; out: string }> {

@@ -1,23 +1,15 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { FerCleanError } from '../src/errors.js';
 import { nowIso } from '../src/store/db.js';
 import { getDatasetById } from '../src/store/datasets.js';
 import { createRun, failRun, resolveRun } from '../src/store/runs.js';
-import { tempDir } from './helpers.js';
-import { seedReviewDb, type Seeded } from './review-helpers.js';
+import { useStore, useTempDir } from './helpers.js';
+import { seedReviewDb } from './review-helpers.js';
 
 describe('resolveRun: the one way to find a run', () => {
-  let t: ReturnType<typeof tempDir>;
-  let s: Seeded;
-  beforeEach(() => {
-    t = tempDir();
-    s = seedReviewDb(join(t.dir, 'r.db'), { images: 3 });
-  });
-  afterEach(() => {
-    s.db.close();
-    t.cleanup();
-  });
+  const t = useTempDir();
+  const s = useStore(t, (dir) => seedReviewDb(join(dir, 'r.db'), { images: 3 }));
 
   const run = (datasetId: number, method: 'scn' | 'ce' | 'cl' = 'scn') =>
     createRun(s.db, { datasetId, method, backbone: 'test', backend: 'cpu', seed: 1, noiseRate: 0, noiseType: null, config: {} });
