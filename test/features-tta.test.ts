@@ -11,9 +11,9 @@ import { DEFAULT_TTA, FLIP_SUFFIX, FlipEmbedder, meanOfHalves, mirrorRgb, ttaVer
 import type { RgbImage } from '../src/features/facebox.js';
 import { ingest } from '../src/ingest/index.js';
 import { resolveTta } from '../src/scn/index.js';
-import { openStore, type DB } from '../src/store/db.js';
+import { openStore } from '../src/store/db.js';
 import { run } from '../cli/run.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { captureIo, fixture, useStore, useTempDir } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend('auto');
@@ -75,12 +75,11 @@ describe('FlipEmbedder (flip test-time augmentation)', () => {
 });
 
 describe('embed --tta: both kinds kept apart in the cache', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let db: DB;
+  const tmp = useTempDir();
+  const store = useStore(tmp, (dir) => ({ db: openStore(join(dir, 'test.db')) }));
   let datasetId: number;
 
   beforeEach(async () => {
-    tmp = tempDir();
     const lines = readFileSync(fixture('ferplus', 'labels.csv'), 'utf8').trim().split('\n');
     const rows = lines.slice(1, 5);
     const root = join(tmp.dir, 'data');
@@ -90,32 +89,27 @@ describe('embed --tta: both kinds kept apart in the cache', () => {
       copyFileSync(fixture('ferplus', path), join(root, path));
     }
     writeFileSync(join(root, 'labels.csv'), [lines[0], ...rows].join('\n') + '\n');
-    db = openStore(join(tmp.dir, 'test.db'));
-    datasetId = (await ingest(db, { source: join(root, 'labels.csv'), name: 'small' })).dataset.id;
-    return () => {
-      db.close();
-      tmp.cleanup();
-    };
+    datasetId = (await ingest(store.db, { source: join(root, 'labels.csv'), name: 'small' })).dataset.id;
   });
 
   it('stores flip embeddings under their own version beside the plain ones; each load reads its own kind', async () => {
     const version = backboneVersion(BACKBONES['faceexpr']!);
     expect(ttaVersion(version, 'flip')).toBe(`${version}${FLIP_SUFFIX}`);
-    expect(await embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'none', batch: 3 })).toMatchObject({ computed: 4, skipped: 0, tta: 'none' });
-    expect(() => loadEmbeddings(db, { datasetId, backbone: 'faceexpr', tta: 'flip' })).toThrow(
+    expect(await embedDataset(store.db, { datasetId, backbone: 'faceexpr', tta: 'none', batch: 3 })).toMatchObject({ computed: 4, skipped: 0, tta: 'none' });
+    expect(() => loadEmbeddings(store.db, { datasetId, backbone: 'faceexpr', tta: 'flip' })).toThrow(
       DEFAULT_TTA === 'flip' ? /missing for 4 of 4 images.*`fer-clean embed --backbone faceexpr --dataset small`/ : /missing for 4 of 4 images.*--tta flip/,
     );
-    expect(resolveTta(db, datasetId, 'faceexpr')).toBe('none'); // only plain ones stored: train uses them
+    expect(resolveTta(store.db, datasetId, 'faceexpr')).toBe('none'); // only plain ones stored: train uses them
     // the flip kind does not count the plain rows as done, and leaves them untouched
-    expect(await embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'flip', batch: 3 })).toMatchObject({ computed: 4, skipped: 0, tta: 'flip' });
-    expect(await embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'flip' })).toMatchObject({ computed: 0, skipped: 4 });
-    const versions = db.prepare(`SELECT backbone_version AS v, count(*) AS n FROM embeddings GROUP BY 1 ORDER BY 1`).all();
+    expect(await embedDataset(store.db, { datasetId, backbone: 'faceexpr', tta: 'flip', batch: 3 })).toMatchObject({ computed: 4, skipped: 0, tta: 'flip' });
+    expect(await embedDataset(store.db, { datasetId, backbone: 'faceexpr', tta: 'flip' })).toMatchObject({ computed: 0, skipped: 4 });
+    const versions = store.db.prepare(`SELECT backbone_version AS v, count(*) AS n FROM embeddings GROUP BY 1 ORDER BY 1`).all();
     expect(versions).toEqual([
       { v: version, n: 4 },
       { v: `${version}${FLIP_SUFFIX}`, n: 4 },
     ]);
-    const none = loadEmbeddings(db, { datasetId, backbone: 'faceexpr', tta: 'none' });
-    const flip = loadEmbeddings(db, { datasetId, backbone: 'faceexpr', tta: 'flip' });
+    const none = loadEmbeddings(store.db, { datasetId, backbone: 'faceexpr', tta: 'none' });
+    const flip = loadEmbeddings(store.db, { datasetId, backbone: 'faceexpr', tta: 'flip' });
     expect(flip.backboneVersion).toBe(`${version}${FLIP_SUFFIX}`);
     expect(none.imageIds).toEqual(flip.imageIds);
     expect(maxAbsDiff(none.data, flip.data)).toBeGreaterThan(1e-3);
@@ -123,27 +117,27 @@ describe('embed --tta: both kinds kept apart in the cache', () => {
     const plain = new Embedder(BACKBONES['faceexpr']!);
     try {
       const root = join(tmp.dir, 'data');
-      const path = (db.prepare(`SELECT path FROM images WHERE id = ?`).get(flip.imageIds[0]) as { path: string }).path;
+      const path = (store.db.prepare(`SELECT path FROM images WHERE id = ?`).get(flip.imageIds[0]) as { path: string }).path;
       const face = await decodeRgb(join(root, path));
       const both = plain.run({ images: [face, mirrorRgb(face)] });
       expect(maxAbsDiff(flip.data.subarray(0, 256), meanOfHalves(both, 1))).toBeLessThan(1e-4);
     } finally {
       plain.dispose();
     }
-    expect(resolveTta(db, datasetId, 'faceexpr')).toBe(DEFAULT_TTA); // both stored: the default
+    expect(resolveTta(store.db, datasetId, 'faceexpr')).toBe(DEFAULT_TTA); // both stored: the default
     // an unknown kind is refused at the door, nothing written
-    await expect(embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'mirror' as 'flip' })).rejects.toThrow(/tta must be one of none, flip \(got mirror\)/);
-    expect(db.prepare(`SELECT count(*) AS n FROM embeddings`).get()).toEqual({ n: 8 });
+    await expect(embedDataset(store.db, { datasetId, backbone: 'faceexpr', tta: 'mirror' as 'flip' })).rejects.toThrow(/tta must be one of none, flip \(got mirror\)/);
+    expect(store.db.prepare(`SELECT count(*) AS n FROM embeddings`).get()).toEqual({ n: 8 });
   });
 
   it('worker threads (the compiled pipeline) store the same flip vectors as this thread', async () => {
     // the worker script exists only in dist/ (npm ci builds it); from the sources embedding runs in this thread
     const compiled = (await import(['..', 'dist', 'src', 'features/embed.js'].join('/'))) as typeof import('../src/features/embed.js');
-    const vectors = (): Buffer[] => (db.prepare(`SELECT vector FROM embeddings WHERE backbone_version LIKE '%/flip' ORDER BY image_id`).all() as { vector: Buffer }[]).map((r) => r.vector);
-    await embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'flip', batch: 3 });
+    const vectors = (): Buffer[] => (store.db.prepare(`SELECT vector FROM embeddings WHERE backbone_version LIKE '%/flip' ORDER BY image_id`).all() as { vector: Buffer }[]).map((r) => r.vector);
+    await embedDataset(store.db, { datasetId, backbone: 'faceexpr', tta: 'flip', batch: 3 });
     const local = vectors();
-    db.prepare(`DELETE FROM embeddings`).run();
-    const r = await compiled.embedDataset(db, { datasetId, backbone: 'faceexpr', tta: 'flip', batch: 2, workers: 2 });
+    store.db.prepare(`DELETE FROM embeddings`).run();
+    const r = await compiled.embedDataset(store.db, { datasetId, backbone: 'faceexpr', tta: 'flip', batch: 2, workers: 2 });
     expect(r).toMatchObject({ workers: 2, computed: 4, tta: 'flip' });
     const remote = vectors();
     expect(remote).toHaveLength(4);
@@ -155,7 +149,7 @@ describe('embed --tta: both kinds kept apart in the cache', () => {
   });
 
   it('CLI: embed --tta flip says so; a bad --tta and a train on missing flip embeddings are clear errors, nothing written', async () => {
-    db.close();
+    store.db.close();
     const path = join(tmp.dir, 'test.db');
     let io = captureIo();
     expect(await run(['embed', '--db', path, '--tta', 'mirror'], io)).toBe(1);
@@ -166,12 +160,12 @@ describe('embed --tta: both kinds kept apart in the cache', () => {
     io = captureIo();
     expect(await run(['train', '--db', path, '--tta', 'flip'], io)).toBe(1);
     expect(io.stderr.text).toMatch(/embeddings missing for 4 of 4 images.*--tta flip|embeddings missing for 4 of 4 images.*`fer-clean embed --backbone faceexpr --dataset small`/);
-    db = openStore(path);
-    expect(db.prepare(`SELECT count(*) AS n FROM runs`).get()).toEqual({ n: 0 });
-    db.close();
+    store.db = openStore(path);
+    expect(store.db.prepare(`SELECT count(*) AS n FROM runs`).get()).toEqual({ n: 0 });
+    store.db.close();
     io = captureIo();
     expect(await run(['embed', '--db', path, '--tta', 'flip'], io)).toBe(0);
     expect(io.stdout.text).toMatch(/embed faceexpr \(256-d, flip TTA\) on dataset 'small': computed 4, already stored 0/);
-    db = openStore(path);
+    store.db = openStore(path);
   });
 });

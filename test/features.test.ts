@@ -13,8 +13,8 @@ import { Embedder } from '../src/features/embedder.js';
 import { faceExpressionFeatures } from '../src/features/nets.js';
 import { decodeRgb, toInputBatch } from '../src/features/preprocess.js';
 import { loadEmbeddings } from '../src/features/store.js';
-import { openStore, type DB } from '../src/store/db.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { openStore } from '../src/store/db.js';
+import { captureIo, fixture, useStore, useTempDir } from './helpers.js';
 
 /** A small ferplus-format dataset: the first N fixture rows, images copied so a test may corrupt one. */
 function smallDataset(dir: string, n: number): string {
@@ -31,8 +31,8 @@ function smallDataset(dir: string, n: number): string {
 }
 
 const N = 6;
-let tmp: { dir: string; cleanup: () => void };
-let db: DB;
+const tmp = useTempDir();
+const store = useStore(tmp, (dir) => ({ db: openStore(join(dir, 'test.db')) }));
 let datasetId: number;
 let csv: string;
 
@@ -41,18 +41,12 @@ beforeAll(async () => {
 });
 
 beforeEach(async () => {
-  tmp = tempDir();
   csv = smallDataset(join(tmp.dir, 'data'), N);
-  db = openStore(join(tmp.dir, 'test.db'));
-  datasetId = (await ingest(db, { source: csv, name: 'small' })).dataset.id;
-  return () => {
-    db.close();
-    tmp.cleanup();
-  };
+  datasetId = (await ingest(store.db, { source: csv, name: 'small' })).dataset.id;
 });
 
 const rowsOf = (backbone: string) =>
-  db.prepare(`SELECT image_id, backbone_version, dim, vector, created_at FROM embeddings WHERE backbone = ? ORDER BY image_id`).all(backbone) as {
+  store.db.prepare(`SELECT image_id, backbone_version, dim, vector, created_at FROM embeddings WHERE backbone = ? ORDER BY image_id`).all(backbone) as {
     image_id: number;
     backbone_version: string;
     dim: number;
@@ -121,7 +115,7 @@ describe('networks', () => {
 describe('embedDataset', () => {
   it('stores one finite vector of the right size per image and backbone, the same on a second computation', async () => {
     const progress: [number, number][] = [];
-    const r = await embedDataset(db, { datasetId, backbone: 'faceexpr+facerec', batch: 4 }, (d, t) => progress.push([d, t]));
+    const r = await embedDataset(store.db, { datasetId, backbone: 'faceexpr+facerec', batch: 4 }, (d, t) => progress.push([d, t]));
     expect(r).toMatchObject({ computed: 2 * N, skipped: 0 });
     expect(progress.at(-1)).toEqual([2 * N, 2 * N]);
     for (const [id, dim] of [['faceexpr', 256], ['facerec', 128]] as const) {
@@ -137,43 +131,43 @@ describe('embedDataset', () => {
     }
     // deterministic: recompute everything from scratch and compare bytes
     const before = rowsOf('faceexpr').map((r) => r.vector);
-    db.prepare(`DELETE FROM embeddings`).run();
-    await embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 5 });
+    store.db.prepare(`DELETE FROM embeddings`).run();
+    await embedDataset(store.db, { datasetId, backbone: 'faceexpr', batch: 5 });
     expect(rowsOf('faceexpr').map((r) => r.vector)).toEqual(before);
   });
 
   it('worker threads (the compiled pipeline) store the same vectors as this thread', async () => {
     // the worker script exists only in dist/ (npm ci builds it); from the sources embedding runs in this thread
     const compiled = (await import(['..', 'dist', 'src', 'features/embed.js'].join('/'))) as typeof import('../src/features/embed.js');
-    await embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 4 });
+    await embedDataset(store.db, { datasetId, backbone: 'faceexpr', batch: 4 });
     const local = rowsOf('faceexpr').map((r) => r.vector);
-    db.prepare(`DELETE FROM embeddings`).run();
-    const r = await compiled.embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 2, workers: 2 });
+    store.db.prepare(`DELETE FROM embeddings`).run();
+    const r = await compiled.embedDataset(store.db, { datasetId, backbone: 'faceexpr', batch: 2, workers: 2 });
     expect(r.workers).toBe(2);
     expect(r.computed).toBe(N);
     expect(rowsOf('faceexpr').map((x) => x.vector)).toEqual(local);
   });
 
   it('resumes: only images without an embedding are computed', async () => {
-    await embedDataset(db, { datasetId, backbone: 'faceexpr' });
+    await embedDataset(store.db, { datasetId, backbone: 'faceexpr' });
     const first = rowsOf('faceexpr');
     // as if interrupted after the first images: drop two
     const dropped = first.slice(-2).map((r) => r.image_id);
-    db.prepare(`DELETE FROM embeddings WHERE image_id IN (?, ?)`).run(...dropped);
-    const r = await embedDataset(db, { datasetId, backbone: 'faceexpr' });
+    store.db.prepare(`DELETE FROM embeddings WHERE image_id IN (?, ?)`).run(...dropped);
+    const r = await embedDataset(store.db, { datasetId, backbone: 'faceexpr' });
     expect(r).toMatchObject({ computed: 2, skipped: N - 2 });
     const again = rowsOf('faceexpr');
     expect(again.slice(0, N - 2)).toEqual(first.slice(0, N - 2)); // untouched rows, created_at included
     expect(again.map((x) => x.vector)).toEqual(first.map((x) => x.vector));
     // nothing left: nothing computed
-    expect(await embedDataset(db, { datasetId, backbone: 'faceexpr' })).toMatchObject({ computed: 0, skipped: N });
+    expect(await embedDataset(store.db, { datasetId, backbone: 'faceexpr' })).toMatchObject({ computed: 0, skipped: N });
   });
 
   it('stops on a corrupt image with an error naming its absolute path, keeping what was committed', async () => {
     const root = join(tmp.dir, 'data');
-    const victim = (db.prepare(`SELECT path FROM images ORDER BY id DESC LIMIT 1`).get() as { path: string }).path;
+    const victim = (store.db.prepare(`SELECT path FROM images ORDER BY id DESC LIMIT 1`).get() as { path: string }).path;
     copyFileSync(fixture('bad', 'images', 'truncated.png'), join(root, victim));
-    const err = await embedDataset(db, { datasetId, backbone: 'faceexpr', batch: 2 }).catch((e: unknown) => e);
+    const err = await embedDataset(store.db, { datasetId, backbone: 'faceexpr', batch: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FerCleanError);
     expect((err as Error).message).toContain(join(root, victim));
     expect((err as Error).message).toMatch(/cannot decode image/);
@@ -183,11 +177,11 @@ describe('embedDataset', () => {
 
 describe('loadEmbeddings', () => {
   it('returns rows in image id order and concatenates backbones per image', async () => {
-    await embedDataset(db, { datasetId, backbone: 'faceexpr+facerec' });
-    const a = loadEmbeddings(db, { datasetId, backbone: 'faceexpr' });
-    const b = loadEmbeddings(db, { datasetId, backbone: 'facerec' });
-    const ab = loadEmbeddings(db, { datasetId, backbone: 'faceexpr+facerec' });
-    const ids = (db.prepare(`SELECT id FROM images WHERE dataset_id = ? ORDER BY id`).all(datasetId) as { id: number }[]).map((r) => r.id);
+    await embedDataset(store.db, { datasetId, backbone: 'faceexpr+facerec' });
+    const a = loadEmbeddings(store.db, { datasetId, backbone: 'faceexpr' });
+    const b = loadEmbeddings(store.db, { datasetId, backbone: 'facerec' });
+    const ab = loadEmbeddings(store.db, { datasetId, backbone: 'faceexpr+facerec' });
+    const ids = (store.db.prepare(`SELECT id FROM images WHERE dataset_id = ? ORDER BY id`).all(datasetId) as { id: number }[]).map((r) => r.id);
     expect(a.imageIds).toEqual(ids);
     expect(ab).toMatchObject({ imageIds: ids, dim: 384, backboneVersion: `${a.backboneVersion}+${b.backboneVersion}` });
     expect(ab.data).toHaveLength(N * 384);
@@ -198,12 +192,12 @@ describe('loadEmbeddings', () => {
   });
 
   it('says how many are missing and which command computes them', async () => {
-    expect(() => loadEmbeddings(db, { datasetId, backbone: 'faceexpr' })).toThrow(
+    expect(() => loadEmbeddings(store.db, { datasetId, backbone: 'faceexpr' })).toThrow(
       /faceexpr \(face-api@[\d.]+\/prep2\): embeddings missing for 6 of 6 images of dataset 'small': run `fer-clean embed --backbone faceexpr --dataset small`/,
     );
-    await embedDataset(db, { datasetId, backbone: 'faceexpr' });
-    db.prepare(`DELETE FROM embeddings WHERE image_id = (SELECT min(id) FROM images)`).run();
-    expect(() => loadEmbeddings(db, { datasetId, backbone: 'faceexpr+facerec' })).toThrow(/missing for 1 of 6 images.*--backbone faceexpr\+facerec/);
+    await embedDataset(store.db, { datasetId, backbone: 'faceexpr' });
+    store.db.prepare(`DELETE FROM embeddings WHERE image_id = (SELECT min(id) FROM images)`).run();
+    expect(() => loadEmbeddings(store.db, { datasetId, backbone: 'faceexpr+facerec' })).toThrow(/missing for 1 of 6 images.*--backbone faceexpr\+facerec/);
   });
 });
 
@@ -211,7 +205,7 @@ describe('fer-clean embed', () => {
   let io: ReturnType<typeof captureIo>;
 
   it('prints the backend and why, then a summary; a second run computes nothing', async () => {
-    db.close();
+    store.db.close();
     const path = join(tmp.dir, 'test.db');
     io = captureIo();
     expect(await run(['embed', '--db', path, '--batch', '4'], io)).toBe(0);
@@ -226,7 +220,7 @@ describe('fer-clean embed', () => {
     io = captureIo();
     expect(await run(['embed', '--db', path, '--backend', 'gpu'], io)).toBe(1);
     expect(io.stderr.text).toMatch(/--backend must be one of auto, onnxruntime, tensorflow, wasm, cpu/);
-    db = openStore(path);
+    store.db = openStore(path);
   });
 });
 
