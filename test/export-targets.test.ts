@@ -2,10 +2,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, linkSync, lstatSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { ingest } from '../src/ingest/index.js';
 import { openStore } from '../src/store/db.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, cliRunner } from './helpers.js';
 
 // Every device, pipe and link here is a private stand-in made in a temp folder: never /dev/full or /dev/stdout.
 let t: ReturnType<typeof tempDir>;
@@ -19,11 +18,8 @@ beforeAll(async () => {
 });
 afterAll(() => t.cleanup());
 
-const exportTo = async (out: string): Promise<{ code: number; out: string; err: string }> => {
-  const io = captureIo(t.dir);
-  const code = await run(['export', out, '--db', dbPath], io);
-  return { code, out: io.stdout.text, err: io.stderr.text };
-};
+const cli = cliRunner({ cwd: () => t.dir, db: () => dbPath });
+const exportTo = (out: string) => cli('export', out);
 
 /** What a plain export to a new file writes (the reference content). */
 let expected: string;
@@ -40,8 +36,8 @@ describe('export writes into what it is given, and replaces only regular files',
     execFileSync('mknod', [full, 'c', '1', '7']);
     const r = await exportTo(full);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/full: cannot write \(no space left on the device\)/);
-    expect(r.out).not.toMatch(/wrote/);
+    expect(r.stderr).toMatch(/full: cannot write \(no space left on the device\)/);
+    expect(r.stdout).not.toMatch(/wrote/);
     expect(lstatSync(full).isCharacterDevice()).toBe(true);
     expect(readdirSync(t.dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
@@ -71,8 +67,8 @@ describe('export writes into what it is given, and replaces only regular files',
   it('- writes the CSV to standard output and the summary to standard error; no file named -', async () => {
     const r = await exportTo('-');
     expect(r.code).toBe(0);
-    expect(r.out).toBe(expected);
-    expect(r.err).toMatch(/^wrote \d+ rows to standard output/);
+    expect(r.stdout).toBe(expected);
+    expect(r.stderr).toMatch(/^wrote \d+ rows to standard output/);
     expect(existsSync(join(t.dir, '-'))).toBe(false);
   });
 
@@ -113,9 +109,9 @@ describe('export writes into what it is given, and replaces only regular files',
     symlinkSync(join(t.dir, 'loop1'), join(t.dir, 'loop2'));
     let r = await exportTo(join(t.dir, 'loop1'));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/loop1: symlink loop/);
+    expect(r.stderr).toMatch(/loop1: symlink loop/);
     r = await exportTo(t.dir);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/is a folder, not a file/);
+    expect(r.stderr).toMatch(/is a folder, not a file/);
   });
 });

@@ -2,14 +2,13 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { initBackend } from '../src/features/backend.js';
 import { halfToFloat } from '../src/features/npy.js';
 import { loadEmbeddings } from '../src/features/store.js';
 import { ingest } from '../src/ingest/index.js';
 import { findLabelIssues } from '../src/scn/cl.js';
 import { openStore, type DB } from '../src/store/db.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, cliRunner } from './helpers.js';
 
 let tmp: { dir: string; cleanup: () => void };
 let dbPath: string;
@@ -37,11 +36,7 @@ afterAll(() => {
   tmp?.cleanup();
 });
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIo(tmp.dir);
-  const code = await run([...args, '--db', dbPath], io);
-  return { code, stdout: io.stdout.text, stderr: io.stderr.text };
-}
+const cli = cliRunner({ cwd: () => tmp.dir, db: () => dbPath });
 
 /** Everything the imports may write, as one hash: equal before and after a failed import means nothing was written. */
 function dump(): string {

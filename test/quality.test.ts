@@ -8,14 +8,13 @@ import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../cli/run.js';
 import { openStore, type DB } from '../src/store/db.js';
 import { cosinePairs, cosinePairsJs, unitRows } from '../src/quality/similarity.js';
 import { imageFlags, nonFaceReason } from '../src/quality/checks.js';
 import { alignedCorrelation, pixelStats } from '../src/quality/pixels.js';
 import { conflictingDuplicateGroups, DEFAULT_QUALITY, duplicateGroups, flaggedImages, qualityFlags } from '../src/quality/index.js';
 import { groupPairs } from '../src/quality/duplicates.js';
-import { captureIo, fixture, tempDir } from './helpers.js';
+import { fixture, tempDir, cliRunner } from './helpers.js';
 
 const FAST = ['--epochs', '4', '--relabel-epoch', '2', '--hidden', '32', '--batch', '16'];
 
@@ -24,11 +23,7 @@ let data: string;
 let dbPath: string;
 let db: DB;
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = captureIo(tmp.dir);
-  const code = await run([...args, '--db', dbPath], io);
-  return { code, stdout: io.stdout.text, stderr: io.stderr.text };
-}
+const cli = cliRunner({ cwd: () => tmp.dir, db: () => dbPath });
 
 const W = 48;
 function grey(f: (x: number, y: number) => number): Sharp {
