@@ -3,7 +3,9 @@ import { boxOfRow, type FaceBox } from '../../features/facebox.js';
 import type { DB } from '../../store/db.js';
 import { imageFile } from '../../store/datasets.js';
 import { resolveRun, type ResolvedRun } from '../../store/runs.js';
-import { compareItems } from './order.js';
+import { compareItems, type FlagFilter } from './order.js';
+import { lastQualityCheck, qualityFlags } from '../../quality/stored.js';
+import { QUALITY_FLAGS, type QualityFlag } from '../../quality/checks.js';
 
 /**
  * The finished run a review works on (the Ink session and the scripted verbs alike), by resolveRun's rule: `runId`
@@ -171,4 +173,19 @@ export function loadDetail(db: DB, run: ResolvedRun, imageId: number): ItemDetai
     predicted: r.predicted_label,
     importanceMean: r.importance_mean,
   };
+}
+
+/**
+ * The filter to the images of a dataset that carry a quality flag, as the last `fer-clean quality` stored them.
+ * Refuses an unknown flag (naming the known ones) and a dataset never checked (saying which command checks it).
+ */
+export function flagFilter(db: DB, dataset: { id: number; name: string }, flag: string): FlagFilter {
+  if (!(QUALITY_FLAGS as readonly string[]).includes(flag)) {
+    throw new FerCleanError(`unknown quality flag '${flag}' (known: ${QUALITY_FLAGS.join(', ')})`);
+  }
+  if (!lastQualityCheck(db, dataset.id)) {
+    throw new FerCleanError(`dataset ${dataset.name} has no quality check yet: run \`fer-clean quality --dataset ${dataset.name}\` first`);
+  }
+  const images = new Set(qualityFlags(db, dataset.id, { flag: flag as QualityFlag }).map((r) => r.image_id));
+  return { by: 'flag', flag: flag as QualityFlag, images };
 }
