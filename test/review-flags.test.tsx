@@ -123,4 +123,18 @@ describe('review filtered to a quality flag (real SQLite, fixture faces)', () =>
     expect(f).toContain('item 1/2');
     expect(f).toContain(s.images[1]!.path);
   });
+
+  it('shows the quality flags of the image beside its path', async () => {
+    storeFlags(s);
+    s.db.prepare(`INSERT INTO quality_flags (image_id, flag, score, detail) VALUES (?, 'blurry', 0.05, 'detail 0.05')`).run(s.images[1]!.imageId);
+    session = ReviewSession.open(s.db, { annotator: 'alice', runId: s.runId }).start();
+    const app = render(<App session={session} colorMode="none" />);
+    const start = Date.now();
+    let f = '';
+    while (Date.now() - start < 20_000 && !(f = stripAnsi(app.lastFrame() ?? '')).includes(s.images[0]!.path)) await new Promise((r) => setTimeout(r, 5));
+    expect(f).not.toContain('[dark');
+    app.stdin.write('n');
+    while (Date.now() - start < 20_000 && !(f = stripAnsi(app.lastFrame() ?? '')).includes(s.images[1]!.path)) await new Promise((r) => setTimeout(r, 5));
+    expect(f).toContain(`${s.images[1]!.path} (train) [dark, blurry]`);
+  });
 });

@@ -46,6 +46,8 @@ export interface ItemDetail {
   box: FaceBox | null;
   /** The image's data-quality flag (images.quality, e.g. 'no-face'), or null. */
   quality: string | null;
+  /** Its quality flags from `fer-clean quality` (quality_flags), in QUALITY_FLAGS order; empty when none. */
+  flags?: string[];
   /** Predicted probabilities in taxonomy order. */
   probs: number[];
   predicted: string;
@@ -151,12 +153,15 @@ export function countQueue(db: DB, run: ResolvedRun): number {
 export function loadDetail(db: DB, run: ResolvedRun, imageId: number): ItemDetail {
   const r = db
     .prepare(
-      `SELECT ri.probs, ri.predicted_label, ri.importance_mean, i.path, i.quality, i.crop_x, i.crop_y, i.crop_w, i.crop_h
+      `SELECT ri.probs, ri.predicted_label, ri.importance_mean, i.path, i.quality, i.crop_x, i.crop_y, i.crop_w, i.crop_h,
+         (SELECT group_concat(f.flag, ',') FROM quality_flags f WHERE f.image_id = i.id) AS flags
        FROM run_images ri JOIN images i ON i.id = ri.image_id
        WHERE ri.run_id = ? AND ri.image_id = ?`,
     )
     .get(run.id, imageId) as
-    | ({ probs: string; predicted_label: string; importance_mean: number | null; path: string; quality: string | null } & Parameters<typeof boxOfRow>[0])
+    | ({ probs: string; predicted_label: string; importance_mean: number | null; path: string; quality: string | null; flags: string | null } & Parameters<
+        typeof boxOfRow
+      >[0])
     | undefined;
   if (!r) throw new FerCleanError(`run ${run.id} has no image ${imageId}`);
   let probs: number[];
@@ -169,6 +174,7 @@ export function loadDetail(db: DB, run: ResolvedRun, imageId: number): ItemDetai
     file: imageFile(run.dataset.root, r.path),
     box: boxOfRow(r),
     quality: r.quality,
+    flags: r.flags ? r.flags.split(',').sort((a, b) => QUALITY_FLAGS.indexOf(a as QualityFlag) - QUALITY_FLAGS.indexOf(b as QualityFlag)) : [],
     probs,
     predicted: r.predicted_label,
     importanceMean: r.importance_mean,

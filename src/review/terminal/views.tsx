@@ -46,6 +46,7 @@ export function ItemView({
         <Text wrap="truncate-start">
           {printable(item.path)} <Text dimColor>({printable(item.split)})</Text>
           {detail.quality ? <Text color="red"> [{detail.quality}]</Text> : null}
+          {detail.flags?.length ? <Text color="red"> [{detail.flags.join(', ')}]</Text> : null}
         </Text>
         <Text>
           given{'    '}<Text color="yellow" bold>{item.given}</Text>
@@ -248,7 +249,8 @@ export function GroupView({
         keep:{' '}
         {taxonomy.map((c, i) => (
           <Text key={c} bold={carried.has(c)} dimColor={!carried.has(c)}>
-            {i + 1} {c}{'  '}
+            {i ? '  ' : ''}
+            {i + 1} {c}
           </Text>
         ))}
       </Text>
