@@ -23,6 +23,7 @@ import {
   type StandingGroupDecision,
 } from '../src/review/domain/groups.js';
 import { decisionsInForce } from '../src/review/domain/decisions.js';
+import { trustedLabels } from '../src/scn/index.js';
 import { GroupSession } from '../src/review/session/groups.js';
 import { GroupApp } from '../src/review/terminal/GroupApp.js';
 import { handleGroupKey, initialGroupKeyState } from '../src/review/terminal/keys.js';
@@ -188,6 +189,12 @@ describe('group decisions in the store (planted copies, real `fer-clean quality`
     ]);
     const g = loadGroupItems(s.db, s.datasetId).find((x) => x.members.some((m) => m.imageId === ids[0]))!;
     expect(g.settled).toEqual({ kind: 'kept', label: 'happiness', by: 'carol', decisionId: expect.any(Number) });
+
+    // training with --trust-decisions takes it as a trusted label for both images
+    const labels = Int32Array.from(ids, () => s.taxonomy.indexOf('neutral'));
+    const mask = trustedLabels(s.db, s.datasetId, ids, [0, 1], labels, s.taxonomy);
+    expect([...mask]).toEqual([1, 1]);
+    expect([...labels].map((k) => s.taxonomy[k])).toEqual(['happiness', 'happiness']);
 
     // export reads it through the decisions in force: both copies leave with happiness, as manual decisions
     const out = join(t.dir, 'labels.csv');
