@@ -1,12 +1,13 @@
 import { resolve } from 'node:path';
 import { FerCleanError } from '../../src/errors.js';
 import { annotatorName } from '../../src/printable.js';
-import { decideFromCsv } from '../../src/review/verbs.js';
+import { decideFromCsv, decideGroupsFromCsv } from '../../src/review/verbs.js';
 import { out } from '../io.js';
 import { UsageError, type Command } from '../command.js';
 import { openExisting, parseIntFlag } from './shared.js';
 
 const USAGE = `usage: fer-clean decide --run ID --annotator NAME FILE.csv
+       fer-clean decide --duplicates --run ID --annotator NAME FILE.csv
 
 Applies review decisions from a CSV with the columns path (as \`fer-clean queue\` prints it), action (accepted,
 rejected or manual) and label (the class, for manual; read as ingest reads labels: happy = happiness, any case).
@@ -18,6 +19,8 @@ A row that repeats your decision in force changes nothing, so the same file can 
   --run ID          the run (default: the dataset's latest finished run)
   --dataset NAME    with no --run: its latest finished run; with --run: must be the run's dataset
   --annotator NAME  who decided (default: FER_CLEAN_ANNOTATOR)
+  --duplicates      decide duplicate groups whose labels disagree (\`queue --duplicates\`): path is any image of
+                    the group, action keep-label (with label: every image of the group takes it) or different-faces
   --db PATH         database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
 export const decideCommand: Command = {
@@ -28,6 +31,7 @@ export const decideCommand: Command = {
     run: { type: 'string' },
     dataset: { type: 'string' },
     annotator: { type: 'string' },
+    duplicates: { type: 'boolean' },
   },
   async run({ values, positionals }, io) {
     if (positionals.length !== 1) throw new UsageError(`expected one CSV file, got ${positionals.length}`, USAGE);
@@ -35,6 +39,15 @@ export const decideCommand: Command = {
     const runId = parseIntFlag(values['run'], '--run');
     const db = openExisting(values, io);
     try {
+      if (values['duplicates']) {
+        const g = decideGroupsFromCsv(db, { runId, dataset: values['dataset'] as string | undefined, annotator, file: resolve(io.cwd, positionals[0]!) });
+        out(
+          io,
+          `dataset ${g.run.dataset.name}: ${g.keepLabel + g.differentFaces} group decision(s) by ${annotator} (${g.keepLabel} keep-label, ` +
+            `${g.differentFaces} different-faces)${g.unchanged ? `; ${g.unchanged} unchanged` : ''}`,
+        );
+        return 0;
+      }
       const s = decideFromCsv(db, { runId, dataset: values['dataset'] as string | undefined, annotator, file: resolve(io.cwd, positionals[0]!) });
       out(
         io,

@@ -29,7 +29,8 @@ reviewer accepts the proposal, refitted on the decisions so far), reference_labe
   --drop-non-expression           leave out images whose label is not an expression class (AffectNet 8 none,
                                   9 uncertain, 10 no-face); by default they are written with their label unchanged
   --dedupe keep|drop              duplicate images as \`fer-clean quality\` grouped them: keep all (default) or
-                                  write one per group (a test image first, then valid, then train)
+                                  write one per group (a test image first, then valid, then train; a group
+                                  marked as different faces in \`review --duplicates\` keeps all its images)
   --db PATH                       database (default ./fer-clean.db, or FER_CLEAN_DB)`;
 
 export const exportCommand: Command = {

@@ -1,15 +1,18 @@
 import { userInfo } from 'node:os';
 import type { Command } from '../command.js';
-import { err, out } from '../io.js';
+import { err, out, type Io } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
 import { annotatorName } from '../../src/printable.js';
 import { COLOR_MODES, detectColorMode, renderFace, type ColorMode } from '../../src/review/terminal/face.js';
 import { QUEUE_ORDERS, type QueueOrder } from '../../src/review/verbs.js';
 import { ReviewSession } from '../../src/review/session/session.js';
+import { GroupSession } from '../../src/review/session/groups.js';
+import { groupCounts, loadGroupItems } from '../../src/review/domain/groups.js';
+import type { DB } from '../../src/store/db.js';
 import { choiceFlag, openExisting, parseIntFlag } from './shared.js';
 
 const usage = `usage: fer-clean review [--run ID] [--dataset NAME] [--annotator NAME] [--order estimate|margin|importance|class]
-                        [--color auto|truecolor|256|none] [--db PATH]
+                        [--duplicates] [--color auto|truecolor|256|none] [--db PATH]
 
 Full-screen review of the labels a run proposes to change: accept, reject or set each by hand.
 Every decision is saved when the key is pressed; run it again to resume at the first undecided item.
@@ -22,10 +25,13 @@ Several annotators can review the same run at once (each item is leased to one s
   --order ORDER     estimate (default: highest estimated P(accept) first, refitted every few decisions, with
                     exploration), margin (largest margin first), importance (least important first),
                     class (by given class, then margin)
+  --duplicates      review the duplicate groups whose labels disagree (from \`fer-clean quality\`) instead:
+                    keep one label for the whole group (1-9) or mark its images as different faces (d)
   --color MODE      how faces are drawn: truecolor, 256 (grey ramp), none (characters); default auto
   --db PATH         database (default ./fer-clean.db or FER_CLEAN_DB)
 
-Keys: a/Enter accept, r reject, 1-7 (8) set label, s skip, u undo, b bulk accept, ←/→ or p/n move, / filter, ? help, q quit.`;
+Keys: a/Enter accept, r reject, 1-7 (8) set label, s skip, u undo, b bulk accept, ←/→ or p/n move, / filter
+(f: a quality flag), ? help, q quit. With --duplicates: 1-7 (8) keep label, d different faces, u undo, ←/→ move.`;
 
 export const reviewCommand: Command = {
   name: 'review',
@@ -36,6 +42,7 @@ export const reviewCommand: Command = {
     annotator: { type: 'string' },
     order: { type: 'string' },
     color: { type: 'string' },
+    duplicates: { type: 'boolean' },
   },
   async run({ values }, io) {
     // React's production build (faster), and the UI's modules loaded only by this command, while the database is
@@ -58,6 +65,13 @@ export const reviewCommand: Command = {
     annotatorName(annotator); // no control characters in a name the audit trail and every screen will show
 
     const db = openExisting(values, io);
+    if (values['duplicates']) {
+      try {
+        return await reviewGroups(db, values, annotator, color, io);
+      } finally {
+        db.close();
+      }
+    }
     try {
       const session = ReviewSession.open(db, {
         runId,
@@ -122,12 +136,61 @@ export const reviewCommand: Command = {
           `${s.manual} manual); ${s.sessionDecisions} decision(s) by ${annotator} in this session`,
       );
       if (s.reviewed < s.total) err(io, `${s.total - s.reviewed} left: run \`fer-clean review\` again to go on.`);
+      const groups = groupCounts(loadGroupItems(db, session.run.dataset.id)).open;
+      if (groups > 0) err(io, `${groups} duplicate group(s) whose labels disagree: \`fer-clean review --duplicates\` settles them.`);
       return 0;
     } finally {
       db.close();
     }
   },
 };
+
+/** `review --duplicates`: the duplicate groups whose labels disagree, on the GroupApp screen. */
+async function reviewGroups(
+  db: DB,
+  values: Record<string, unknown>,
+  annotator: string,
+  color: ColorMode | 'auto',
+  io: Io,
+): Promise<number> {
+  if (values['order'] !== undefined) throw new FerCleanError('--order does not apply to --duplicates (groups come largest first)');
+  const session = GroupSession.open(db, { runId: parseIntFlag(values['run'], '--run'), dataset: values['dataset'] as string | undefined, annotator });
+  if (session.total === 0) {
+    out(io, `Nothing to review: dataset ${session.run.dataset.name} has no duplicate group with disagreeing labels (run \`fer-clean quality\` to look for them).`);
+    return 0;
+  }
+  const stdin = io.stdin as NodeJS.ReadStream;
+  if (!stdin.isTTY || !io.stdout.isTTY) {
+    throw new FerCleanError(
+      'review is interactive and needs a terminal: run it in a terminal, not with piped input or output ' +
+        `(stdin is ${stdin.isTTY ? '' : 'not '}a TTY, stdout is ${io.stdout.isTTY ? '' : 'not '}a TTY)`,
+    );
+  }
+  const colorMode: ColorMode = color === 'auto' ? detectColorMode(io.env) : color;
+  const [{ createElement }, { render }, { GroupApp }] = await Promise.all([import('react'), import('ink'), import('../../src/review/terminal/GroupApp.js')]);
+  const stdout = io.stdout as NodeJS.WriteStream;
+  stdout.write('\x1b[?1049h\x1b[H');
+  const restore = () => void stdout.write('\x1b[?1049l');
+  const cancelRestore = io.onExit(restore);
+  const ink = render(createElement(GroupApp, { session, colorMode, snapshot: session.start() }), {
+    stdout,
+    stdin,
+    stderr: io.stderr as NodeJS.WriteStream,
+    exitOnCtrlC: true,
+    patchConsole: false,
+    maxFps: 60,
+  });
+  try {
+    await ink.waitUntilExit();
+  } finally {
+    restore();
+    cancelRestore();
+  }
+  const c = session.snapshot().counts;
+  out(io, `dataset ${session.run.dataset.name}: ${c.total - c.open}/${c.total} duplicate groups settled (${c.kept} one label, ${c.different} different faces)`);
+  if (c.open > 0) err(io, `${c.open} left: run \`fer-clean review --duplicates\` again to go on.`);
+  return 0;
+}
 
 function loginName(env: NodeJS.ProcessEnv): string {
   try {

@@ -9,9 +9,19 @@ import { readCsv } from '../ingest/csvfile.js';
 import { claimedByOthers, releaseClaims, type Claimant } from './domain/claims.js';
 import { effectiveFor, recordDecision, undoLast, type DecisionRow, type Verdict } from './domain/decisions.js';
 import { estimatesNow, type RunEstimates } from './estimates/run-estimates.js';
-import { REVIEW_ORDERS, reviewRun } from './domain/proposals.js';
+import { flagFilter, REVIEW_ORDERS, reviewRun } from './domain/proposals.js';
 import { reviewQueue, type QueueOrder } from './domain/order.js';
 import { checkAnnotator, checkLimit, checkOrder } from './domain/options.js';
+import {
+  GROUP_ACTIONS,
+  groupCounts,
+  loadGroupItems,
+  recordGroupDecision,
+  undoLastGroupDecision,
+  type GroupAction,
+  type GroupDecisionRow,
+  type GroupItem,
+} from './domain/groups.js';
 import type { ResolvedRun as RunInfo } from '../store/runs.js';
 import type { PriorSource } from '../estimate/model.js';
 import { datasetClass, LabelError, type LabelEncoding } from '../taxonomy.js';
@@ -51,6 +61,8 @@ export interface QueueResult {
   undecided: number;
   estimate: EstimateInfo;
   items: QueueEntry[];
+  /** The quality flag the items were filtered to (queue --flag), when one was asked for. */
+  flag?: string;
 }
 
 export interface QueueOptions {
@@ -61,6 +73,8 @@ export interface QueueOptions {
   /** Items leased to other annotators' sessions are left out; with a name, that annotator's own leases are not. */
   annotator?: string;
   order?: QueueOrder;
+  /** Only images carrying this quality flag (non-face, outlier, dark, light, blurry, low-information). */
+  flag?: string;
   now?: number;
 }
 
@@ -72,6 +86,7 @@ export function nextItems(db: DB, opts: QueueOptions = {}): QueueResult {
   const order = checkOrder(opts.order, QUEUE_ORDERS) ?? 'estimate';
   if (opts.annotator !== undefined) checkAnnotator(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
+  const filter = opts.flag === undefined ? null : flagFilter(db, run.dataset, opts.flag);
   const e = estimatesNow(db, run);
   const places = reviewQueue({
     items: e.items,
@@ -82,6 +97,7 @@ export function nextItems(db: DB, opts: QueueOptions = {}): QueueResult {
     held: claimedByOthers(db, run.id, '', opts.now ?? Date.now()),
     annotator: opts.annotator,
     limit: opts.limit,
+    filter,
   });
   const items: QueueEntry[] = places.map(({ item: it, estimate, explore }) => ({
     imageId: it.imageId,
@@ -94,7 +110,8 @@ export function nextItems(db: DB, opts: QueueOptions = {}): QueueResult {
     estimate,
     explore,
   }));
-  return { run, order, total: e.items.length, undecided: e.items.length - e.decided.size, estimate: info(e), items };
+  const result: QueueResult = { run, order, total: e.items.length, undecided: e.items.length - e.decided.size, estimate: info(e), items };
+  return filter ? { ...result, flag: filter.flag } : result;
 }
 
 export interface DecideSummary {
@@ -239,4 +256,132 @@ export function undoLastScripted(
   const r = undoLast(db, who, { now: opts.now });
   releaseClaims(db, who.sessionId);
   return r && { run, undone: r.undone, count: r.bulk?.undone ?? 1 };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Duplicate groups whose labels disagree (`queue --duplicates`, `decide --duplicates`, `undo --duplicates`).
+
+export interface GroupQueueResult {
+  run: RunInfo;
+  /** Groups in the review (settled ones included) and how many need a decision. */
+  total: number;
+  open: number;
+  /** The groups: open ones only, unless `all`. */
+  groups: GroupItem[];
+}
+
+/**
+ * The duplicate groups of the run's dataset whose labels disagree (see domain/groups.ts), largest first: the open
+ * ones (at most `limit`), or every one with `all` (each says whether and how it is settled).
+ */
+export function groupQueue(db: DB, opts: { runId?: number; dataset?: string; limit?: number; all?: boolean } = {}): GroupQueueResult {
+  checkLimit(opts.limit);
+  const run = reviewRun(db, opts.runId, opts.dataset);
+  const items = loadGroupItems(db, run.dataset.id);
+  const shown = items.filter((g) => opts.all || g.settled === null);
+  return { run, total: items.length, open: groupCounts(items).open, groups: opts.limit === undefined ? shown : shown.slice(0, opts.limit) };
+}
+
+export interface GroupDecideSummary {
+  run: RunInfo;
+  file: string;
+  keepLabel: number;
+  differentFaces: number;
+  /** Rows whose group is already settled that way: nothing written. */
+  unchanged: number;
+}
+
+/**
+ * Applies group decisions from a CSV with columns path (any image of the group), action (keep-label |
+ * different-faces) and label (for keep-label), as `annotator`, in one transaction. Every problem (a path in no
+ * group under review, an unknown action or label, a group named twice) is reported with file:line and then nothing
+ * is applied. A row that repeats how its group is settled writes nothing.
+ */
+export function decideGroupsFromCsv(
+  db: DB,
+  opts: { runId?: number; dataset?: string; annotator: string; file: string; now?: number },
+): GroupDecideSummary {
+  const annotator = checkAnnotator(opts.annotator);
+  const run = reviewRun(db, opts.runId, opts.dataset);
+  const table = readCsv(opts.file, 'decisions');
+  for (const col of ['path', 'action']) {
+    if (!table.header.includes(col)) {
+      throw new FerCleanError(`${table.file}:1: no '${col}' column (expected path, action[, label]; found ${table.header.join(', ')})`);
+    }
+  }
+  const problems = table.problems.map((p) => `${p.where}: ${p.message}`);
+  const items = loadGroupItems(db, run.dataset.id);
+  const groupOfPath = new Map<string, GroupItem>();
+  for (const g of items) for (const m of g.members) groupOfPath.set(m.path, g);
+  const tax = run.dataset.taxonomy;
+  const encoding = (run.dataset.options as { labelEncoding?: LabelEncoding }).labelEncoding ?? 'names';
+  const seen = new Map<number, number>();
+  const todo: { group: GroupItem; action: GroupAction; label?: string }[] = [];
+  const summary: GroupDecideSummary = { run, file: opts.file, keepLabel: 0, differentFaces: 0, unchanged: 0 };
+  for (const { line, record } of table.rows) {
+    const where = `${table.file}:${line}`;
+    const path = (record['path'] ?? '').trim();
+    const action = (record['action'] ?? '').trim().toLowerCase();
+    const label = (record['label'] ?? '').trim();
+    const group = groupOfPath.get(path);
+    if (!group) {
+      problems.push(`${where}: ${path ? `'${path}' is in no duplicate group with disagreeing labels` : 'empty path'}`);
+      continue;
+    }
+    if (seen.has(group.groupId)) {
+      problems.push(`${where}: '${path}' is in the group already decided on line ${seen.get(group.groupId)}`);
+      continue;
+    }
+    seen.set(group.groupId, line);
+    if (!GROUP_ACTIONS.includes(action as GroupAction)) {
+      problems.push(`${where}: action '${record['action'] ?? ''}' is not one of ${GROUP_ACTIONS.join(', ')}`);
+      continue;
+    }
+    let cls: string | undefined;
+    if (action === 'keep-label') {
+      if (!label) {
+        problems.push(`${where}: action keep-label needs a label (one of ${tax.join(', ')})`);
+        continue;
+      }
+      try {
+        cls = datasetClass(label, encoding, tax);
+      } catch (err) {
+        if (!(err instanceof LabelError)) throw err;
+        problems.push(`${where}: ${err.message}`);
+        continue;
+      }
+    }
+    const s = group.settled;
+    if (s && ((action === 'different-faces' && s.kind === 'different') || (action === 'keep-label' && s.kind === 'kept' && s.label === cls))) {
+      summary.unchanged++;
+      continue;
+    }
+    todo.push({ group, action: action as GroupAction, label: cls });
+  }
+  if (problems.length) {
+    throw new FerCleanError(
+      `${problems.length === 1 ? problems[0] : `${table.file}: ${problems.length} problems`}; nothing was applied`,
+      problems.length > 1 ? problems : [],
+    );
+  }
+  const now = opts.now ?? Date.now();
+  const who = { annotator, datasetId: run.dataset.id, runId: run.id };
+  db.transaction(() => {
+    for (const t of todo) {
+      recordGroupDecision(db, who, t.group.members.map((m) => m.imageId), t.action, t.label, { now, taxonomy: tax });
+      if (t.action === 'keep-label') summary.keepLabel++;
+      else summary.differentFaces++;
+    }
+  }).immediate();
+  return summary;
+}
+
+/** Undoes this annotator's last group decision in the run's dataset (a keep-label's label decisions with it). */
+export function undoLastGroupScripted(
+  db: DB,
+  opts: { runId?: number; dataset?: string; annotator: string; now?: number },
+): { run: RunInfo; undone: GroupDecisionRow; images: number[] } | undefined {
+  const run = reviewRun(db, opts.runId, opts.dataset);
+  const r = undoLastGroupDecision(db, { annotator: checkAnnotator(opts.annotator), datasetId: run.dataset.id, runId: run.id }, { now: opts.now });
+  return r && { run, undone: r.undone, images: r.images };
 }

@@ -33,6 +33,8 @@ export interface DecisionRow {
   estimate?: number | null;
   /** The bulk action that wrote this row (bulk_actions.id); null for an item-by-item decision. */
   bulk_id?: number | null;
+  /** The duplicate-group decision that wrote this row (group_decisions.id, migration 009); null otherwise. */
+  group_decision_id?: number | null;
 }
 
 export interface Effective {

@@ -5,15 +5,26 @@
  */
 import { EXPLORE, EXPLORE_EVERY, pairCounts, rankByEstimate, type EstimateModel, type RankOptions } from '../../estimate/model.js';
 import type { QueueItem, ReviewOrder } from './proposals.js';
+import type { QualityFlag } from '../../quality/checks.js';
 
 /** Queue order: 'estimate' (the learning order) or one of the fixed orders. */
 export type QueueOrder = 'estimate' | ReviewOrder;
 
 /** Which items the annotator wants to see: those whose given and/or proposed label is `cls`. */
-export interface Filter {
+export interface ClassFilter {
   by: 'either' | 'given' | 'proposed';
   cls: string;
 }
+
+/** Items whose image carries a quality flag (`fer-clean quality`): `images` are the flagged images' ids. */
+export interface FlagFilter {
+  by: 'flag';
+  flag: QualityFlag;
+  images: ReadonlySet<number>;
+}
+
+/** A class filter or a quality-flag filter. */
+export type Filter = ClassFilter | FlagFilter;
 
 /** Something that says whether an image has a decision in force (a Set or Map of image ids). */
 export interface Decided {
@@ -21,12 +32,14 @@ export interface Decided {
 }
 
 export function describeFilter(f: Filter): string {
+  if (f.by === 'flag') return `quality flag ${f.flag}`;
   return f.by === 'either' ? `given or proposed ${f.cls}` : `${f.by} ${f.cls}`;
 }
 
 /** Whether an item shows under a filter (null: every item does). */
 export function matchesFilter(it: QueueItem, filter: Filter | null | undefined): boolean {
   if (!filter) return true;
+  if (filter.by === 'flag') return filter.images.has(it.imageId);
   return (filter.by !== 'proposed' && it.given === filter.cls) || (filter.by !== 'given' && it.proposed === filter.cls);
 }
 

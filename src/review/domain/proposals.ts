@@ -3,7 +3,9 @@ import { boxOfRow, type FaceBox } from '../../features/facebox.js';
 import type { DB } from '../../store/db.js';
 import { imageFile } from '../../store/datasets.js';
 import { resolveRun, type ResolvedRun } from '../../store/runs.js';
-import { compareItems } from './order.js';
+import { compareItems, type FlagFilter } from './order.js';
+import { lastQualityCheck, qualityFlags } from '../../quality/stored.js';
+import { QUALITY_FLAGS, type QualityFlag } from '../../quality/checks.js';
 
 /**
  * The finished run a review works on (the Ink session and the scripted verbs alike), by resolveRun's rule: `runId`
@@ -44,6 +46,8 @@ export interface ItemDetail {
   box: FaceBox | null;
   /** The image's data-quality flag (images.quality, e.g. 'no-face'), or null. */
   quality: string | null;
+  /** Its quality flags from `fer-clean quality` (quality_flags), in QUALITY_FLAGS order; empty when none. */
+  flags?: string[];
   /** Predicted probabilities in taxonomy order. */
   probs: number[];
   predicted: string;
@@ -149,12 +153,15 @@ export function countQueue(db: DB, run: ResolvedRun): number {
 export function loadDetail(db: DB, run: ResolvedRun, imageId: number): ItemDetail {
   const r = db
     .prepare(
-      `SELECT ri.probs, ri.predicted_label, ri.importance_mean, i.path, i.quality, i.crop_x, i.crop_y, i.crop_w, i.crop_h
+      `SELECT ri.probs, ri.predicted_label, ri.importance_mean, i.path, i.quality, i.crop_x, i.crop_y, i.crop_w, i.crop_h,
+         (SELECT group_concat(f.flag, ',') FROM quality_flags f WHERE f.image_id = i.id) AS flags
        FROM run_images ri JOIN images i ON i.id = ri.image_id
        WHERE ri.run_id = ? AND ri.image_id = ?`,
     )
     .get(run.id, imageId) as
-    | ({ probs: string; predicted_label: string; importance_mean: number | null; path: string; quality: string | null } & Parameters<typeof boxOfRow>[0])
+    | ({ probs: string; predicted_label: string; importance_mean: number | null; path: string; quality: string | null; flags: string | null } & Parameters<
+        typeof boxOfRow
+      >[0])
     | undefined;
   if (!r) throw new FerCleanError(`run ${run.id} has no image ${imageId}`);
   let probs: number[];
@@ -167,8 +174,24 @@ export function loadDetail(db: DB, run: ResolvedRun, imageId: number): ItemDetai
     file: imageFile(run.dataset.root, r.path),
     box: boxOfRow(r),
     quality: r.quality,
+    flags: r.flags ? r.flags.split(',').sort((a, b) => QUALITY_FLAGS.indexOf(a as QualityFlag) - QUALITY_FLAGS.indexOf(b as QualityFlag)) : [],
     probs,
     predicted: r.predicted_label,
     importanceMean: r.importance_mean,
   };
+}
+
+/**
+ * The filter to the images of a dataset that carry a quality flag, as the last `fer-clean quality` stored them.
+ * Refuses an unknown flag (naming the known ones) and a dataset never checked (saying which command checks it).
+ */
+export function flagFilter(db: DB, dataset: { id: number; name: string }, flag: string): FlagFilter {
+  if (!(QUALITY_FLAGS as readonly string[]).includes(flag)) {
+    throw new FerCleanError(`unknown quality flag '${flag}' (known: ${QUALITY_FLAGS.join(', ')})`);
+  }
+  if (!lastQualityCheck(db, dataset.id)) {
+    throw new FerCleanError(`dataset ${dataset.name} has no quality check yet: run \`fer-clean quality --dataset ${dataset.name}\` first`);
+  }
+  const images = new Set(qualityFlags(db, dataset.id, { flag: flag as QualityFlag }).map((r) => r.image_id));
+  return { by: 'flag', flag: flag as QualityFlag, images };
 }

@@ -15,7 +15,7 @@ import {
   type Effective,
   type Verdict,
 } from '../domain/decisions.js';
-import { REVIEW_ORDERS, reviewRun, type ItemDetail, type QueueItem } from '../domain/proposals.js';
+import { flagFilter, REVIEW_ORDERS, reviewRun, type ItemDetail, type QueueItem } from '../domain/proposals.js';
 import { QueueWindow } from './window.js';
 import { describeFilter, endState, filteredView, placesAfter, rankedView, type EndState, type Filter } from '../domain/order.js';
 import { InForce, statsOf, type Stats } from '../domain/progress.js';
@@ -249,6 +249,14 @@ export class ReviewSession {
       if (this.enter(p, false)) return this.snapshot();
     }
     return this.snapshot({ status: dir === 1 ? 'last item of the queue' : 'first item of the queue' });
+  }
+
+  /**
+   * Shows only items whose image carries a quality flag (as the last `fer-clean quality` stored them), from the first
+   * undecided one. An unknown flag or a dataset never checked is a FerCleanError and leaves the filter as it was.
+   */
+  setFlagFilter(flag: string): Snapshot {
+    return this.setFilter(flagFilter(this.db, this.run.dataset, flag));
   }
 
   /** Shows only items whose given and/or proposed label is a class (null: all), from the first undecided one. */

@@ -113,7 +113,9 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
 
   const status =
     mode === 'filter'
-      ? `filter: press 1-${taxonomy.length}, g, p, 0 or Esc`
+      ? filterBy === 'flag'
+        ? 'filter: press 1-6 for a quality flag, g, p, 0 or Esc'
+        : `filter: press 1-${taxonomy.length}, g, p, f, 0 or Esc`
       : mode === 'bulk'
         ? 'bulk accept: y accepts, + / - change the threshold, any other key cancels'
         : printable(statusLine ?? ''); // may quote a holder's name or an error from the data

@@ -9,6 +9,7 @@ import { printable } from '../../printable.js';
 import { faceKey, type Layout } from './layout.js';
 import type { ReviewSession, Snapshot } from '../session/session.js';
 import type { ItemDetail, QueueItem } from '../domain/proposals.js';
+import type { FaceBox } from '../../features/facebox.js';
 
 export function useTerminalSize(): { cols: number; rows: number } {
   const { stdout } = useStdout();
@@ -96,4 +97,38 @@ export function useBackground(session: ReviewSession, setSnap: Dispatch<SetState
     timer.current = { timer: t, now };
   });
   useEffect(() => () => void (timer.current && clearTimeout(timer.current.timer)), []);
+}
+
+/**
+ * The faces of the group shown (`review --duplicates`), each drawn in an effect and cached by image and size; an
+ * entry is undefined while it is being drawn.
+ */
+export function useGroupFaces(
+  files: readonly { imageId: number; file: string; box: FaceBox | null }[],
+  cols: number,
+  rows: number,
+  colorMode: ColorMode,
+): (string[] | undefined)[] {
+  const faces = useRef(new Map<string, string[]>());
+  const loading = useRef(new Set<string>());
+  const [, setArrived] = useState(0);
+  const mounted = useRef(true);
+  useEffect(() => () => void (mounted.current = false), []);
+  const keyOf = (imageId: number) => `${imageId}:${cols}x${rows}:${colorMode}`;
+  useEffect(() => {
+    for (const f of files) {
+      const key = keyOf(f.imageId);
+      if (faces.current.has(key) || loading.current.has(key)) continue;
+      loading.current.add(key);
+      void renderFace(f.file, cols, rows, colorMode, f.box)
+        .catch((e: Error) => [`(cannot draw: ${printable(e.message)})`])
+        .then((lines) => {
+          if (faces.current.size > 128) faces.current.clear();
+          faces.current.set(key, lines);
+          loading.current.delete(key);
+          if (mounted.current) setArrived((v) => v + 1);
+        });
+    }
+  });
+  return files.map((f) => faces.current.get(keyOf(f.imageId)));
 }

@@ -7,6 +7,8 @@ import { isFerCleanError } from '../../errors.js';
 import type { Verdict } from '../domain/decisions.js';
 import type { Filter } from '../domain/order.js';
 import type { ReviewSession, Snapshot } from '../session/session.js';
+import { QUALITY_FLAGS, type QualityFlag } from '../../quality/checks.js';
+import type { GroupSession, GroupSnapshot } from '../session/groups.js';
 
 export type Mode = 'main' | 'help' | 'filter' | 'bulk';
 
@@ -17,7 +19,7 @@ export const BULK_STEP = 0.01;
 /** What the key handler remembers between keys. */
 export interface KeyState {
   mode: Mode;
-  /** In filter mode: which label the class keys filter on. */
+  /** In filter mode: which label the class keys filter on ('flag': the number keys pick a quality flag). */
   filterBy: Filter['by'];
   /** The dataset's classes (keys 1-9 pick one). */
   taxonomy: readonly string[];
@@ -44,6 +46,7 @@ export type Effect =
   | { kind: 'undo' }
   | { kind: 'move'; dir: 1 | -1 }
   | { kind: 'filter'; filter: Filter | null }
+  | { kind: 'flag-filter'; flag: QualityFlag }
   | { kind: 'say'; status: string }
   | { kind: 'bulk-offer'; min: number }
   | { kind: 'bulk'; min: number };
@@ -60,7 +63,13 @@ export function handleKey(state: KeyState, key: KeyPress): { state: KeyState; ef
   if (state.mode === 'filter') {
     if (key.escape) return to({ mode: 'main' });
     if (input === 'g' || input === 'p') return to({ filterBy: input === 'g' ? 'given' : 'proposed' });
+    if (input === 'f') return to({ filterBy: 'flag' });
     if (input === '0') return to({ mode: 'main' }, { kind: 'filter', filter: null });
+    if (state.filterBy === 'flag') {
+      return classKey !== null && classKey <= QUALITY_FLAGS.length
+        ? to({ mode: 'main' }, { kind: 'flag-filter', flag: QUALITY_FLAGS[classKey - 1]! })
+        : to({});
+    }
     if (classKey !== null && classKey <= K) {
       return to({ mode: 'main' }, { kind: 'filter', filter: { by: state.filterBy, cls: state.taxonomy[classKey - 1]! } });
     }
@@ -113,6 +122,15 @@ export function applyEffect(session: ReviewSession, effect: Effect): { snapshot?
       const snap = session.setFilter(effect.filter);
       return with_(snap, effect.filter === null ? 'filter cleared' : (snap.status ?? undefined));
     }
+    case 'flag-filter':
+      try {
+        const snap = session.setFlagFilter(effect.flag);
+        return with_(snap, snap.status ?? undefined);
+      } catch (e) {
+        // No quality check stored for the dataset: say so, keep the filter shown.
+        if (!isFerCleanError(e)) throw e;
+        return with_(session.snapshot(), `filter: ${e.message}`);
+      }
     case 'say':
       return { status: effect.status };
     case 'bulk-offer':
@@ -125,6 +143,71 @@ export function applyEffect(session: ReviewSession, effect: Effect): { snapshot?
         if (!isFerCleanError(e)) throw e;
         return with_(session.snapshot(), `bulk accept: ${e.message}`);
       }
+    default:
+      return { status: undefined };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// `review --duplicates`: the keys of the duplicate-group screen.
+
+/** What the group screen's key handler remembers between keys. */
+export interface GroupKeyState {
+  mode: 'main' | 'help';
+  /** The dataset's classes (keys 1-9 keep one for the group). */
+  taxonomy: readonly string[];
+}
+
+export type GroupEffect =
+  | { kind: 'none' }
+  | { kind: 'redraw' }
+  | { kind: 'quit' }
+  | { kind: 'keep'; label: string }
+  | { kind: 'different' }
+  | { kind: 'undo' }
+  | { kind: 'move'; dir: 1 | -1 }
+  | { kind: 'say'; status: string };
+
+export const initialGroupKeyState = (taxonomy: readonly string[]): GroupKeyState => ({ mode: 'main', taxonomy });
+
+/**
+ * One key on the group screen: 1-9 keep that class (the dataset's taxonomy order, as numbered on screen) for every
+ * image of the group, d marks them as different faces, u undoes, ←/→ p/n move, ? help, q quit. Pure.
+ */
+export function handleGroupKey(state: GroupKeyState, key: KeyPress): { state: GroupKeyState; effect: GroupEffect } {
+  const { input } = key;
+  const K = state.taxonomy.length;
+  const to = (s: Partial<GroupKeyState>, effect: GroupEffect = { kind: 'redraw' }) => ({ state: { ...state, ...s }, effect });
+  if (state.mode === 'help') return to({ mode: 'main' });
+  if (input === 'q') return to({}, { kind: 'quit' });
+  const classKey = /^[1-9]$/.test(input) ? Number(input) : null;
+  if (classKey !== null) {
+    return classKey <= K
+      ? to({}, { kind: 'keep', label: state.taxonomy[classKey - 1]! })
+      : to({}, { kind: 'say', status: `no class ${classKey}: this dataset has ${K}` });
+  }
+  if (input === 'd') return to({}, { kind: 'different' });
+  if (input === 'u') return to({}, { kind: 'undo' });
+  if (key.rightArrow || input === 'n') return to({}, { kind: 'move', dir: 1 });
+  if (key.leftArrow || input === 'p') return to({}, { kind: 'move', dir: -1 });
+  if (input === '?') return to({ mode: 'help' });
+  return to({}, { kind: 'none' });
+}
+
+/** Runs a group-screen effect on the session: the snapshot to show and the status line (undefined: keep it). */
+export function applyGroupEffect(session: GroupSession, effect: GroupEffect): { snapshot?: GroupSnapshot; status: string | null | undefined } {
+  const with_ = (snapshot: GroupSnapshot) => ({ snapshot, status: snapshot.status });
+  switch (effect.kind) {
+    case 'keep':
+      return with_(session.keepLabel(effect.label));
+    case 'different':
+      return with_(session.differentFaces());
+    case 'undo':
+      return with_(session.undo());
+    case 'move':
+      return with_(session.move(effect.dir));
+    case 'say':
+      return { status: effect.status };
     default:
       return { status: undefined };
   }

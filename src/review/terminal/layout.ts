@@ -25,3 +25,38 @@ export function computeLayout(cols: number, rows: number, classes: number): Layo
 }
 
 export const faceKey = (imageId: number, l: Layout, mode: ColorMode): string => `${imageId}:${l.faceCols}x${l.faceRows}:${mode}`;
+
+/** Where things go on the duplicate-group screen (`review --duplicates`). */
+export interface GroupLayout {
+  cols: number;
+  height: number;
+  bodyRows: number;
+  /** Faces drawn side by side (the group's first ones; the rest are listed). */
+  faces: number;
+  faceCols: number;
+  faceRows: number;
+  /** Image lines under the faces (one per image, the rest summed up). */
+  listed: number;
+  legend: string[];
+}
+
+/** At most this many image lines under the faces. */
+const GROUP_LIST_MAX = 6;
+
+/**
+ * Sizes the group screen: the legend, then the body (a line about the group, the faces in a row, one line per image,
+ * the class keys, the group's state), with the faces as large as what is left allows and at least 8 cells wide.
+ */
+export function computeGroupLayout(cols: number, rows: number, members: number, legendEntries: string[]): GroupLayout {
+  const legend = layoutLegend(legendEntries, Math.max(20, cols - 1));
+  const height = Math.max(12, rows - 1);
+  const bodyRows = Math.max(8, height - 3 - legend.length);
+  const listed = Math.min(members, GROUP_LIST_MAX);
+  // about, faces' label row, image lines (+1 when some are summed up), keep line, state line
+  const textRows = 1 + 1 + listed + (members > listed ? 1 : 0) + 2;
+  const faceRows = Math.max(3, Math.min(24, bodyRows - textRows));
+  const fit = Math.max(1, Math.floor((cols + 2) / (Math.max(8, faceRows * 2) + 2)));
+  const faces = Math.max(1, Math.min(members, fit));
+  const faceCols = Math.max(8, Math.min(faceRows * 2, Math.floor((cols + 2) / faces) - 2));
+  return { cols, height, bodyRows, faces, faceCols, faceRows: Math.min(faceRows, Math.ceil(faceCols / 2)), listed, legend };
+}

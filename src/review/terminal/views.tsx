@@ -5,7 +5,8 @@
 import type { ReactElement } from 'react';
 import { Box, Text } from 'ink';
 import { describeFilter } from '../domain/order.js';
-import type { Layout } from './layout.js';
+import type { GroupLayout, Layout } from './layout.js';
+import type { GroupItem, GroupMember } from '../domain/groups.js';
 import type { Shown, Snapshot } from '../session/session.js';
 import type { Stats } from '../domain/progress.js';
 import { formatDuration } from '../../format.js';
@@ -45,6 +46,7 @@ export function ItemView({
         <Text wrap="truncate-start">
           {printable(item.path)} <Text dimColor>({printable(item.split)})</Text>
           {detail.quality ? <Text color="red"> [{detail.quality}]</Text> : null}
+          {detail.flags?.length ? <Text color="red"> [{detail.flags.join(', ')}]</Text> : null}
         </Text>
         <Text>
           given{'    '}<Text color="yellow" bold>{item.given}</Text>
@@ -176,4 +178,90 @@ export function estimateLine(e: Shown['estimate']): string {
   if (e === undefined) return 'P(accept) …';
   const basis = e.fittedOn > 0 ? `fit on ${e.fittedOn}` : 'prior';
   return `P(accept) ${e.p.toFixed(2)} · ${basis}${e.explore ? ' · explore' : ''}`;
+}
+
+/** What the group's state line says: open, the label kept (by whom), or different faces. */
+export function settlementLine(settled: GroupItem['settled']): string {
+  if (settled === null) return 'open: the labels disagree';
+  if (settled.kind === 'different') return `settled: different faces (by ${printable(settled.by)})`;
+  return `settled: ${settled.label} for every image` + (settled.by ? ` (kept by ${printable(settled.by)})` : ' (labels in force agree)');
+}
+
+/** One line per image of a group: its letter (as under the faces), path, split, given label and label in force. */
+export function memberLine(m: GroupMember, i: number): string {
+  const given = m.given ?? '(none)';
+  const now = m.label !== m.given ? ` → ${m.label ?? '(none)'}${m.decidedBy ? ` (${printable(m.decidedBy)})` : ''}` : '';
+  return `${memberLetter(i)} ${printable(m.path)} (${printable(m.split)}) ${given}${now}`;
+}
+
+export const memberLetter = (i: number): string => (i < 26 ? String.fromCharCode(65 + i) : `#${i + 1}`);
+
+/**
+ * A duplicate group (`review --duplicates`): what joined it, its faces side by side (each with its letter and label
+ * under it), one line per image, the class keys (the labels the images carry in bold) and the group's state.
+ */
+export function GroupView({
+  item,
+  faces,
+  taxonomy,
+  layout,
+}: {
+  item: GroupItem;
+  faces: (string[] | undefined)[];
+  taxonomy: readonly string[];
+  layout: GroupLayout;
+}): ReactElement {
+  const shown = item.members.slice(0, layout.faces);
+  const carried = new Set(item.members.map((m) => m.label));
+  const about =
+    `${item.members.length} images · ${item.kind}` +
+    (item.kind === 'near' ? ` · cosine ${item.similarity.toFixed(3)}` : '') +
+    (item.pixelSimilarity !== null ? ` · pixels ${item.pixelSimilarity.toFixed(3)}` : '') +
+    ` · splits ${item.splits.join(', ')}` +
+    (item.splits.length > 1 ? ' (leak across splits)' : '');
+  const rest = item.members.length - layout.listed;
+  return (
+    <Box flexDirection="column" height={layout.bodyRows}>
+      <Text wrap="truncate-end">{about}</Text>
+      <Box flexDirection="row">
+        {shown.map((m, i) => (
+          <Box key={m.imageId} flexDirection="column" width={layout.faceCols} marginRight={2}>
+            {faces[i]
+              ? faces[i]!.map((line, j) => (
+                  <Text key={j} wrap="truncate-end">
+                    {line}
+                  </Text>
+                ))
+              : <Text dimColor>(drawing…)</Text>}
+            <Text wrap="truncate-end">
+              {memberLetter(i)} <Text color={m.label === m.given ? 'yellow' : 'green'} bold>{m.label ?? '(none)'}</Text>
+            </Text>
+          </Box>
+        ))}
+      </Box>
+      {item.members.slice(0, layout.listed).map((m, i) => (
+        <Text key={m.imageId} wrap="truncate-start">
+          {memberLine(m, i)}
+        </Text>
+      ))}
+      {rest > 0 ? <Text dimColor>… and {rest} more image(s)</Text> : null}
+      <Text wrap="truncate-end">
+        keep:{' '}
+        {taxonomy.map((c, i) => (
+          <Text key={c} bold={carried.has(c)} dimColor={!carried.has(c)}>
+            {i ? '  ' : ''}
+            {i + 1} {c}
+          </Text>
+        ))}
+      </Text>
+      <Text color={item.settled ? 'green' : 'red'} wrap="truncate-end">
+        {settlementLine(item.settled)}
+      </Text>
+    </Box>
+  );
+}
+
+/** The group screen's progress line. */
+export function groupProgressLine(c: { total: number; open: number; kept: number; different: number }, sessionDecisions: number): string {
+  return `${c.total - c.open}/${c.total} groups settled · ${c.kept} one label · ${c.different} different faces · ${sessionDecisions} by you this session`;
 }
