@@ -1,4 +1,4 @@
--- 006_quality: data quality beyond labels (issue 19): near-duplicate groups and per-image quality flags, as the last
+-- 008_quality: data quality beyond labels (issue 19): near-duplicate groups and per-image quality flags, as the last
 -- `fer-clean quality` found them. Each check of a dataset replaces its previous results in one transaction; nothing
 -- here changes an image, a label or a decision.
 
