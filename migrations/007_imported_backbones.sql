@@ -1,4 +1,4 @@
--- 006_imported_backbones: embeddings a user brought from their own model (`fer-clean embed --from FILE`).
+-- 007_imported_backbones: embeddings a user brought from their own model (`fer-clean embed --from FILE`).
 -- One row per (dataset, name): the rows themselves live in embeddings with backbone = name and backbone_version =
 -- version (the imported file's hash), so `train --backbone NAME` loads them like a built-in backbone's.
 CREATE TABLE imported_backbones (
