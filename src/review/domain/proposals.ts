@@ -144,6 +144,32 @@ export function loadQueueHead(db: DB, run: ResolvedRun, order: ReviewOrder, limi
   return toItems(db.prepare(sql).raw().all(run.id, limit) as Row[], whereOf(db));
 }
 
+/**
+ * The items of loadQueue(db, run, 'margin') that come after `after` (null: from the start), at most `limit` (-1: all
+ * the rest): the next slice of the margin order, read from its index without reading what comes before (keyset on
+ * margin DESC, image id; NULL margins come last, as in SQL). What a session reads between keys.
+ */
+export function loadMarginSlice(db: DB, run: ResolvedRun, after: QueueItem | null, limit: number): QueueItem[] {
+  const base = rowSql(run.dataset.taxonomy, 'run_images_queue_by_margin');
+  const tail = ` ORDER BY ${ORDER_SQL.margin} LIMIT ?`;
+  const where = whereOf(db);
+  const read = (sql: string, ...args: unknown[]): QueueItem[] => toItems(db.prepare(base + sql + tail).raw().all(run.id, ...args) as Row[], where);
+  if (after === null) return read('', limit);
+  let out: QueueItem[] = [];
+  if (after.margin !== null) {
+    out = read(` AND ri.proposal_margin <= ? AND NOT (ri.proposal_margin = ? AND ri.image_id <= ?)`, after.margin, after.margin, after.imageId, limit);
+    if (limit >= 0 && out.length >= limit) return out;
+  }
+  const left = limit < 0 ? -1 : limit - out.length;
+  return out.concat(read(` AND ri.proposal_margin IS NULL AND ri.image_id > ?`, after.margin === null ? after.imageId : -1, left));
+}
+
+/** The run's proposals with image id above `afterImageId`, in image order, at most `limit`: a slice of loadQueue before its sort. */
+export function loadImageSlice(db: DB, run: ResolvedRun, afterImageId: number, limit: number): QueueItem[] {
+  const sql = `${rowSql(run.dataset.taxonomy, 'run_images_queue')} AND ri.image_id > ? ORDER BY ri.image_id LIMIT ?`;
+  return toItems(db.prepare(sql).raw().all(run.id, afterImageId, limit) as Row[], whereOf(db));
+}
+
 /** How many proposals the run makes (the length of its queue). */
 export function countQueue(db: DB, run: ResolvedRun): number {
   return (db.prepare(`SELECT count(*) AS n FROM run_images WHERE run_id = ? AND proposed_label IS NOT NULL`).get(run.id) as { n: number }).n;

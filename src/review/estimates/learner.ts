@@ -1,11 +1,12 @@
 /**
  * The review session's live estimates (issue 8): the run's estimate model, refitted on the decisions in the store
  * and turned into a learning order (order.ts), when a refit is due, and the bulk accept behind the session's key.
- * Refits run off the key path (the App runs the step the session schedules); nothing here prints.
+ * The estimates are read and refitted off the key path (the App runs the steps the session schedules: loadStep, then
+ * relearn); nothing here prints.
  */
 import type { DB } from '../../store/db.js';
-import type { QueueItem } from '../domain/proposals.js';
-import { loadEstimates, refit, type RunEstimates } from './run-estimates.js';
+import { loadQueue, type QueueItem } from '../domain/proposals.js';
+import { EstimatesLoad, refit, type RunEstimates } from './run-estimates.js';
 import { decisionsInForce, type Effective } from '../domain/decisions.js';
 import { learningOrder } from '../domain/order.js';
 import type { ResolvedRun as RunInfo } from '../../store/runs.js';
@@ -20,6 +21,8 @@ export const REFIT_LATEST = 2 * REFIT_EVERY;
 
 export class Learner {
   private est: RunEstimates | null = null;
+  /** The estimates being read in steps (loadStep), until they are read. */
+  private load: EstimatesLoad | null = null;
   private rank = new Map<number, number>();
   private explored = new Set<number>();
   /** Decisions this session made since the last refit. */
@@ -37,23 +40,49 @@ export class Learner {
     private readonly queue?: () => QueueItem[],
   ) {}
 
-  /** The run's estimates, read on first use. */
+  /** The run's estimates, read now if they are not yet (the steps loadStep has not done yet, at once). */
   private estimates(): RunEstimates {
-    return (this.est ??= loadEstimates(this.db, this.run, { items: this.queue?.() }));
+    if (!this.est) {
+      this.est = (this.load ?? this.startLoad()).finish();
+      this.load = null;
+    }
+    return this.est;
   }
 
-  get ready(): boolean {
+  private startLoad(): EstimatesLoad {
+    return new EstimatesLoad(this.db, this.run, this.queue?.() ?? loadQueue(this.db, this.run, 'margin'));
+  }
+
+  /** Whether the estimates have been read (by loadStep's steps, or at once by a refit or a bulk accept). */
+  get loaded(): boolean {
     return this.est !== null;
+  }
+
+  /** Does one step of reading the estimates (a few milliseconds: see EstimatesLoad); true once they are read. */
+  loadStep(): boolean {
+    if (!this.est) {
+      this.est = (this.load ??= this.startLoad()).step();
+      if (this.est) this.load = null;
+    }
+    return this.est !== null;
+  }
+
+  /** Whether the estimates have been fitted once (by relearn or a bulk accept): rankOf and estimate follow them. */
+  get ready(): boolean {
+    return this.lastFit !== null;
   }
 
   /** Whether a refit is due (never done, or REFIT_EVERY decisions since the last one). */
   get due(): boolean {
-    return this.est === null || this.pending >= REFIT_EVERY;
+    return this.lastFit === null || this.pending >= REFIT_EVERY;
   }
 
-  /** How long a due refit may wait for a pause in the keys (ms): 0 when it must run after the next frame. */
+  /**
+   * How long a due refit (or a step of reading the estimates before the first one) waits for a pause in the keys
+   * (ms): 0 when it must run after the next frame, REFIT_LATEST decisions after the last refit (or the start).
+   */
   get waitMs(): number {
-    return this.est === null || this.pending >= REFIT_LATEST ? 0 : REFIT_PAUSE_MS;
+    return this.pending >= REFIT_LATEST ? 0 : REFIT_PAUSE_MS;
   }
 
   /** Loads the estimates (first call), refits once on the decisions in force and recomputes the learning order. */
@@ -75,7 +104,7 @@ export class Learner {
 
   /** P(a reviewer accepts) for the image's proposal; undefined before the first relearn. */
   estimate(imageId: number): number | undefined {
-    const i = this.est?.index.get(imageId);
+    const i = this.lastFit === null ? undefined : this.est?.index.get(imageId);
     return i === undefined ? undefined : this.est!.model.estimate(i);
   }
 

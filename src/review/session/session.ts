@@ -16,7 +16,7 @@ import {
   type Verdict,
 } from '../domain/decisions.js';
 import { flagFilter, REVIEW_ORDERS, reviewRun, type ItemDetail, type QueueItem } from '../domain/proposals.js';
-import { QueueWindow } from './window.js';
+import { QueueWindow, type Read } from './window.js';
 import { describeFilter, endState, filteredView, placesAfter, rankedView, type EndState, type Filter } from '../domain/order.js';
 import { InForce, statsOf, type Stats } from '../domain/progress.js';
 import { Learner } from '../estimates/learner.js';
@@ -29,7 +29,7 @@ export type { Stats } from '../domain/progress.js';
 export { describeFilter } from '../domain/order.js';
 
 export type { Outcome, SessionOptions, Shown, Snapshot } from './snapshot.js';
-export { FIRST_WINDOW } from './window.js';
+export { FIRST_WINDOW, REST_SLICE } from './window.js';
 
 /** The orders a session walks: the learning order or a fixed one. */
 const SESSION_ORDERS = ['estimate', ...REVIEW_ORDERS] as const;
@@ -48,7 +48,7 @@ export class ReviewSession {
   readonly learning: boolean;
   /** The bulk accept offered on the confirmation page (null when none is offered). */
   bulkOffer: BulkPreview | null = null;
-  /** The run's queue in the session's base order, read in a first window then whole. */
+  /** The run's queue in the session's base order, read in a first window, then in slices between keys. */
   private readonly queue: QueueWindow;
   private effective = new InForce();
   /** Images other sessions hold (as last read, plus those found taken since). */
@@ -78,8 +78,12 @@ export class ReviewSession {
     const order = opts.order ?? 'margin';
     this.learning = order === 'estimate';
     // The learning order starts from the margin order; relearn() re-ranks it once the estimates are loaded.
-    this.queue = new QueueWindow(db, run, order === 'estimate' ? 'margin' : order, opts.firstWindow);
-    this.learner = new Learner(db, run, () => this.queue.marginOrdered());
+    this.queue = new QueueWindow(db, run, order === 'estimate' ? 'margin' : order, opts.firstWindow, opts.restSlice);
+    // The estimates need the whole queue: read it through loadRest, so that the view follows.
+    this.learner = new Learner(db, run, () => {
+      this.loadRest();
+      return this.queue.marginOrdered();
+    });
     this.taxonomy = run.dataset.taxonomy;
     this.view = this.items.map((_, i) => i);
     this.startedAt = this.now();
@@ -114,7 +118,7 @@ export class ReviewSession {
     return { index: this.viewPos === null ? 0 : this.viewPos + 1, of: this.loaded || this.filterValue ? this.view.length : this.total };
   }
 
-  /** The queue read so far: its first window until loadRest() (then all of it), in the session's base order. */
+  /** The queue read so far: its first window, then more as the slices come in (all of it once loaded), in the session's base order. */
   get items(): QueueItem[] {
     return this.queue.items;
   }
@@ -124,30 +128,18 @@ export class ReviewSession {
     return this.queue.total;
   }
 
-  /** Whether the whole queue has been read (else only its first window: see loadRest). */
+  /** Whether the whole queue has been read (else only its first window and the slices read since: see loadRest). */
   get loaded(): boolean {
     return this.queue.loaded;
   }
 
   /**
-   * Reads the rest of the queue after its first window (see background(); every step that needs the whole queue
-   * does it first). The window is a prefix of the whole queue in the same order, so the item shown and the
-   * positions before it stay where they are.
+   * Reads the rest of the queue at once (what background() otherwise reads in slices between keys; every step that
+   * needs the whole queue does it first). The part read before is a prefix of the whole queue in the same order, so
+   * the item shown and the positions before it stay where they are.
    */
   loadRest(): void {
-    const shown = this.current?.imageId;
-    const prefix = this.queue.readRest();
-    if (prefix === null) return;
-    if (!prefix || this.filterValue || (this.learning && this.learner.ready)) {
-      this.applyFilter(this.filterValue);
-      const at = shown === undefined ? -1 : this.view.indexOf(this.queue.indexOf(shown)!);
-      this.viewPos = at < 0 ? null : at;
-    } else {
-      for (let i = this.view.length; i < this.items.length; i++) this.view.push(i);
-    }
-    // Decisions on items outside the window were not followed until now: read them all again.
-    this.seenDecisionId = null;
-    this.refresh();
+    this.follow(() => this.queue.readRest());
   }
 
   /** File, face box, probabilities of an item (read once, kept for the last few hundred items). */
@@ -201,19 +193,21 @@ export class ReviewSession {
 
   /** Undoes this annotator's last decision or skip in the run and shows that item again. */
   undo(): Snapshot {
-    this.loadRest(); // the item undone may lie beyond the first window
     const g = this.guard(() => undoLast(this.db, this.who, this.opts()));
     if (g.lost !== undefined) return this.snapshot({ status: g.lost });
     if (!g.value) return this.snapshot({ status: 'nothing to undo' });
     const { undone, undo, bulk } = g.value;
     if (bulk) {
-      // A whole bulk accept was undone: its items are undecided again; show the last one.
+      // A whole bulk accept was undone: its items (anywhere in the queue) are undecided again; show the last one.
+      this.loadRest();
       this.refresh();
       this.learner.pending += bulk.undone;
     }
     this.myDecisions.delete(undone.id);
     this.skipped.delete(undone.image_id);
     this.refreshImage(undone.image_id);
+    // The item undone may lie beyond the part of the queue read so far.
+    if (this.queue.indexOf(undone.image_id) === undefined) this.loadRest();
     const idx = this.queue.indexOf(undone.image_id);
     if (idx !== undefined) {
       let at = this.view.indexOf(idx);
@@ -244,9 +238,14 @@ export class ReviewSession {
       for (let p = this.view.length - 1; p >= 0; p--) if (this.enter(p, false)) return this.snapshot();
       return this.snapshot({ status: 'no item to go back to' });
     }
-    if (dir === 1) this.loadRest(); // the first window's end is not the queue's
-    for (let p = this.viewPos + dir; p >= 0 && p < this.view.length; p += dir) {
-      if (this.enter(p, false)) return this.snapshot();
+    for (;;) {
+      for (let p = this.viewPos + dir; p >= 0 && p < this.view.length; p += dir) {
+        if (this.enter(p, false)) return this.snapshot();
+      }
+      // The end of the part read is not the queue's: read the rest and go on from the item shown.
+      if (dir === -1 || this.loaded) break;
+      this.loadRest();
+      if (this.viewPos === null) break;
     }
     return this.snapshot({ status: dir === 1 ? 'last item of the queue' : 'first item of the queue' });
   }
@@ -274,19 +273,35 @@ export class ReviewSession {
   }
 
   /**
-   * The work to do off the key path, after a frame: reading the rest of the queue (at once), then a refit of the
-   * estimates when one is due, after a pause of `waitMs` in the keys. The one place that decides when to refit.
+   * The work to do off the key path, after a frame: reading the rest of the queue (at once: its slices are short),
+   * then reading the estimates and refitting them when a refit is due, after a pause of `waitMs` in the keys (their
+   * steps take longer: tens of milliseconds at 1M images). The one place that decides when to refit.
    */
-  background(): { step: 'read-rest' | 'refit'; waitMs: number } | null {
+  background(): { step: 'read-rest' | 'load-estimates' | 'refit'; waitMs: number } | null {
+    if (this.closed) return null;
     if (!this.loaded) return { step: 'read-rest', waitMs: 0 };
+    if (!this.learner.loaded) return { step: 'load-estimates', waitMs: this.learner.waitMs };
     if (!this.relearnDue()) return null;
     return { step: 'refit', waitMs: this.learner.waitMs };
   }
 
-  /** Does the step background() names (one step: a key typed meanwhile is handled between two). */
-  runBackground(): Snapshot {
-    if (this.loaded) this.relearn();
-    else this.loadRest();
+  /**
+   * Does one step of what background() names, each a few milliseconds so that a key typed meanwhile is handled
+   * between two: a slice of the rest of the queue (REST_SLICE items), a step of reading the estimates, or a refit.
+   * Returns the snapshot to show, or null when nothing shown has changed (a slice before the last, a load step).
+   */
+  runBackground(): Snapshot | null {
+    const plan = this.background();
+    if (!plan) return null;
+    if (plan.step === 'read-rest') {
+      this.follow(() => this.queue.readSlice());
+      return this.loaded ? this.snapshot() : null;
+    }
+    if (plan.step === 'load-estimates') {
+      this.learner.loadStep();
+      return null;
+    }
+    this.relearn();
     return this.snapshot();
   }
 
@@ -378,6 +393,28 @@ export class ReviewSession {
     if (this.closed) return;
     this.closed = true;
     releaseClaims(this.db, this.who.sessionId);
+  }
+
+  /**
+   * Takes in what a read of the queue added: the view grows by the new items (they come after the part read, in
+   * order), or is made again where the part read was not a prefix, a filter is set or the learning order ranks it.
+   * Once the whole queue is in, decisions on items outside the part read so far are read again.
+   */
+  private follow(read: () => Read | null): void {
+    const shown = this.current?.imageId;
+    const r = read();
+    if (r === null) return;
+    if (!r.prefix || this.filterValue || (this.learning && this.learner.ready)) {
+      this.applyFilter(this.filterValue);
+      const at = shown === undefined ? -1 : this.view.indexOf(this.queue.indexOf(shown)!);
+      this.viewPos = at < 0 ? null : at;
+    } else {
+      for (let i = this.view.length; i < this.items.length; i++) this.view.push(i);
+    }
+    if (this.loaded) {
+      this.seenDecisionId = null;
+      this.refresh();
+    }
   }
 
   private opts() {

@@ -21,8 +21,10 @@ export interface SessionOptions {
   /** Clock in unix ms (tests move it to expire leases). */
   now?: () => number;
   leaseMs?: number;
-  /** Items read when the session opens (default FIRST_WINDOW); the rest is read by loadRest(). */
+  /** Items read when the session opens (default FIRST_WINDOW); the rest is read in slices between keys, or by loadRest(). */
   firstWindow?: number;
+  /** Items read by one background step (default REST_SLICE). */
+  restSlice?: number;
 }
 
 /** What an action did: its row (if it wrote one) and a line for the status bar (e.g. why it did nothing). */

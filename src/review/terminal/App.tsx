@@ -6,7 +6,7 @@ import { useInsertionEffect, useRef, useState, type ReactElement } from 'react';
 import { Box, Text, useApp, useInput } from 'ink';
 import type { ColorMode } from './face.js';
 import { filterLines, helpLines } from './help.js';
-import { applyEffect, handleKey, initialKeyState, keysOfInput, type KeyState } from './keys.js';
+import { applyEffect, handleKey, initialKeyState, keysOfInput, needsWholeQueue, type Effect, type KeyState } from './keys.js';
 import { describeFilter } from '../domain/order.js';
 import type { ReviewSession, Snapshot } from '../session/session.js';
 import type { FaceSink } from './overlay.js';
@@ -35,6 +35,12 @@ export interface AppProps {
   snapshot?: Snapshot;
 }
 
+/**
+ * How long a key that waits for the rest of the queue lets Ink draw the status line saying so (Ink writes a frame at
+ * most every 1000 / maxFps ms) before the rest is read.
+ */
+const WAIT_DRAWN_MS = 40;
+
 /** What the screen shows besides the snapshot: the key handler's state and the status line. */
 interface Ui {
   keys: KeyState;
@@ -55,6 +61,41 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
   useTick(session, tickMs, setSnap);
   useBackground(session, setSnap);
 
+  /** Runs an effect on the session; returns the snapshot to show (if it gives one) and keeps ui.current up to date. */
+  const run = (effect: Effect): Snapshot | undefined => {
+    try {
+      const r = applyEffect(session, effect);
+      if (r.status !== undefined) ui.current = { ...ui.current, status: r.status };
+      // A bulk accept that cannot be offered (too few decisions) says why on the status line instead.
+      if (ui.current.keys.mode === 'bulk' && !session.bulkOffer) ui.current = { ...ui.current, keys: { ...ui.current.keys, mode: 'main' } };
+      return r.snapshot;
+    } catch (e) {
+      // A database kept locked by another process past the busy timeout: nothing was written; say so and go on.
+      if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw e;
+      ui.current = { ...ui.current, status: `not saved, the database is busy (${printable((e as Error).message)}): press the key again` };
+      return undefined;
+    }
+  };
+
+  // A key that needs the whole queue (needsWholeQueue) while its rest is still being read waits for it, with a
+  // status line saying so; the keys typed after it wait too (quit included), so that all apply in the order typed.
+  const waiting = useRef<Effect[]>([]);
+  const runWaiting = (): void => {
+    const effects = waiting.current;
+    waiting.current = [];
+    ui.current = { ...ui.current, status: null };
+    let next: Snapshot | undefined;
+    for (const effect of effects) {
+      if (effect.kind === 'quit') {
+        exit();
+        return;
+      }
+      next = run(effect) ?? next;
+    }
+    if (next) setSnap(next);
+    setUi(ui.current);
+  };
+
   useInput((input, key) => {
     let next: Snapshot | undefined;
     let changed = false;
@@ -62,23 +103,23 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
     for (const k of keysOfInput(input, key)) {
       const { state, effect } = handleKey(ui.current.keys, k);
       ui.current = { ...ui.current, keys: state };
+      if (waiting.current.length > 0 || (effect.kind !== 'quit' && !session.loaded && needsWholeQueue(effect))) {
+        if (effect.kind === 'none') continue;
+        if (waiting.current.length === 0) {
+          ui.current = { ...ui.current, status: `reading the rest of the queue (${session.items.length} of ${session.total} read): the key waits for it` };
+          setTimeout(runWaiting, WAIT_DRAWN_MS);
+        }
+        waiting.current.push(effect);
+        changed = true;
+        continue;
+      }
       if (effect.kind === 'quit') {
         exit();
         return;
       }
       if (effect.kind === 'none') continue;
       changed = true;
-      try {
-        const r = applyEffect(session, effect);
-        if (r.snapshot) next = r.snapshot;
-        if (r.status !== undefined) ui.current = { ...ui.current, status: r.status };
-        // A bulk accept that cannot be offered (too few decisions) says why on the status line instead.
-        if (ui.current.keys.mode === 'bulk' && !session.bulkOffer) ui.current = { ...ui.current, keys: { ...ui.current.keys, mode: 'main' } };
-      } catch (e) {
-        // A database kept locked by another process past the busy timeout: nothing was written; say so and go on.
-        if (!String((e as { code?: unknown }).code ?? '').startsWith('SQLITE_BUSY')) throw e;
-        ui.current = { ...ui.current, status: `not saved, the database is busy (${printable((e as Error).message)}): press the key again` };
-      }
+      next = run(effect) ?? next;
     }
     if (!changed) return;
     if (next) setSnap(next);

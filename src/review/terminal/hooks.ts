@@ -76,26 +76,33 @@ export function useTick(session: ReviewSession, tickMs: number, setSnap: (s: Sna
 }
 
 /**
- * Runs the session's background step (ReviewSession.background) after a frame is drawn, never between a key and the
- * next face: one step per timer, so that a key typed meanwhile is handled between two. A step that may wait for a
- * pause in the keys is put off by every new frame; one that must run now is not.
+ * Runs the session's background steps (ReviewSession.background) after a frame is drawn, never between a key and the
+ * next face: one step per timer, so that a key typed meanwhile is handled between two (the rest of the queue and the
+ * estimates are read in short steps). A step that may wait for a pause in the keys is put off by every new frame; one
+ * that must run now is not. A step that changes nothing shown gives no snapshot and no frame: the next one is planned
+ * at once and runs at once (no key came between).
  */
 export function useBackground(session: ReviewSession, setSnap: Dispatch<SetStateAction<Snapshot>>): void {
   const timer = useRef<{ timer: ReturnType<typeof setTimeout>; now: boolean } | null>(null);
-  useEffect(() => {
-    const plan = session.background();
-    if (!plan) return;
-    const now = plan.waitMs === 0;
+  const plan = useRef<(chained?: boolean) => void>(() => undefined);
+  /** Plans the next step; `chained`: right after a step that drew nothing (no frame, so no key, came between). */
+  plan.current = (chained = false) => {
+    const step = session.background();
+    if (!step) return;
+    const now = step.waitMs === 0;
     if (timer.current) {
       if (timer.current.now) return;
       clearTimeout(timer.current.timer);
     }
     const t = setTimeout(() => {
       timer.current = null;
-      setSnap(session.runBackground());
-    }, plan.waitMs);
+      const snap = session.runBackground();
+      if (snap) setSnap(snap);
+      else plan.current(true);
+    }, chained ? 0 : step.waitMs);
     timer.current = { timer: t, now };
-  });
+  };
+  useEffect(() => plan.current());
   useEffect(() => () => void (timer.current && clearTimeout(timer.current.timer)), []);
 }
 

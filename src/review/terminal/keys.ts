@@ -104,6 +104,12 @@ export function handleKey(state: KeyState, key: KeyPress): { state: KeyState; ef
 }
 
 /**
+ * Whether an effect needs the whole queue read first (a filter, a bulk accept): while the session is still reading
+ * the rest of its queue, such a key waits for it (the App says so on the status line) instead of reading it at once.
+ */
+export const needsWholeQueue = (effect: Effect): boolean => effect.kind === 'filter' || effect.kind === 'bulk-offer' || effect.kind === 'bulk';
+
+/**
  * Runs an effect on the session: the snapshot to show after it (none for an effect that does not touch the
  * session) and the new status line (undefined keeps the one shown; 'quit' and 'none' do nothing here).
  */
