@@ -13,7 +13,7 @@ import type { FaceSink } from './overlay.js';
 import { computeLayout } from './layout.js';
 import { printable } from '../../printable.js';
 import { useBackground, useFaces, useTerminalSize, useTick } from './hooks.js';
-import { bulkLines, EndOfQueue, ItemView, Page, progressLine } from './views.js';
+import { bulkLines, EndOfQueue, ItemView, Page, progressLine, Screen } from './views.js';
 
 export { computeLayout, type Layout } from './layout.js';
 export { bar, bulkLines, estimateLine } from './views.js';
@@ -162,22 +162,8 @@ export function App({ session, colorMode, tickMs = 10_000, onFace, faceSink, fac
         : printable(statusLine ?? ''); // may quote a holder's name or an error from the data
 
   return (
-    <Box flexDirection="column" width={layout.cols} height={layout.height}>
-      <Text bold wrap="truncate-end">
-        {header}
-      </Text>
+    <Screen width={layout.cols} height={layout.height} header={header} progress={progressLine(snap.stats, layout.cols)} legend={layout.legend} status={status}>
       {body}
-      <Text color="cyan" wrap="truncate-end">
-        {progressLine(snap.stats, layout.cols)}
-      </Text>
-      {layout.legend.map((l, i) => (
-        <Text key={i} dimColor wrap="truncate-end">
-          {l}
-        </Text>
-      ))}
-      <Text color="yellow" wrap="truncate-end">
-        {status}
-      </Text>
-    </Box>
+    </Screen>
   );
 }

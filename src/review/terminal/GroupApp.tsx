@@ -12,7 +12,7 @@ import type { GroupSession, GroupSnapshot } from '../session/groups.js';
 import { computeGroupLayout } from './layout.js';
 import { printable } from '../../printable.js';
 import { useGroupFaces, useTerminalSize } from './hooks.js';
-import { GroupView, groupProgressLine, Page } from './views.js';
+import { GroupView, groupProgressLine, Page, Screen } from './views.js';
 
 export interface GroupAppProps {
   session: GroupSession;
@@ -88,22 +88,8 @@ export function GroupApp({ session, colorMode, snapshot: opening }: GroupAppProp
   } else body = <GroupView item={snap.shown.item} faces={faces} taxonomy={taxonomy} layout={layout} />;
 
   return (
-    <Box flexDirection="column" width={layout.cols} height={layout.height}>
-      <Text bold wrap="truncate-end">
-        {header}
-      </Text>
+    <Screen width={layout.cols} height={layout.height} header={header} progress={groupProgressLine(snap.counts, snap.sessionDecisions)} legend={layout.legend} status={printable(statusLine ?? '')}>
       {body}
-      <Text color="cyan" wrap="truncate-end">
-        {groupProgressLine(snap.counts, snap.sessionDecisions)}
-      </Text>
-      {layout.legend.map((l, i) => (
-        <Text key={i} dimColor wrap="truncate-end">
-          {l}
-        </Text>
-      ))}
-      <Text color="yellow" wrap="truncate-end">
-        {printable(statusLine ?? '')}
-      </Text>
-    </Box>
+    </Screen>
   );
 }

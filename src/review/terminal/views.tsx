@@ -2,7 +2,7 @@
  * The review screen's pieces, each rendered from a Snapshot and nothing else (no SQL, no session calls): the item
  * with its labels and bars, the end of the queue, a page of text (help, filter, bulk confirmation), the progress line.
  */
-import type { ReactElement } from 'react';
+import type { ReactElement, ReactNode } from 'react';
 import { Box, Text } from 'ink';
 import { describeFilter } from '../domain/order.js';
 import type { GroupLayout, Layout } from './layout.js';
@@ -11,6 +11,29 @@ import type { Shown, Snapshot } from '../session/session.js';
 import type { Stats } from '../domain/progress.js';
 import { formatDuration } from '../../format.js';
 import { printable } from '../../printable.js';
+
+/** The frame both review screens share: header, the body, the progress line, the key legend, the status line. */
+export function Screen(props: { width: number; height: number; header: string; progress: string; legend: readonly string[]; status: string; children: ReactNode }): ReactElement {
+  return (
+    <Box flexDirection="column" width={props.width} height={props.height}>
+      <Text bold wrap="truncate-end">
+        {props.header}
+      </Text>
+      {props.children}
+      <Text color="cyan" wrap="truncate-end">
+        {props.progress}
+      </Text>
+      {props.legend.map((l, i) => (
+        <Text key={i} dimColor wrap="truncate-end">
+          {l}
+        </Text>
+      ))}
+      <Text color="yellow" wrap="truncate-end">
+        {props.status}
+      </Text>
+    </Box>
+  );
+}
 
 export function ItemView({
   shown,
