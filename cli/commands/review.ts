@@ -83,13 +83,7 @@ export const reviewCommand: Command = {
         out(io, `Nothing to review: run ${session.run.id} (${session.run.dataset.name}) proposes no relabels.`);
         return 0;
       }
-      const stdin = io.stdin as NodeJS.ReadStream;
-      if (!stdin.isTTY || !io.stdout.isTTY) {
-        throw new FerCleanError(
-          'review is interactive and needs a terminal: run it in a terminal, not with piped input or output ' +
-            `(stdin is ${stdin.isTTY ? '' : 'not '}a TTY, stdout is ${io.stdout.isTTY ? '' : 'not '}a TTY)`,
-        );
-      }
+      requireTerminal(io);
       const colorMode: ColorMode = color === 'auto' ? detectColorMode(io.env) : color;
       session.start();
       const stdout = io.stdout as NodeJS.WriteStream;
@@ -113,7 +107,7 @@ export const reviewCommand: Command = {
       const faceSink = new FaceOverlay(stdout);
       const ink = render(createElement(App, { session, colorMode, faces, faceSink, snapshot: opening }), {
         stdout,
-        stdin,
+        stdin: io.stdin as NodeJS.ReadStream,
         stderr: io.stderr as NodeJS.WriteStream,
         exitOnCtrlC: true,
         patchConsole: false,
@@ -159,13 +153,7 @@ async function reviewGroups(
     out(io, `Nothing to review: dataset ${session.run.dataset.name} has no duplicate group with disagreeing labels (run \`fer-clean quality\` to look for them).`);
     return 0;
   }
-  const stdin = io.stdin as NodeJS.ReadStream;
-  if (!stdin.isTTY || !io.stdout.isTTY) {
-    throw new FerCleanError(
-      'review is interactive and needs a terminal: run it in a terminal, not with piped input or output ' +
-        `(stdin is ${stdin.isTTY ? '' : 'not '}a TTY, stdout is ${io.stdout.isTTY ? '' : 'not '}a TTY)`,
-    );
-  }
+  requireTerminal(io);
   const colorMode: ColorMode = color === 'auto' ? detectColorMode(io.env) : color;
   const [{ createElement }, { render }, { GroupApp }] = await Promise.all([import('react'), import('ink'), import('../../src/review/terminal/GroupApp.js')]);
   const stdout = io.stdout as NodeJS.WriteStream;
@@ -174,7 +162,7 @@ async function reviewGroups(
   const cancelRestore = io.onExit(restore);
   const ink = render(createElement(GroupApp, { session, colorMode, snapshot: session.start() }), {
     stdout,
-    stdin,
+    stdin: io.stdin as NodeJS.ReadStream,
     stderr: io.stderr as NodeJS.WriteStream,
     exitOnCtrlC: true,
     patchConsole: false,
@@ -197,5 +185,16 @@ function loginName(env: NodeJS.ProcessEnv): string {
     return userInfo().username;
   } catch {
     return env['USER'] ?? env['LOGNAME'] ?? '';
+  }
+}
+
+/** review is interactive: both ends must be a terminal. */
+function requireTerminal(io: Io): void {
+  const stdin = io.stdin as NodeJS.ReadStream;
+  if (!stdin.isTTY || !io.stdout.isTTY) {
+    throw new FerCleanError(
+      'review is interactive and needs a terminal: run it in a terminal, not with piped input or output ' +
+        `(stdin is ${stdin.isTTY ? '' : 'not '}a TTY, stdout is ${io.stdout.isTTY ? '' : 'not '}a TTY)`,
+    );
   }
 }

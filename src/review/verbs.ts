@@ -127,6 +127,17 @@ export interface DecideSummary {
 
 const ACTIONS: readonly Verdict[] = ['accepted', 'rejected', 'manual'];
 
+/** A decisions CSV (path, action[, label]) read through the checked open: its rows and the problems found so far. */
+function readDecisionsCsv(file: string): { table: ReturnType<typeof readCsv>; problems: string[] } {
+  const table = readCsv(file, 'decisions');
+  for (const col of ['path', 'action']) {
+    if (!table.header.includes(col)) {
+      throw new FerCleanError(`${table.file}:1: no '${col}' column (expected path, action[, label]; found ${table.header.join(', ')})`);
+    }
+  }
+  return { table, problems: table.problems.map((p) => `${p.where}: ${p.message}`) };
+}
+
 /**
  * Applies decisions from a CSV with columns path, action (accepted | rejected | manual) and label (for manual),
  * as `annotator`, in one transaction. Every problem (unknown path, unknown label or action, a path twice, an item
@@ -136,13 +147,7 @@ const ACTIONS: readonly Verdict[] = ['accepted', 'rejected', 'manual'];
 export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; annotator: string; file: string; now?: number }): DecideSummary {
   const annotator = checkAnnotator(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
-  const table = readCsv(opts.file, 'decisions');
-  for (const col of ['path', 'action']) {
-    if (!table.header.includes(col)) {
-      throw new FerCleanError(`${table.file}:1: no '${col}' column (expected path, action[, label]; found ${table.header.join(', ')})`);
-    }
-  }
-  const problems = table.problems.map((p) => `${p.where}: ${p.message}`);
+  const { table, problems } = readDecisionsCsv(opts.file);
   const e = estimatesNow(db, run);
   // A path's proposal: the image by its stored path (the dataset's unique index), then its place in the queue.
   const imageOf = db.prepare(`SELECT id FROM images WHERE dataset_id = ? AND path = ?`).pluck();
@@ -303,13 +308,7 @@ export function decideGroupsFromCsv(
 ): GroupDecideSummary {
   const annotator = checkAnnotator(opts.annotator);
   const run = reviewRun(db, opts.runId, opts.dataset);
-  const table = readCsv(opts.file, 'decisions');
-  for (const col of ['path', 'action']) {
-    if (!table.header.includes(col)) {
-      throw new FerCleanError(`${table.file}:1: no '${col}' column (expected path, action[, label]; found ${table.header.join(', ')})`);
-    }
-  }
-  const problems = table.problems.map((p) => `${p.where}: ${p.message}`);
+  const { table, problems } = readDecisionsCsv(opts.file);
   const items = loadGroupItems(db, run.dataset.id);
   const groupOfPath = new Map<string, GroupItem>();
   for (const g of items) for (const m of g.members) groupOfPath.set(m.path, g);
