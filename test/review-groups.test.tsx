@@ -27,7 +27,7 @@ import { trustedLabels } from '../src/scn/index.js';
 import { GroupSession } from '../src/review/session/groups.js';
 import { GroupApp } from '../src/review/terminal/GroupApp.js';
 import { handleGroupKey, initialGroupKeyState } from '../src/review/terminal/keys.js';
-import { computeGroupLayout } from '../src/review/terminal/layout.js';
+import { computeGroupLayout, GROUP_FACE_MIN_COLS } from '../src/review/terminal/layout.js';
 import { groupLegendEntries } from '../src/review/terminal/help.js';
 import { captureIo, fixture, tempDir, useStore, useTempDir } from './helpers.js';
 
@@ -356,5 +356,24 @@ describe('queue / decide / undo --duplicates and review --duplicates without a t
     const r = await cliAt(s.path, 'review', '--duplicates', '--annotator', 'gus');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/review is interactive and needs a terminal/);
+  });
+});
+
+describe('the duplicate-group screen layout', () => {
+  it('shows every member of a small group side by side, shrinking the faces to fit the width', () => {
+    const entries = ['1-7 keep label', 'd different faces', 'q quit'];
+    // a 3-image group on 120 columns: three faces, not two at full height
+    const three = computeGroupLayout(120, 40, 3, entries);
+    expect(three.faces).toBe(3);
+    expect(three.faces * (three.faceCols + 2) - 2).toBeLessThanOrEqual(120);
+    expect(three.faceCols).toBeGreaterThanOrEqual(GROUP_FACE_MIN_COLS);
+    // two members on a wide terminal keep the full height the rows allow
+    const two = computeGroupLayout(200, 40, 2, entries);
+    expect(two.faces).toBe(2);
+    expect(two.faceCols).toBe(two.faceRows * 2);
+    // a big group on 80 columns: as many as fit at the narrowest face, the list names the rest
+    const big = computeGroupLayout(80, 24, 24, entries);
+    expect(big.faces).toBe(Math.floor(82 / (GROUP_FACE_MIN_COLS + 2)));
+    expect(big.faces * (big.faceCols + 2) - 2).toBeLessThanOrEqual(80);
   });
 });

@@ -47,6 +47,9 @@ const GROUP_LIST_MAX = 6;
  * Sizes the group screen: the legend, then the body (a line about the group, the faces in a row, one line per image,
  * the class keys, the group's state), with the faces as large as what is left allows and at least 8 cells wide.
  */
+/** The narrowest a face of a duplicate group is drawn (columns) before fewer faces are shown side by side. */
+export const GROUP_FACE_MIN_COLS = 16;
+
 export function computeGroupLayout(cols: number, rows: number, members: number, legendEntries: string[]): GroupLayout {
   const legend = layoutLegend(legendEntries, Math.max(20, cols - 1));
   const height = Math.max(12, rows - 1);
@@ -55,7 +58,9 @@ export function computeGroupLayout(cols: number, rows: number, members: number, 
   // about, faces' label row, image lines (+1 when some are summed up), keep line, state line
   const textRows = 1 + 1 + listed + (members > listed ? 1 : 0) + 2;
   const faceRows = Math.max(3, Math.min(24, bodyRows - textRows));
-  const fit = Math.max(1, Math.floor((cols + 2) / (Math.max(8, faceRows * 2) + 2)));
+  // every member side by side while each face keeps GROUP_FACE_MIN_COLS: faces shrink to make room (a 3-image group
+  // on 120 columns showed only 2 faces at full height); past that, the list below names the rest
+  const fit = Math.max(1, Math.floor((cols + 2) / (GROUP_FACE_MIN_COLS + 2)));
   const faces = Math.max(1, Math.min(members, fit));
   const faceCols = Math.max(8, Math.min(faceRows * 2, Math.floor((cols + 2) / faces) - 2));
   return { cols, height, bodyRows, faces, faceCols, faceRows: Math.min(faceRows, Math.ceil(faceCols / 2)), listed, legend };
