@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import type { ReactElement } from 'react';
 import type { Command } from '../command.js';
 import { err, out, type Io } from '../io.js';
 import { FerCleanError } from '../../src/errors.js';
@@ -100,29 +101,16 @@ export const reviewCommand: Command = {
         : undefined;
       const [{ createElement }, { render }, { App }, { FaceOverlay }] = await ui;
       await firstFace;
-      // Full screen: the terminal's alternate screen, left again on exit (also when quitting with Ctrl-C).
-      stdout.write('\x1b[?1049h\x1b[H');
-      const restore = () => void stdout.write('\x1b[?1049l');
-      const cancelRestore = io.onExit(restore);
-      const faceSink = new FaceOverlay(stdout);
-      const ink = render(createElement(App, { session, colorMode, faces, faceSink, snapshot: opening }), {
-        stdout,
-        stdin: io.stdin as NodeJS.ReadStream,
-        stderr: io.stderr as NodeJS.WriteStream,
-        exitOnCtrlC: true,
-        patchConsole: false,
-        maxFps: 60,
-        // Not incrementalRendering: in Ink 6.8 it draws every frame after the first one row too low when the frame
-        // ends with a newline (as ours does, being one line shorter than the terminal).
-      });
-      try {
-        await ink.waitUntilExit();
-      } finally {
-        faceSink.dispose();
-        session.close();
-        restore();
-        cancelRestore();
-      }
+      let faceSink: InstanceType<typeof FaceOverlay> | undefined;
+      await fullScreen(
+        io,
+        render,
+        () => createElement(App, { session, colorMode, faces, faceSink: (faceSink = new FaceOverlay(stdout)), snapshot: opening }),
+        () => {
+          faceSink?.dispose();
+          session.close();
+        },
+      );
       const s = session.stats();
       out(
         io,
@@ -156,24 +144,7 @@ async function reviewGroups(
   requireTerminal(io);
   const colorMode: ColorMode = color === 'auto' ? detectColorMode(io.env) : color;
   const [{ createElement }, { render }, { GroupApp }] = await Promise.all([import('react'), import('ink'), import('../../src/review/terminal/GroupApp.js')]);
-  const stdout = io.stdout as NodeJS.WriteStream;
-  stdout.write('\x1b[?1049h\x1b[H');
-  const restore = () => void stdout.write('\x1b[?1049l');
-  const cancelRestore = io.onExit(restore);
-  const ink = render(createElement(GroupApp, { session, colorMode, snapshot: session.start() }), {
-    stdout,
-    stdin: io.stdin as NodeJS.ReadStream,
-    stderr: io.stderr as NodeJS.WriteStream,
-    exitOnCtrlC: true,
-    patchConsole: false,
-    maxFps: 60,
-  });
-  try {
-    await ink.waitUntilExit();
-  } finally {
-    restore();
-    cancelRestore();
-  }
+  await fullScreen(io, render, () => createElement(GroupApp, { session, colorMode, snapshot: session.start() }));
   const c = session.snapshot().counts;
   out(io, `dataset ${session.run.dataset.name}: ${c.total - c.open}/${c.total} duplicate groups settled (${c.kept} one label, ${c.different} different faces)`);
   if (c.open > 0) err(io, `${c.open} left: run \`fer-clean review --duplicates\` again to go on.`);
@@ -196,5 +167,34 @@ function requireTerminal(io: Io): void {
       'review is interactive and needs a terminal: run it in a terminal, not with piped input or output ' +
         `(stdin is ${stdin.isTTY ? '' : 'not '}a TTY, stdout is ${io.stdout.isTTY ? '' : 'not '}a TTY)`,
     );
+  }
+}
+
+/**
+ * Runs a review screen full screen until it exits: the terminal's alternate screen, left again on exit (also when
+ * quitting with Ctrl-C). `element` is made once the alternate screen is on (the face overlay paints onto it);
+ * `atExit` runs before the screen is left.
+ */
+async function fullScreen(io: Io, render: typeof import('ink').render, element: () => ReactElement, atExit: () => void = () => undefined): Promise<void> {
+  const stdout = io.stdout as NodeJS.WriteStream;
+  stdout.write('\x1b[?1049h\x1b[H');
+  const restore = () => void stdout.write('\x1b[?1049l');
+  const cancelRestore = io.onExit(restore);
+  try {
+    const ink = render(element(), {
+      stdout,
+      stdin: io.stdin as NodeJS.ReadStream,
+      stderr: io.stderr as NodeJS.WriteStream,
+      exitOnCtrlC: true,
+      patchConsole: false,
+      maxFps: 60,
+      // Not incrementalRendering: in Ink 6.8 it draws every frame after the first one row too low when the frame
+      // ends with a newline (as ours does, being one line shorter than the terminal).
+    });
+    await ink.waitUntilExit();
+  } finally {
+    atExit();
+    restore();
+    cancelRestore();
   }
 }
