@@ -127,6 +127,20 @@ export interface DecideSummary {
 
 const ACTIONS: readonly Verdict[] = ['accepted', 'rejected', 'manual'];
 
+/**
+ * A decisions CSV cell's label read as ingest reads labels (any case, synonyms, the dataset's numeric encoding);
+ * a label it cannot read goes to `problems` at `where` and gives undefined.
+ */
+function labelOrProblem(label: string, encoding: LabelEncoding, tax: readonly string[], where: string, problems: string[]): string | undefined {
+  try {
+    return datasetClass(label, encoding, tax);
+  } catch (err) {
+    if (!(err instanceof LabelError)) throw err;
+    problems.push(`${where}: ${err.message}`);
+    return undefined;
+  }
+}
+
 /** A decisions CSV (path, action[, label]) read through the checked open: its rows and the problems found so far. */
 function readDecisionsCsv(file: string): { table: ReturnType<typeof readCsv>; problems: string[] } {
   const table = readCsv(file, 'decisions');
@@ -185,13 +199,8 @@ export function decideFromCsv(db: DB, opts: { runId?: number; dataset?: string; 
     // the label as ingest reads the dataset's labels: any case, synonyms (happy), its numeric encoding
     let cls: string | undefined;
     if (label) {
-      try {
-        cls = datasetClass(label, encoding, tax);
-      } catch (err) {
-        if (!(err instanceof LabelError)) throw err;
-        problems.push(`${where}: ${err.message}`);
-        continue;
-      }
+      cls = labelOrProblem(label, encoding, tax, where, problems);
+      if (cls === undefined) continue;
     }
     const it = e.items[index]!;
     if (cls !== undefined && action === 'accepted' && cls !== it.proposed) {
@@ -342,13 +351,8 @@ export function decideGroupsFromCsv(
         problems.push(`${where}: action keep-label needs a label (one of ${tax.join(', ')})`);
         continue;
       }
-      try {
-        cls = datasetClass(label, encoding, tax);
-      } catch (err) {
-        if (!(err instanceof LabelError)) throw err;
-        problems.push(`${where}: ${err.message}`);
-        continue;
-      }
+      cls = labelOrProblem(label, encoding, tax, where, problems);
+      if (cls === undefined) continue;
     }
     const s = group.settled;
     if (s && ((action === 'different-faces' && s.kind === 'different') || (action === 'keep-label' && s.kind === 'kept' && s.label === cls))) {
